@@ -1,0 +1,65 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestExecRunnerErrorCarriesArgvAndStderr(t *testing.T) {
+	_, err := Plain().Output(context.Background(), "sh", "-c", "echo boom >&2; exit 3")
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want *CommandError", err)
+	}
+	if ce.ExitCode != 3 {
+		t.Errorf("exit code = %d, want 3", ce.ExitCode)
+	}
+	if !strings.Contains(err.Error(), "boom") || !strings.Contains(err.Error(), "sh -c") {
+		t.Errorf("error %q lacks stderr or argv", err)
+	}
+}
+
+func TestExecRunnerSetsCLocale(t *testing.T) {
+	out, err := Plain().Output(context.Background(), "sh", "-c", "echo $LC_ALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "C" {
+		t.Errorf("LC_ALL = %q, want C", got)
+	}
+}
+
+func TestExecRunnerMissingProgram(t *testing.T) {
+	err := Plain().Run(context.Background(), "banger-no-such-program")
+	if !IsNotFound(err) {
+		t.Errorf("err = %v, want not-found", err)
+	}
+}
+
+func TestFakeRecordsCalls(t *testing.T) {
+	f := &Fake{Handler: func(argv []string, stdin []byte) ([]byte, error) {
+		if argv[0] == "fail" {
+			return nil, errors.New("scripted failure")
+		}
+		return stdin, nil
+	}}
+	out, err := f.RunInput(context.Background(), strings.NewReader("hi"), "cat")
+	if err != nil || string(out) != "hi" {
+		t.Fatalf("RunInput = %q, %v", out, err)
+	}
+	if err := f.Run(context.Background(), "fail", "x"); err == nil {
+		t.Error("scripted failure not returned")
+	}
+	if got := strings.Join(f.CallLines(), "|"); got != "cat|fail x" {
+		t.Errorf("calls = %q", got)
+	}
+}
+
+func TestLines(t *testing.T) {
+	got := Lines([]byte("  a \n\n b\n"))
+	if strings.Join(got, ",") != "a,b" {
+		t.Errorf("Lines = %q", got)
+	}
+}
