@@ -1,0 +1,318 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+)
+
+// Client talks to bangerd over its unix socket. The zero value uses the
+// default socket of the current user.
+type Client struct {
+	// Socket is the daemon's socket path; empty means DefaultSocket().
+	Socket string
+	// HTTP is the HTTP client; nil means one dialing Socket. Tests inject
+	// their own transport here.
+	HTTP *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socket.
+func NewClient(socket string) *Client { return &Client{Socket: socket} }
+
+func (c *Client) socket() string {
+	if c.Socket != "" {
+		return c.Socket
+	}
+	return DefaultSocket()
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	sock := c.socket()
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableCompression: true,
+	}}
+}
+
+// DialError says the daemon could not be reached at all.
+type DialError struct {
+	Socket string
+	Err    error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("connecting to bangerd at %s: %v: is bangerd running? (`banger daemon start` starts it; `banger daemon logs` shows why it stopped)", e.Socket, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// IsDialError reports whether err means no daemon answered on the socket.
+func IsDialError(err error) bool {
+	var d *DialError
+	return errors.As(err, &d)
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s %s request: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://bangerd/"+Version+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("building %s %s request: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Code: CodeInterrupted, Message: fmt.Sprintf("%s %s: %v", method, path, ctx.Err())}
+		}
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, &DialError{Socket: c.socket(), Err: unwrapDial(err)}
+		}
+		return nil, fmt.Errorf("talking to bangerd (%s %s): %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func unwrapDial(err error) error {
+	var sys syscall.Errno
+	if errors.As(err, &sys) {
+		return sys
+	}
+	return err
+}
+
+func decodeError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var body ErrorBody
+	if err := json.Unmarshal(data, &body); err == nil && body.Error != nil {
+		return body.Error
+	}
+	return &Error{Code: CodeInternal, Message: fmt.Sprintf("bangerd answered %s: %s", resp.Status, strings.TrimSpace(string(data)))}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding bangerd's answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// stream runs an operation that answers with NDJSON lines, passing progress
+// to onProgress (which may be nil) and returning the final line.
+func (c *Client) stream(ctx context.Context, method, path string, body any, onProgress func(Progress)) (StreamLine, error) {
+	resp, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return StreamLine{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	for sc.Scan() {
+		var line StreamLine
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return StreamLine{}, fmt.Errorf("decoding progress from bangerd (%s %s): %w", method, path, err)
+		}
+		switch {
+		case line.Error != nil:
+			return line, line.Error
+		case line.Progress != nil:
+			if onProgress != nil {
+				onProgress(*line.Progress)
+			}
+		case line.Done:
+			return line, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if ctx.Err() != nil {
+			return StreamLine{}, &Error{Code: CodeInterrupted, Message: fmt.Sprintf("%s %s: %v", method, path, ctx.Err())}
+		}
+		return StreamLine{}, fmt.Errorf("reading progress from bangerd (%s %s): %w", method, path, err)
+	}
+	return StreamLine{}, &Error{Code: CodeInternal, Message: fmt.Sprintf("bangerd ended %s %s without a result", method, path), Hint: "the daemon may have stopped; see `banger daemon logs`"}
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodGet, "/status", nil, &s)
+	return s, err
+}
+
+// Shutdown asks the daemon to exit. Running VMs keep running.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/shutdown", nil, nil)
+}
+
+// VMs lists VMs; all includes the image builder's hidden VMs.
+func (c *Client) VMs(ctx context.Context, all bool) ([]VM, error) {
+	var vms []VM
+	path := "/vms"
+	if all {
+		path += "?all=1"
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &vms)
+	return vms, err
+}
+
+// VM returns one VM by name.
+func (c *Client) VM(ctx context.Context, name string) (VM, error) {
+	var v VM
+	err := c.do(ctx, http.MethodGet, "/vms/"+esc(name), nil, &v)
+	return v, err
+}
+
+// CreateVM creates (and unless NoStart, boots) a VM, streaming progress.
+func (c *Client) CreateVM(ctx context.Context, req CreateVMRequest, onProgress func(Progress)) (VM, []string, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms", req, onProgress)
+	return vmOf(line), line.Warnings, err
+}
+
+// StartVM boots a stopped VM.
+func (c *Client) StartVM(ctx context.Context, name string, waitSSH bool, onProgress func(Progress)) (VM, error) {
+	path := "/vms/" + esc(name) + "/start"
+	if waitSSH {
+		path += "?wait_ssh=1"
+	}
+	line, err := c.stream(ctx, http.MethodPost, path, nil, onProgress)
+	return vmOf(line), err
+}
+
+// StopVM shuts a VM down gracefully, escalating after the timeout.
+func (c *Client) StopVM(ctx context.Context, name string, req StopVMRequest, onProgress func(Progress)) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/stop", req, onProgress)
+	return vmOf(line), err
+}
+
+// KillVM stops a VM's VMM at once with SIGKILL.
+func (c *Client) KillVM(ctx context.Context, name string) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/kill", nil, nil)
+	return vmOf(line), err
+}
+
+// RestartVM stops and starts a VM.
+func (c *Client) RestartVM(ctx context.Context, name string, onProgress func(Progress)) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/restart", nil, onProgress)
+	return vmOf(line), err
+}
+
+// ResizeVM grows a stopped VM's work disk.
+func (c *Client) ResizeVM(ctx context.Context, name string, req ResizeVMRequest, onProgress func(Progress)) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/resize", req, onProgress)
+	return vmOf(line), err
+}
+
+// RemoveVM deletes a VM and everything banger made for it.
+func (c *Client) RemoveVM(ctx context.Context, name string, req RemoveVMRequest) error {
+	_, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/remove", req, nil)
+	return err
+}
+
+// VMLogs copies a VM's log ("console" or "vmm") to w; with follow it keeps
+// streaming until ctx ends.
+func (c *Client) VMLogs(ctx context.Context, name, source string, follow bool, w io.Writer) error {
+	q := url.Values{"source": {source}}
+	if follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.request(ctx, http.MethodGet, "/vms/"+esc(name)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Images lists images.
+func (c *Client) Images(ctx context.Context) ([]Image, error) {
+	var imgs []Image
+	err := c.do(ctx, http.MethodGet, "/images", nil, &imgs)
+	return imgs, err
+}
+
+// Image returns one image by name.
+func (c *Client) Image(ctx context.Context, name string) (Image, error) {
+	var img Image
+	err := c.do(ctx, http.MethodGet, "/images/"+esc(name), nil, &img)
+	return img, err
+}
+
+// RemoveImage deletes an image that no VM uses.
+func (c *Client) RemoveImage(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/images/"+esc(name), nil, nil)
+}
+
+// Events streams state changes to fn until ctx ends or fn returns an error.
+func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
+	resp, err := c.request(ctx, http.MethodGet, "/events", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev Event
+		if err := dec.Decode(&ev); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return &Error{Code: CodeUnavailable, Message: "bangerd closed the event stream", Hint: "the daemon stopped or restarted; run the command again"}
+			}
+			return fmt.Errorf("reading events from bangerd: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+}
+
+func vmOf(line StreamLine) VM {
+	if line.VM != nil {
+		return *line.VM
+	}
+	return VM{}
+}

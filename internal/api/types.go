@@ -1,0 +1,163 @@
+package api
+
+import "time"
+
+// Version is the API version prefix of every route.
+const Version = "v1"
+
+// VM is a virtual machine as the daemon reports it.
+type VM struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Reason     string    `json:"reason,omitempty"`
+	Image      string    `json:"image"`
+	CPUs       int       `json:"cpus"`
+	MemoryMiB  int       `json:"memory_mib"`
+	DiskBytes  int64     `json:"disk_bytes"`
+	IP         string    `json:"ip,omitempty"`
+	MAC        string    `json:"mac,omitempty"`
+	TAP        string    `json:"tap,omitempty"`
+	DNSName    string    `json:"dns_name"`
+	PID        int       `json:"pid,omitempty"`
+	CPUPercent float64   `json:"cpu_percent"`
+	RSSBytes   int64     `json:"rss_bytes"`
+	RootDisk   string    `json:"root_disk"`
+	WorkDisk   string    `json:"work_disk"`
+	RootUsed   int64     `json:"root_disk_used_bytes"`
+	WorkUsed   int64     `json:"work_disk_used_bytes"`
+	ConsoleLog string    `json:"console_log"`
+	VMMLog     string    `json:"vmm_log"`
+	Hidden     bool      `json:"hidden,omitempty"`
+	StaleImage bool      `json:"stale_image,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+}
+
+// Image is a guest image as the daemon reports it.
+type Image struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	Source         string    `json:"source"`
+	Kernel         string    `json:"kernel"`
+	Vmlinux        string    `json:"vmlinux,omitempty"`
+	Initrd         string    `json:"initrd"`
+	Rootfs         string    `json:"rootfs"`
+	Manifest       string    `json:"manifest,omitempty"`
+	ManifestSHA256 string    `json:"manifest_sha256,omitempty"`
+	PackagesSHA256 string    `json:"packages_sha256,omitempty"`
+	KernelVersion  string    `json:"kernel_version,omitempty"`
+	SizeBytes      int64     `json:"size_bytes"`
+	AllocatedBytes int64     `json:"allocated_bytes"`
+	BuildLog       string    `json:"build_log,omitempty"`
+	Stale          bool      `json:"stale,omitempty"`
+	VMs            int       `json:"vms"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// CreateVMRequest asks for a new VM. Zero values take the configured defaults.
+type CreateVMRequest struct {
+	Name      string `json:"name"`
+	Image     string `json:"image,omitempty"`
+	CPUs      int    `json:"cpus,omitempty"`
+	MemoryMiB int    `json:"memory_mib,omitempty"`
+	DiskBytes int64  `json:"disk_bytes,omitempty"`
+	// NoStart creates the VM stopped.
+	NoStart bool `json:"no_start,omitempty"`
+	// WaitSSH waits until the guest's SSH server answers.
+	WaitSSH bool `json:"wait_ssh,omitempty"`
+}
+
+// StopVMRequest tunes a stop.
+type StopVMRequest struct {
+	// TimeoutSeconds bounds the graceful shutdown before SIGTERM/SIGKILL;
+	// zero takes the configured default.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// RemoveVMRequest tunes a removal.
+type RemoveVMRequest struct {
+	// Force removes a running VM (killing it) instead of refusing.
+	Force bool `json:"force,omitempty"`
+}
+
+// ResizeVMRequest grows a stopped VM's work disk.
+type ResizeVMRequest struct {
+	DiskBytes int64 `json:"disk_bytes"`
+}
+
+// Listener is one network service of the daemon, such as its DNS server.
+type Listener struct {
+	Name    string `json:"name"`
+	Network string `json:"network"`
+	Address string `json:"address"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Status describes the running daemon.
+type Status struct {
+	PID           int            `json:"pid"`
+	Version       string         `json:"version"`
+	BuildID       string         `json:"build_id"`
+	Executable    string         `json:"executable"`
+	Socket        string         `json:"socket"`
+	Database      string         `json:"database"`
+	LogFile       string         `json:"log_file"`
+	LogLevel      string         `json:"log_level"`
+	StartedAt     time.Time      `json:"started_at"`
+	UptimeSeconds float64        `json:"uptime_seconds"`
+	VMs           map[string]int `json:"vms"`
+	Images        int            `json:"images"`
+	Listeners     []Listener     `json:"listeners"`
+	DNSRecords    int            `json:"dns_records"`
+	Ready         bool           `json:"ready"`
+	Problems      []string       `json:"problems,omitempty"`
+}
+
+// Event types streamed by GET /v1/events.
+const (
+	EventVMCreated    = "vm.created"
+	EventVMStarted    = "vm.started"
+	EventVMStopped    = "vm.stopped"
+	EventVMError      = "vm.error"
+	EventVMRemoved    = "vm.removed"
+	EventVMUpdated    = "vm.updated"
+	EventImageAdded   = "image.added"
+	EventImageRemoved = "image.removed"
+	EventImageBuild   = "image.build"
+)
+
+// Event is a state change, streamed as one JSON object per line.
+type Event struct {
+	Type  string    `json:"type"`
+	Time  time.Time `json:"time"`
+	Name  string    `json:"name"`
+	VM    *VM       `json:"vm,omitempty"`
+	Image *Image    `json:"image,omitempty"`
+	// Progress carries build progress for image.build events.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is one step of a long operation, streamed as NDJSON.
+type Progress struct {
+	Step    string `json:"step"`
+	Message string `json:"message,omitempty"`
+	// Done and Total describe measurable progress (bytes, items); zero Total
+	// means indeterminate.
+	Done  int64 `json:"done,omitempty"`
+	Total int64 `json:"total,omitempty"`
+	// Finished marks the end of the step.
+	Finished bool    `json:"finished,omitempty"`
+	Seconds  float64 `json:"seconds,omitempty"`
+}
+
+// StreamLine is one line of an NDJSON operation stream: exactly one of
+// Progress, Result or Error is set. The last line carries Result or Error.
+type StreamLine struct {
+	Progress *Progress `json:"progress,omitempty"`
+	VM       *VM       `json:"vm,omitempty"`
+	Image    *Image    `json:"image,omitempty"`
+	Warnings []string  `json:"warnings,omitempty"`
+	Error    *Error    `json:"error,omitempty"`
+	Done     bool      `json:"done,omitempty"`
+}

@@ -1,0 +1,234 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"banger/internal/vm"
+)
+
+// Config is banger's effective configuration.
+type Config struct {
+	LogLevel          string `toml:"log_level" help:"daemon log level: debug, info, warn, error"`
+	VMM               string `toml:"vmm" help:"VMM binary: firecracker, banger-vmm-qemu, or a path"`
+	VMMSudo           bool   `toml:"vmm_sudo" help:"start the VMM through sudo -n (when the user cannot use /dev/kvm or TAPs)"`
+	RuntimeBundle     string `toml:"runtime_bundle" help:"runtime bundle directory (default: ./runtime in a checkout, ../lib/banger beside the binary)"`
+	Bridge            string `toml:"bridge" help:"host bridge the VMs' TAPs join"`
+	Subnet            string `toml:"subnet" help:"IPv4 subnet for VMs; the bridge holds its first address"`
+	DNSListen         string `toml:"dns_listen" help:"host address of the .vm DNS server (loopback)"`
+	DNSGuestPort      int    `toml:"dns_guest_port" help:"port of the guests' resolver on the bridge address (port 53 is redirected to it)"`
+	DefaultImage      string `toml:"default_image" help:"image used by vm create without --image"`
+	DefaultCPUs       int    `toml:"default_cpus" help:"vCPUs of a new VM"`
+	DefaultMemory     string `toml:"default_memory" help:"memory of a new VM"`
+	DefaultDisk       string `toml:"default_disk" help:"work disk size of a new VM"`
+	StopTimeout       string `toml:"stop_timeout" help:"graceful shutdown time before SIGTERM/SIGKILL"`
+	ReconcileInterval string `toml:"reconcile_interval" help:"how often the daemon compares its database with the host"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		LogLevel:          "info",
+		VMM:               "firecracker",
+		Bridge:            "banger0",
+		Subnet:            "172.30.0.0/24",
+		DNSListen:         "127.0.0.1:42069",
+		DNSGuestPort:      42053,
+		DefaultImage:      "base",
+		DefaultCPUs:       2,
+		DefaultMemory:     "1G",
+		DefaultDisk:       "8G",
+		StopTimeout:       "10s",
+		ReconcileInterval: "1s",
+	}
+}
+
+// Source says where a value came from.
+type Source string
+
+// Value sources, in increasing precedence.
+const (
+	SourceDefault Source = "default"
+	SourceFile    Source = "file"
+	SourceEnv     Source = "env"
+	SourceFlag    Source = "flag"
+)
+
+// Setting is one key of the effective configuration.
+type Setting struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source Source `json:"source"`
+	Origin string `json:"origin,omitempty"` // file path or variable name
+	Help   string `json:"help"`
+}
+
+// Loaded is a configuration together with where each value came from.
+type Loaded struct {
+	Config
+	Paths    Paths
+	sources  map[string]Source
+	origins  map[string]string
+	FileSeen bool
+}
+
+// EnvName is the environment variable that overrides key.
+func EnvName(key string) string { return "BANGER_" + strings.ToUpper(key) }
+
+// Load reads the config file (a missing file is fine) and the BANGER_*
+// environment overrides, then validates the result.
+func Load(paths Paths) (*Loaded, error) {
+	l := &Loaded{Config: Defaults(), Paths: paths, sources: map[string]Source{}, origins: map[string]string{}}
+	for _, k := range Keys() {
+		l.sources[k] = SourceDefault
+	}
+	data, err := os.ReadFile(paths.ConfigFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("reading config %s: %w", paths.ConfigFile, err)
+	default:
+		l.FileSeen = true
+		md, err := toml.Decode(string(data), &l.Config)
+		if err != nil {
+			return nil, fmt.Errorf("parsing config %s: %w (fix the file, or move it aside to use the defaults)", paths.ConfigFile, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			var keys []string
+			for _, k := range und {
+				keys = append(keys, k.String())
+			}
+			return nil, fmt.Errorf("parsing config %s: unknown keys %s (known keys: %s)", paths.ConfigFile, strings.Join(keys, ", "), strings.Join(Keys(), ", "))
+		}
+		for _, k := range md.Keys() {
+			l.sources[k.String()] = SourceFile
+			l.origins[k.String()] = paths.ConfigFile
+		}
+	}
+	for _, k := range Keys() {
+		if v, ok := os.LookupEnv(EnvName(k)); ok {
+			if err := l.Set(k, v, SourceEnv); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", EnvName(k), err)
+			}
+			l.origins[k] = EnvName(k)
+		}
+	}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// field finds the struct field for a TOML key.
+func (c *Config) field(key string) (reflect.Value, reflect.StructField, bool) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Tag.Get("toml") == key {
+			return v.Field(i), t.Field(i), true
+		}
+	}
+	return reflect.Value{}, reflect.StructField{}, false
+}
+
+// Keys lists the configuration keys in file order.
+func Keys() []string {
+	t := reflect.TypeOf(Config{})
+	keys := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		keys = append(keys, t.Field(i).Tag.Get("toml"))
+	}
+	return keys
+}
+
+// Set overrides one key from a string (an environment variable or flag).
+func (l *Loaded) Set(key, value string, src Source) error {
+	f, _, ok := l.Config.field(key)
+	if !ok {
+		return fmt.Errorf("unknown config key %q (known keys: %s)", key, strings.Join(Keys(), ", "))
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(value)
+	case reflect.Int:
+		var n int
+		if _, err := fmt.Sscanf(value, "%d", &n); err != nil {
+			return fmt.Errorf("config key %s: %q is not a whole number", key, value)
+		}
+		f.SetInt(int64(n))
+	case reflect.Bool:
+		switch strings.ToLower(value) {
+		case "1", "true", "yes", "on":
+			f.SetBool(true)
+		case "0", "false", "no", "off", "":
+			f.SetBool(false)
+		default:
+			return fmt.Errorf("config key %s: %q is not true or false", key, value)
+		}
+	}
+	l.sources[key] = src
+	return nil
+}
+
+// Settings lists every key with its value and source, for `config show`.
+func (l *Loaded) Settings() []Setting {
+	var out []Setting
+	for _, k := range Keys() {
+		f, sf, _ := l.Config.field(k)
+		out = append(out, Setting{Key: k, Value: fmt.Sprint(f.Interface()), Source: l.sources[k], Origin: l.origins[k], Help: sf.Tag.Get("help")})
+	}
+	return out
+}
+
+// Validate checks values that would otherwise fail later and obscurely.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("config log_level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	if p, err := netip.ParsePrefix(c.Subnet); err != nil || !p.Addr().Is4() || p.Bits() > 29 {
+		errs = append(errs, fmt.Errorf("config subnet %q: use an IPv4 prefix of /29 or larger, e.g. 172.30.0.0/24", c.Subnet))
+	}
+	if _, err := netip.ParseAddrPort(c.DNSListen); err != nil {
+		errs = append(errs, fmt.Errorf("config dns_listen %q: use ADDRESS:PORT, e.g. 127.0.0.1:42069", c.DNSListen))
+	}
+	if c.Bridge == "" || len(c.Bridge) > 15 {
+		errs = append(errs, fmt.Errorf("config bridge %q: use an interface name of 1-15 characters", c.Bridge))
+	}
+	for key, s := range map[string]string{"default_memory": c.DefaultMemory, "default_disk": c.DefaultDisk} {
+		if _, err := vm.ParseSize(s); err != nil {
+			errs = append(errs, fmt.Errorf("config %s: %w", key, err))
+		}
+	}
+	for key, s := range map[string]string{"stop_timeout": c.StopTimeout, "reconcile_interval": c.ReconcileInterval} {
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("config %s %q: use a duration such as 10s", key, s))
+		}
+	}
+	if c.DefaultCPUs < 1 {
+		errs = append(errs, fmt.Errorf("config default_cpus %d: must be at least 1", c.DefaultCPUs))
+	}
+	return errors.Join(errs...)
+}
+
+// MustDuration parses a duration that Validate has already checked.
+func MustDuration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+// MustSize parses a size that Validate has already checked.
+func MustSize(s string) int64 {
+	n, _ := vm.ParseSize(s)
+	return n
+}

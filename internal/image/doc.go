@@ -1,0 +1,4 @@
+// Package image holds banger's guest image domain type and its pure rules:
+// names, the files an image is made of, and the staleness rule for images
+// built from a package manifest. It does no I/O beyond hashing files.
+package image
