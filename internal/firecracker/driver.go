@@ -1,0 +1,367 @@
+package firecracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	sdk "github.com/firecracker-microvm/firecracker-go-sdk"
+
+	"banger/internal/system"
+)
+
+// Default timeouts of a Driver.
+const (
+	DefaultSocketTimeout = 5 * time.Second
+	DefaultTermTimeout   = 5 * time.Second
+	DefaultKillTimeout   = 2 * time.Second
+	// socketPoll is the step of the API socket wait.
+	socketPoll = 10 * time.Millisecond
+)
+
+// ErrNotRunning says that the recorded VMM process is gone (or its pid now
+// belongs to another process).
+var ErrNotRunning = errors.New("vmm process is not running")
+
+// Deps are a Driver's dependencies and settings. The zero value works.
+type Deps struct {
+	// Log receives the driver's lifecycle records and, at debug level, the
+	// SDK's own log. Nil discards.
+	Log *slog.Logger
+	// Runner runs the privileged helpers: `chown` to reclaim a socket made
+	// by root, `kill` for a VMM running as root. Nil means
+	// system.Privileged() (direct as root, `sudo -n` otherwise).
+	Runner system.Runner
+	// Plain runs unprivileged probes (`<vmm> --version`). Nil means
+	// system.Plain().
+	Plain system.Runner
+	// Sudo is the sudo program used to start a VMM that needs privileges.
+	// Empty means "sudo".
+	Sudo string
+	// SocketTimeout bounds the wait for a new VMM's API socket.
+	SocketTimeout time.Duration
+	// TermTimeout is how long Shutdown waits after SIGTERM before SIGKILL.
+	TermTimeout time.Duration
+	// KillTimeout is how long Shutdown and Kill wait after SIGKILL.
+	KillTimeout time.Duration
+}
+
+// Process identifies a running VMM. The daemon stores it with the VM and
+// hands it back after a restart to Adopt, Shutdown, Kill, Alive and Wait.
+type Process struct {
+	// ID is the VM id, used in log records.
+	ID string
+	// PID is the VMM's own pid (never sudo's).
+	PID int
+	// StartTime is the VMM's start time from /proc/PID/stat, in clock ticks
+	// since boot; with PID it tells the process apart from a later one that
+	// reuses the pid.
+	StartTime uint64
+	// Socket is the VMM's API socket.
+	Socket string
+}
+
+// Driver starts, adopts, stops and watches VMM processes. It is safe for
+// concurrent use.
+type Driver struct {
+	log           *slog.Logger
+	runner        system.Runner
+	plain         system.Runner
+	sudo          string
+	socketTimeout time.Duration
+	termTimeout   time.Duration
+	killTimeout   time.Duration
+
+	// uid and gid should own API sockets; euid decides whether starting a
+	// VMM with Spec.Sudo needs sudo at all.
+	uid, gid, euid int
+	// signal sends a signal after checking pid and start time.
+	signal func(pid int, start uint64, sig syscall.Signal) error
+
+	mu       sync.Mutex
+	children map[int]*child
+}
+
+// child is a VMM (or the sudo above it) that this driver started and reaps.
+type child struct {
+	start uint64
+	done  chan struct{}
+	exit  Exit
+}
+
+// New returns a Driver.
+func New(deps Deps) *Driver {
+	d := &Driver{
+		log:           deps.Log,
+		runner:        deps.Runner,
+		plain:         deps.Plain,
+		sudo:          deps.Sudo,
+		socketTimeout: deps.SocketTimeout,
+		termTimeout:   deps.TermTimeout,
+		killTimeout:   deps.KillTimeout,
+		uid:           os.Getuid(),
+		gid:           os.Getgid(),
+		euid:          os.Geteuid(),
+		signal:        signalProcess,
+		children:      map[int]*child{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if d.runner == nil {
+		d.runner = system.Privileged()
+	}
+	if d.plain == nil {
+		d.plain = system.Plain()
+	}
+	if d.sudo == "" {
+		d.sudo = "sudo"
+	}
+	if d.socketTimeout <= 0 {
+		d.socketTimeout = DefaultSocketTimeout
+	}
+	if d.termTimeout <= 0 {
+		d.termTimeout = DefaultTermTimeout
+	}
+	if d.killTimeout <= 0 {
+		d.killTimeout = DefaultKillTimeout
+	}
+	return d
+}
+
+// Start launches the VMM for s in its own session, waits for its API
+// socket, configures the machine through the API and boots it
+// (InstanceStart). The process does not depend on ctx or on the daemon: it
+// keeps running until stopped. On error nothing is left running.
+func (d *Driver) Start(ctx context.Context, s Spec) (Process, error) {
+	cfg, err := BuildConfig(s)
+	if err != nil {
+		return Process{}, fmt.Errorf("starting vmm for vm %s: %w", s.ID, err)
+	}
+	p, err := d.launch(ctx, s, cfg)
+	if err != nil {
+		return Process{}, fmt.Errorf("starting vmm for vm %s: %w", s.ID, err)
+	}
+	if err := d.configure(ctx, cfg); err != nil {
+		kerr := d.Kill(context.WithoutCancel(ctx), p)
+		return Process{}, errors.Join(
+			fmt.Errorf("configuring vmm for vm %s: %w (see %s and %s)", s.ID, err, s.VMMLogPath(), s.ConsoleLogPath()),
+			kerr)
+	}
+	d.log.Info("vm booted", "vm", s.ID, "pid", p.PID, "socket", p.Socket)
+	return p, nil
+}
+
+// launch starts the VMM process and waits until its API socket accepts
+// connections.
+func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, error) {
+	bin, err := resolveBinary(s.binary())
+	if err != nil {
+		return Process{}, err
+	}
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		return Process{}, fmt.Errorf("creating state dir: %w", err)
+	}
+	// A socket left by a dead VMM would make the new one fail to bind.
+	if err := os.Remove(s.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Process{}, fmt.Errorf("removing stale api socket: %w", err)
+	}
+	console, err := os.OpenFile(s.ConsoleLogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return Process{}, fmt.Errorf("opening console log: %w", err)
+	}
+	defer console.Close()
+
+	argv := VMMArgs(bin, cfg)
+	viaSudo := s.Sudo && d.euid != 0
+	if viaSudo {
+		argv = append([]string{d.sudo, "-n", "--"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = s.StateDir
+	cmd.Stdout = console
+	cmd.Stderr = console
+	// Its own session: no signal aimed at the daemon's process group or
+	// terminal reaches the VMM, so it outlives a daemon restart or kill.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return Process{}, fmt.Errorf("running %s: %w", strings.Join(argv, " "), err)
+	}
+	done := make(chan struct{})
+	c := &child{done: done}
+	go func() {
+		c.exit = exitOf(cmd.Wait())
+		close(done)
+	}()
+	log := d.log.With("vm", s.ID)
+	log.Debug("vmm launched", "argv", argv, "launcher_pid", cmd.Process.Pid)
+
+	vmmPID := 0
+	fail := func(err error) (Process, error) {
+		// Whatever was started must not outlive the failed start.
+		kctx := context.WithoutCancel(ctx)
+		if vmmPID > 0 {
+			if st, serr := system.ReadProcStat(vmmPID); serr == nil {
+				_ = d.send(kctx, Process{ID: s.ID, PID: vmmPID, StartTime: st.StartTime}, syscall.SIGKILL)
+			}
+		}
+		if viaSudo {
+			// sudo passes SIGTERM on to the command it runs.
+			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		} else {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		select {
+		case <-done:
+		case <-time.After(d.killTimeout):
+			log.Warn("vmm launcher still running after a failed start", "pid", cmd.Process.Pid)
+		}
+		return Process{}, fmt.Errorf("%w (see %s)", err, s.ConsoleLogPath())
+	}
+
+	deadline := time.Now().Add(d.socketTimeout)
+	pid := cmd.Process.Pid
+	if viaSudo {
+		pid, err = d.waitForChild(ctx, cmd.Process.Pid, s.Socket, deadline, done, c)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	vmmPID = pid
+	st, err := system.ReadProcStat(pid)
+	if err != nil {
+		return fail(fmt.Errorf("reading start time of vmm pid %d: %w", pid, err))
+	}
+	p := Process{ID: s.ID, PID: pid, StartTime: st.StartTime, Socket: s.Socket}
+	c.start = st.StartTime
+	d.addChild(pid, c)
+	if err := d.waitForSocket(ctx, s.Socket, deadline, done, c); err != nil {
+		return fail(err)
+	}
+	log.Info("vmm started", "pid", pid, "socket", s.Socket, "sudo", viaSudo, "binary", bin)
+	return p, nil
+}
+
+// resolveBinary returns the absolute path of the VMM program, so that a
+// sudo rule can name it exactly.
+func resolveBinary(bin string) (string, error) {
+	if !strings.Contains(bin, "/") {
+		p, err := system.LookPath(bin)
+		if err != nil {
+			return "", fmt.Errorf("finding vmm binary: %w (install Firecracker, or set the vmm binary to banger-vmm-qemu)", err)
+		}
+		bin = p
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return "", fmt.Errorf("resolving vmm binary %s: %w", bin, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("finding vmm binary: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("vmm binary %s is not an executable file", abs)
+	}
+	return abs, nil
+}
+
+// waitForSocket polls until the API socket accepts connections, reclaiming
+// it first when root made it.
+func (d *Driver) waitForSocket(ctx context.Context, socket string, deadline time.Time, done <-chan struct{}, c *child) error {
+	t := time.NewTicker(socketPoll)
+	defer t.Stop()
+	reclaimed := false
+	for {
+		if !reclaimed {
+			if ok, err := d.reclaim(ctx, socket); err != nil {
+				return err
+			} else if ok {
+				reclaimed = true
+			}
+		}
+		if reclaimed && dialable(socket) {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("vmm exited before its api socket %s was ready: %s", socket, c.exit)
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for api socket %s: %w", socket, ctx.Err())
+		case now := <-t.C:
+			if now.After(deadline) {
+				return fmt.Errorf("waiting for api socket %s: not ready after %s", socket, d.socketTimeout)
+			}
+		}
+	}
+}
+
+// reclaim makes socket owned by the daemon's user when another user (root,
+// through sudo) created it, so the daemon can connect. It reports false
+// while the socket does not exist yet.
+func (d *Driver) reclaim(ctx context.Context, socket string) (bool, error) {
+	fi, err := os.Stat(socket)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking api socket: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) == d.uid {
+		return true, nil
+	}
+	owner := fmt.Sprintf("%d:%d", d.uid, d.gid)
+	if err := d.runner.Run(ctx, "chown", owner, socket); err != nil {
+		return false, fmt.Errorf("reclaiming api socket %s for uid %d: %w", socket, d.uid, err)
+	}
+	d.log.Debug("api socket reclaimed", "path", socket, "owner", owner)
+	return true, nil
+}
+
+func (d *Driver) addChild(pid int, c *child) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Forget children whose exit has been observed long enough ago that no
+	// caller still waits for them.
+	for p, old := range d.children {
+		select {
+		case <-old.done:
+			if !system.ProcessAlive(p, old.start) {
+				delete(d.children, p)
+			}
+		default:
+		}
+	}
+	d.children[pid] = c
+}
+
+func (d *Driver) childOf(p Process) *child {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.children[p.PID]
+	if c == nil || c.start != p.StartTime {
+		return nil
+	}
+	return c
+}
+
+// dialable reports whether something listens on the unix socket.
+func dialable(socket string) bool {
+	c, err := net.DialTimeout("unix", socket, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

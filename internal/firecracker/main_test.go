@@ -1,0 +1,149 @@
+package firecracker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as a fake VMM and a fake sudo, chosen by these
+// environment variables, so that process handling is tested for real
+// without root or a Firecracker binary.
+const (
+	// envFakeVMM selects the fake VMM and its behaviour (a fakeMode).
+	envFakeVMM = "BANGER_TEST_FAKE_VMM"
+	// envFakeRecord names a file that receives the fake VMM's API calls.
+	envFakeRecord = "BANGER_TEST_FAKE_VMM_RECORD"
+	// envFakeSudo makes the binary act like `sudo -n -- cmd…`: it runs the
+	// command as a child, waits for it and passes SIGTERM on.
+	envFakeSudo = "BANGER_TEST_FAKE_SUDO"
+)
+
+// Behaviours of the fake VMM.
+const (
+	modeOK         = "ok"          // exits 0 after SendCtrlAltDel
+	modeIgnoreCAD  = "ignore-cad"  // ignores SendCtrlAltDel, dies on SIGTERM
+	modeIgnoreTerm = "ignore-term" // ignores SendCtrlAltDel and SIGTERM
+	modeExitEarly  = "exit-early"  // exits 3 before making its socket
+	modeNoSocket   = "no-socket"   // never makes its socket
+	modeFailDrive  = "fail-drive"  // PUT /drives/… fails
+)
+
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv(envFakeSudo) != "":
+		os.Exit(fakeSudoMain(os.Args[1:]))
+	case os.Getenv(envFakeVMM) != "":
+		os.Exit(fakeVMMMain(os.Getenv(envFakeVMM), os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func fakeVMMMain(mode string, args []string) int {
+	var socket string
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "--version":
+			fmt.Println("Firecracker v1.7.0")
+			fmt.Println()
+			return 0
+		case "--api-sock":
+			i++
+			if i < len(args) {
+				socket = args[i]
+			}
+		case "--id":
+			i++
+		default:
+			fmt.Fprintf(os.Stderr, "fake vmm: unknown argument %q\n", args[i])
+			return 2
+		}
+	}
+	if socket == "" {
+		fmt.Fprintln(os.Stderr, "fake vmm: --api-sock is required")
+		return 2
+	}
+	switch mode {
+	case modeExitEarly:
+		fmt.Fprintln(os.Stderr, "fake vmm: cannot open /dev/kvm")
+		return 3
+	case modeNoSocket:
+		time.Sleep(time.Minute)
+		return 0
+	case modeIgnoreTerm:
+		signal.Ignore(syscall.SIGTERM)
+	}
+	cad := make(chan struct{}, 1)
+	api := &fakeAPI{console: os.Stdout}
+	if mode == modeOK {
+		api.onCtrlAltDel = func() { cad <- struct{}{} }
+	}
+	if mode == modeFailDrive {
+		api.failPrefix = "/drives/"
+	}
+	if path := os.Getenv(envFakeRecord); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake vmm:", err)
+			return 1
+		}
+		defer f.Close()
+		api.record = f
+	}
+	stop, err := api.serve(socket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake vmm:", err)
+		return 1
+	}
+	defer stop()
+	fmt.Println("fake vmm: serving", socket)
+	<-cad
+	fmt.Println("fake console: reboot: machine restart")
+	return 0
+}
+
+func fakeSudoMain(args []string) int {
+	if len(args) < 3 || args[0] != "-n" || args[1] != "--" {
+		fmt.Fprintf(os.Stderr, "fake sudo: want -n -- cmd…, got %q\n", args)
+		return 1
+	}
+	cmd := exec.Command(args[2], args[3:]...)
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, envFakeSudo+"=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "fake sudo:", err)
+		return 1
+	}
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
