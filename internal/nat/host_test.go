@@ -16,7 +16,7 @@ import (
 // hostSave reads a backend's rules with the real tool, canonically rendered.
 func hostSave(t *testing.T, b Backend) string {
 	t.Helper()
-	out, err := exec.Command("iptables-"+string(b)+"-save").Output()
+	out, err := exec.Command("iptables-" + string(b) + "-save").Output()
 	if err != nil {
 		t.Fatalf("iptables-%s-save: %v", b, err)
 	}
