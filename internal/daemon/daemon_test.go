@@ -1,0 +1,335 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/daemon"
+	"banger/internal/daemon/daemontest"
+	"banger/internal/vm"
+)
+
+func TestLifecycleThroughAPI(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	c := inst.Client
+
+	var steps []string
+	v, _, err := c.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", CPUs: 2, MemoryMiB: 512, DiskBytes: 1 << 30, WaitSSH: true}, func(p api.Progress) {
+		if !p.Finished {
+			steps = append(steps, p.Step)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSteps := []string{"record", "dirs", "clone", "identity", "workdisk", "stopped", "network", "tap", "boot", "ssh"}
+	if diff := cmp.Diff(wantSteps, dedupe(steps)); diff != "" {
+		t.Errorf("progress steps (-want +got):\n%s", diff)
+	}
+	if v.State != "running" || v.IP == "" || v.DNSName != "dev.vm" || v.PID == 0 {
+		t.Errorf("created vm = %+v", v)
+	}
+	if got := inst.Host.State(); !strings.Contains(got, "tap bg-"+v.ID) || !strings.Contains(got, "dns dev "+v.IP) {
+		t.Errorf("host state after create:\n%s", got)
+	}
+
+	list, err := c.VMs(ctx, false)
+	if err != nil || len(list) != 1 || list[0].Name != "dev" {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+
+	stopped, err := c.StopVM(ctx, "dev", api.StopVMRequest{}, nil)
+	if err != nil || stopped.State != "stopped" {
+		t.Fatalf("stop = %+v, %v", stopped, err)
+	}
+	if got := inst.Host.State(); strings.Contains(got, "tap ") || strings.Contains(got, "dns ") || strings.Contains(got, "vmm ") {
+		t.Errorf("host still holds runtime resources after stop:\n%s", got)
+	}
+	started, err := c.StartVM(ctx, "dev", false, nil)
+	if err != nil || started.State != "running" || started.IP != v.IP {
+		t.Fatalf("start = %+v, %v (want same address %s)", started, err, v.IP)
+	}
+
+	if err := c.RemoveVM(ctx, "dev", api.RemoveVMRequest{}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("rm of running vm without force: err = %v, want conflict", err)
+	}
+	if err := c.RemoveVM(ctx, "dev", api.RemoveVMRequest{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := inst.Host.State(); got != "" {
+		t.Errorf("host state after rm, want empty:\n%s", got)
+	}
+	for _, dir := range []string{v.RootDisk, v.WorkDisk, v.ConsoleLog} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s survived rm", dir)
+		}
+	}
+	if _, err := c.VM(ctx, "dev"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("show after rm: err = %v, want not found", err)
+	}
+}
+
+func dedupe(s []string) []string {
+	var out []string
+	for _, x := range s {
+		if len(out) == 0 || out[len(out)-1] != x {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func TestCreateFailureUndoesEarlierSteps(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	inst.Host.FailNext("workdisk", errors.New("disk full"))
+
+	_, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Step != "workdisk" || !strings.Contains(ae.Message, "disk full") {
+		t.Fatalf("err = %#v, want step workdisk with the cause", err)
+	}
+	if len(ae.Logs) == 0 {
+		t.Error("error names no log file")
+	}
+	if _, err := inst.Client.VM(ctx, "dev"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("half-made vm still recorded: %v", err)
+	}
+	if got := inst.Host.State(); got != "" {
+		t.Errorf("host state after failed create, want empty:\n%s", got)
+	}
+	if entries, _ := os.ReadDir(inst.Paths.DataDir + "/vms"); len(entries) != 0 {
+		t.Errorf("vm directories left behind: %v", entries)
+	}
+	// The name is free again.
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil); err != nil {
+		t.Errorf("create after rolled-back create: %v", err)
+	}
+}
+
+func TestBootFailureLeavesStoppedVMWithReason(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	inst.Host.FailNext("boot", errors.New("vmm exited: kvm unavailable"))
+
+	_, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Step != "boot" {
+		t.Fatalf("err = %v, want step boot", err)
+	}
+	if !strings.Contains(ae.Hint, "banger vm start dev") || !containsSuffix(ae.Logs, "console.log") {
+		t.Errorf("error lacks retry hint or console log: %+v", ae)
+	}
+	v, err := inst.Client.VM(ctx, "dev")
+	if err != nil || v.State != "stopped" || !strings.Contains(v.Reason, "kvm unavailable") {
+		t.Fatalf("vm after failed boot = %+v, %v", v, err)
+	}
+	if got := inst.Host.State(); strings.Contains(got, "tap ") || strings.Contains(got, "vmm ") {
+		t.Errorf("boot undo left runtime resources:\n%s", got)
+	}
+	if v, err := inst.Client.StartVM(ctx, "dev", false, nil); err != nil || v.State != "running" || v.Reason != "" {
+		t.Errorf("retrying start = %+v, %v", v, err)
+	}
+}
+
+func containsSuffix(list []string, suffix string) bool {
+	for _, s := range list {
+		if strings.HasSuffix(s, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestInvalidRequestsChangeNothing(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	cases := []struct {
+		req  api.CreateVMRequest
+		code string
+		want string
+	}{
+		{api.CreateVMRequest{Name: "Bad_Name"}, api.CodeInvalid, "invalid vm name"},
+		{api.CreateVMRequest{Name: "ok", CPUs: 999}, api.CodeInvalid, "cpu"},
+		{api.CreateVMRequest{Name: "ok", MemoryMiB: 1}, api.CodeInvalid, "memory"},
+		{api.CreateVMRequest{Name: "ok", Image: "nope"}, api.CodeNotFound, "no image named"},
+	}
+	for _, tc := range cases {
+		_, _, err := inst.Client.CreateVM(ctx, tc.req, nil)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != tc.code || !strings.Contains(ae.Message, tc.want) {
+			t.Errorf("create %+v: err = %v, want %s containing %q", tc.req, err, tc.code, tc.want)
+		}
+	}
+	if _, err := inst.Client.StopVM(ctx, "ghost", api.StopVMRequest{}, nil); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("stop unknown vm: %v", err)
+	}
+	if calls := inst.Host.Calls(); len(calls) != 0 {
+		t.Errorf("invalid requests reached the host: %v", calls)
+	}
+	if vms, _ := inst.Client.VMs(ctx, true); len(vms) != 0 {
+		t.Errorf("invalid requests recorded vms: %v", vms)
+	}
+}
+
+func TestShippedDaemonWithoutLayersGivesPreflightError(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(_ *daemon.Config, deps *daemon.Deps) { *deps = daemon.Deps{} })
+	inst.AddImage(t, "base")
+	_, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodePrecondition || !strings.Contains(ae.Message, "vmm") {
+		t.Fatalf("err = %v, want precondition naming the missing vmm", err)
+	}
+	st, err := inst.Client.Status(ctx)
+	if err != nil || len(st.Problems) == 0 {
+		t.Errorf("status = %+v, %v; want a problem listed", st, err)
+	}
+}
+
+func TestReconcileNoticesDeadVMMAndStrayResources(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.Host.AddStrayTAP("bg-deadbeef00")
+	inst.Host.KillVMM(v.PID)
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := inst.Client.VM(ctx, "dev")
+	if err != nil || got.State != "stopped" || !strings.Contains(got.Reason, "exited") || !strings.Contains(got.Reason, "console.log") {
+		t.Errorf("vm after its VMM died = %+v, %v", got, err)
+	}
+	if state := inst.Host.State(); strings.Contains(state, "tap ") || strings.Contains(state, "dns ") {
+		t.Errorf("reconcile left runtime resources:\n%s", state)
+	}
+	if _, err := inst.Client.StartVM(ctx, "dev", false, nil); err != nil {
+		t.Errorf("start after crash: %v", err)
+	}
+}
+
+func TestRestartAdoptsRunningVMsAndExplainsInterruptedCreate(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	img := inst.AddImage(t, "base")
+	v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A create that was cut off by kill -9: the row exists, nothing runs.
+	half := &vm.VM{ID: "0123456789", Name: "half", State: vm.Creating, ImageID: img.ID, CPUs: 1, MemoryMiB: 256, DiskBytes: 1 << 30,
+		Dir: inst.Paths.VMDataDir("0123456789"), StateDir: inst.Paths.VMStateDir("0123456789"), Socket: inst.Paths.VMSocket("0123456789"), CreatedAt: time.Now()}
+	if err := inst.Daemon.Store().CreateVM(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	inst.Stop()
+
+	// A new daemon on the same state and the same host.
+	cfg := daemon.Config{Loaded: mustLoad(t, inst), Version: "test2"}
+	next := daemontest.Serve(t, cfg, inst.Host.Layers(), inst.Host)
+	got, err := next.Client.VM(ctx, "dev")
+	if err != nil || got.State != "running" || got.PID != v.PID {
+		t.Errorf("vm after daemon restart = %+v, %v; want still running with pid %d", got, err, v.PID)
+	}
+	h, err := next.Client.VM(ctx, "half")
+	if err != nil || h.State != "error" || !strings.Contains(h.Reason, "interrupted") || !strings.Contains(h.Reason, "banger vm rm half") {
+		t.Errorf("interrupted vm = %+v, %v", h, err)
+	}
+	if err := next.Client.RemoveVM(ctx, "half", api.RemoveVMRequest{}); err != nil {
+		t.Errorf("removing the interrupted vm: %v", err)
+	}
+}
+
+func mustLoad(t *testing.T, inst *daemontest.Instance) *config.Loaded {
+	t.Helper()
+	l, err := config.Load(inst.Paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ReconcileInterval = "50ms"
+	return l
+}
+
+func TestEventsStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	got := make(chan string, 32)
+	ready := make(chan struct{})
+	go func() {
+		_ = inst.Client.Events(ctx, func(ev api.Event) error {
+			got <- ev.Type + " " + ev.Name
+			return nil
+		})
+	}()
+	// Wait until the subscription is live: publish probes until one arrives.
+	go func() {
+		for {
+			select {
+			case <-ready:
+				return
+			case <-time.After(20 * time.Millisecond):
+				_, _ = inst.Client.StopVM(ctx, "probe", api.StopVMRequest{}, nil)
+			}
+		}
+	}()
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", NoStart: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	if err := inst.Client.RemoveVM(ctx, "dev", api.RemoveVMRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(seen) < 3 {
+		select {
+		case ev := <-got:
+			seen = append(seen, ev)
+		case <-ctx.Done():
+			t.Fatalf("events seen: %v", seen)
+		}
+	}
+	if diff := cmp.Diff([]string{"vm.created dev", "vm.stopped dev", "vm.removed dev"}, seen); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestResize(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", DiskBytes: 1 << 30}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 2 << 30}, nil); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("resize of running vm: err = %v, want conflict", err)
+	}
+	if _, err := inst.Client.StopVM(ctx, "dev", api.StopVMRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 512 << 20}, nil); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("shrink: err = %v, want invalid", err)
+	}
+	v, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 2 << 30}, nil)
+	if err != nil || v.DiskBytes != 2<<30 {
+		t.Errorf("grow = %+v, %v", v, err)
+	}
+}

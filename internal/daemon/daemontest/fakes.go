@@ -1,0 +1,331 @@
+// Package daemontest provides stateful fakes of the daemon's host layers
+// (VMM, network, disks, DNS, guest) and a helper that runs a real daemon
+// with them on a temporary socket. It is for tests and benchmarks only and
+// is never linked into the shipped bangerd.
+package daemontest
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/daemon"
+	"banger/internal/image"
+	"banger/internal/vm"
+)
+
+// Host is the fake host shared by all fake layers: the state a real host
+// would hold (TAPs, processes, disks, DNS records), plus failure injection.
+type Host struct {
+	mu      sync.Mutex
+	taps    map[string]string // name → mac
+	procs   map[int]bool      // pid → alive
+	nextPID int
+	disks   map[string]int64 // path → size
+	records map[string]string
+	calls   []string
+	failAt  map[string]error // operation name → error to return once
+	bridge  bool
+}
+
+// NewHost returns an empty fake host.
+func NewHost() *Host {
+	return &Host{taps: map[string]string{}, procs: map[int]bool{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}}
+}
+
+// FailNext makes the next call of op ("clone", "identity", "workdisk",
+// "tap", "boot", "shutdown", "grow", "ssh") fail with err.
+func (h *Host) FailNext(op string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failAt[op] = err
+}
+
+func (h *Host) record(op string, args ...string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, strings.TrimSpace(op+" "+strings.Join(args, " ")))
+	if err, ok := h.failAt[op]; ok {
+		delete(h.failAt, op)
+		return err
+	}
+	return nil
+}
+
+// Calls lists the layer calls made so far, e.g. "tap bg-abc".
+func (h *Host) Calls() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.calls...)
+}
+
+// State renders the fake host as one canonical string for diffs.
+func (h *Host) State() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var lines []string
+	for t := range h.taps {
+		lines = append(lines, "tap "+t)
+	}
+	for p, alive := range h.procs {
+		if alive {
+			lines = append(lines, fmt.Sprintf("vmm %d", p))
+		}
+	}
+	for d, size := range h.disks {
+		lines = append(lines, fmt.Sprintf("disk %s %d", d, size))
+	}
+	for n, ip := range h.records {
+		lines = append(lines, "dns "+n+" "+ip)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// KillVMM makes a fake VMM process die, as if it crashed.
+func (h *Host) KillVMM(pid int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.procs[pid] = false
+}
+
+// AddStrayTAP adds a TAP that no VM owns, as a crash would leave behind.
+func (h *Host) AddStrayTAP(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.taps[name] = "02:00:00:00:00:ff"
+}
+
+// Layers returns daemon dependencies backed by this host.
+func (h *Host) Layers() daemon.Deps {
+	return daemon.Deps{VMM: &VMM{h}, Network: &Network{h, netip.MustParsePrefix("172.30.0.0/24")}, Disks: &Disks{h}, DNS: &DNS{h}, Guest: &Guest{h}, Stats: stats{}}
+}
+
+// VMM is a fake VMM driver.
+type VMM struct{ h *Host }
+
+// Start implements daemon.VMM.
+func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.NetInfo) (vm.Process, error) {
+	if err := f.h.record("boot", v.Name, img.Name, n.IP); err != nil {
+		return vm.Process{}, err
+	}
+	for _, p := range []string{v.ConsoleLog(), v.VMMLog()} {
+		_ = os.WriteFile(p, []byte("fake "+p+"\n"), 0o600)
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.nextPID++
+	f.h.procs[f.h.nextPID] = true
+	return vm.Process{PID: f.h.nextPID, StartTime: 1, Socket: v.Socket}, nil
+}
+
+// Shutdown implements daemon.VMM.
+func (f *VMM) Shutdown(ctx context.Context, v *vm.VM, timeout time.Duration) error {
+	if err := f.h.record("shutdown", v.Name); err != nil {
+		return err
+	}
+	f.h.KillVMM(v.Process.PID)
+	return nil
+}
+
+// Kill implements daemon.VMM.
+func (f *VMM) Kill(ctx context.Context, v *vm.VM) error {
+	_ = f.h.record("kill", v.Name)
+	f.h.KillVMM(v.Process.PID)
+	return nil
+}
+
+// Alive implements daemon.VMM.
+func (f *VMM) Alive(p vm.Process) bool {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	return f.h.procs[p.PID]
+}
+
+// Network is a fake network layer with real address allocation.
+type Network struct {
+	h      *Host
+	subnet netip.Prefix
+}
+
+// Ensure implements daemon.Network.
+func (f *Network) Ensure(ctx context.Context) error {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.bridge = true
+	return nil
+}
+
+// Allocate implements daemon.Network.
+func (f *Network) Allocate(taken []string) (string, error) {
+	used := map[string]bool{}
+	for _, t := range taken {
+		used[t] = true
+	}
+	a := f.subnet.Addr().Next().Next()
+	for ; f.subnet.Contains(a); a = a.Next() {
+		if !used[a.String()] && f.subnet.Contains(a.Next()) {
+			return a.String(), nil
+		}
+	}
+	return "", fmt.Errorf("subnet %s is full", f.subnet)
+}
+
+// Info implements daemon.Network.
+func (f *Network) Info(ip string) daemon.NetInfo {
+	gw := f.subnet.Addr().Next().String()
+	return daemon.NetInfo{IP: ip, Gateway: gw, PrefixLen: f.subnet.Bits(), Nameserver: gw}
+}
+
+// TAPName implements daemon.Network.
+func (f *Network) TAPName(id string) string { return "bg-" + id }
+
+// MAC implements daemon.Network.
+func (f *Network) MAC(id string) string { return "02:fc:" + id[0:2] + ":" + id[2:4] + ":" + id[4:6] + ":" + id[6:8] }
+
+// CreateTAP implements daemon.Network.
+func (f *Network) CreateTAP(ctx context.Context, name, mac string) error {
+	if err := f.h.record("tap", name); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.taps[name] = mac
+	return nil
+}
+
+// DeleteTAP implements daemon.Network.
+func (f *Network) DeleteTAP(ctx context.Context, name string) error {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	delete(f.h.taps, name)
+	return nil
+}
+
+// TAPs implements daemon.Network.
+func (f *Network) TAPs(ctx context.Context) ([]string, error) {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	var out []string
+	for t := range f.h.taps {
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Disks is a fake disk layer that writes small real files, so that leaks
+// are visible on the file system.
+type Disks struct{ h *Host }
+
+// CloneRoot implements daemon.Disks.
+func (f *Disks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error) {
+	if err := f.h.record("clone", v.Name, img.Name); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(v.RootDisk(), []byte("root"), 0o600); err != nil {
+		return "", err
+	}
+	f.h.mu.Lock()
+	f.h.disks[v.RootDisk()] = img.SizeBytes
+	f.h.mu.Unlock()
+	return "fake", nil
+}
+
+// WriteIdentity implements daemon.Disks.
+func (f *Disks) WriteIdentity(ctx context.Context, v *vm.VM, n daemon.NetInfo) error {
+	return f.h.record("identity", v.Name, n.IP)
+}
+
+// CreateWork implements daemon.Disks.
+func (f *Disks) CreateWork(ctx context.Context, v *vm.VM) error {
+	if err := f.h.record("workdisk", v.Name); err != nil {
+		return err
+	}
+	if err := os.WriteFile(v.WorkDisk(), []byte("work"), 0o600); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	f.h.disks[v.WorkDisk()] = v.DiskBytes
+	f.h.mu.Unlock()
+	return nil
+}
+
+// Grow implements daemon.Disks.
+func (f *Disks) Grow(ctx context.Context, v *vm.VM, size int64) error {
+	if err := f.h.record("grow", v.Name, vm.FormatSize(size)); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.disks[v.WorkDisk()] = size
+	return nil
+}
+
+// Remove implements daemon.Disks.
+func (f *Disks) Remove(ctx context.Context, v *vm.VM) error {
+	_ = f.h.record("rmdisks", v.Name)
+	f.h.mu.Lock()
+	delete(f.h.disks, v.RootDisk())
+	delete(f.h.disks, v.WorkDisk())
+	f.h.mu.Unlock()
+	_ = os.Remove(v.RootDisk())
+	_ = os.Remove(v.WorkDisk())
+	return nil
+}
+
+// DNS is a fake record set.
+type DNS struct{ h *Host }
+
+// Set implements daemon.Records.
+func (f *DNS) Set(name, ip string) {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.records[name] = ip
+}
+
+// Remove implements daemon.Records.
+func (f *DNS) Remove(name string) {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	delete(f.h.records, name)
+}
+
+// Replace implements daemon.Records.
+func (f *DNS) Replace(r map[string]string) {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.records = map[string]string{}
+	for k, v := range r {
+		f.h.records[k] = v
+	}
+}
+
+// Count implements daemon.Records.
+func (f *DNS) Count() int {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	return len(f.h.records)
+}
+
+// Listeners implements daemon.Records.
+func (f *DNS) Listeners() []api.Listener {
+	return []api.Listener{{Name: "dns", Network: "udp+tcp", Address: "127.0.0.1:0", Detail: "fake"}}
+}
+
+// Guest is a fake guest reachability check.
+type Guest struct{ h *Host }
+
+// WaitSSH implements daemon.Guest.
+func (f *Guest) WaitSSH(ctx context.Context, v *vm.VM) error { return f.h.record("ssh", v.Name) }
+
+type stats struct{}
+
+func (stats) Sample(pid int) (time.Duration, int64, error) {
+	return time.Duration(pid%7) * time.Millisecond, 64 << 20, nil
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/image"
+	"banger/internal/vm"
+)
+
+// VMM launches and controls VMM processes (Firecracker or banger-vmm-qemu).
+type VMM interface {
+	// Start launches the VMM for v in its own session, configures and boots
+	// it, and returns the VMM's own process identity.
+	Start(ctx context.Context, v *vm.VM, img *image.Image, net NetInfo) (vm.Process, error)
+	// Shutdown asks the guest to power off, escalating to SIGTERM and
+	// SIGKILL after timeout.
+	Shutdown(ctx context.Context, v *vm.VM, timeout time.Duration) error
+	// Kill ends the VMM at once.
+	Kill(ctx context.Context, v *vm.VM) error
+	// Alive reports whether the recorded process still runs.
+	Alive(p vm.Process) bool
+}
+
+// NetInfo is what the guest needs to know about its network.
+type NetInfo struct {
+	IP         string
+	Gateway    string
+	PrefixLen  int
+	Nameserver string
+}
+
+// Network owns the bridge, the VMs' TAPs, address allocation and NAT.
+type Network interface {
+	// Ensure makes the bridge and the NAT rules exist.
+	Ensure(ctx context.Context) error
+	// Allocate picks a free guest address given the ones taken.
+	Allocate(taken []string) (string, error)
+	// Info describes the guest network for an address.
+	Info(ip string) NetInfo
+	// TAPName and MAC derive a VM's device names from its id.
+	TAPName(id string) string
+	MAC(id string) string
+	CreateTAP(ctx context.Context, name, mac string) error
+	DeleteTAP(ctx context.Context, name string) error
+	// TAPs lists the TAP devices banger owns on the host.
+	TAPs(ctx context.Context) ([]string, error)
+}
+
+// Disks owns the VMs' disks and the identity written into them.
+type Disks interface {
+	// CloneRoot makes the VM's root disk from the image's rootfs and
+	// returns how (reflink or sparse copy).
+	CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error)
+	// WriteIdentity writes hostname, address, resolver, machine-id, the
+	// user's SSH key and a fresh host key into the root disk, and pins the
+	// host key for `banger vm ssh`.
+	WriteIdentity(ctx context.Context, v *vm.VM, net NetInfo) error
+	CreateWork(ctx context.Context, v *vm.VM) error
+	Grow(ctx context.Context, v *vm.VM, size int64) error
+	// Remove deletes the VM's disks and forgets its host key.
+	Remove(ctx context.Context, v *vm.VM) error
+}
+
+// Records is the DNS server's view of the running VMs.
+type Records interface {
+	Set(name, ip string)
+	Remove(name string)
+	Replace(records map[string]string)
+	Count() int
+	Listeners() []api.Listener
+}
+
+// Guest reaches into booted guests.
+type Guest interface {
+	// WaitSSH returns when the guest's SSH server completes a handshake.
+	WaitSSH(ctx context.Context, v *vm.VM) error
+}
+
+// Preflight checks host prerequisites for an operation ("vm start", …) and
+// returns an error naming what is missing and how to fix it.
+type Preflight interface {
+	Check(ctx context.Context, op string) error
+}

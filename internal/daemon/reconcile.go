@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/vm"
+)
+
+func (d *Daemon) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.shutdown:
+			return
+		case <-t.C:
+			if err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				d.log.Warn("reconciling", "err", err)
+			}
+		}
+	}
+}
+
+// Reconcile compares the database with the host and repairs the
+// difference: it adopts VMMs that still run, marks VMs whose VMM is gone as
+// stopped and releases what they held, marks VMs whose creation was
+// interrupted as errors, removes leftovers nobody owns (TAPs, sockets,
+// half-made directories) and rebuilds the DNS records from the running VMs.
+// Doubt never deletes user data: such a VM is marked error with the reason.
+func (d *Daemon) Reconcile(ctx context.Context) error {
+	vms, err := d.store.VMs(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	records := map[string]string{}
+	for i := range vms {
+		v := &vms[i]
+		if d.busy(v.Name) {
+			if v.State == vm.Running {
+				records[v.Name] = v.IP
+			}
+			continue
+		}
+		alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
+		switch {
+		case alive:
+			if v.State != vm.Running {
+				d.log.Info("adopting running vmm", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
+				v.State = vm.Running
+				v.Reason = ""
+				if err := d.store.UpdateVM(ctx, v); err != nil {
+					errs = append(errs, err)
+				}
+				d.events.publish(api.Event{Type: api.EventVMStarted, Name: v.Name, VM: d.toAPI(v)})
+			}
+			records[v.Name] = v.IP
+			d.sample(v.Process.PID)
+		case v.State == vm.Creating:
+			d.log.Warn("vm creation was interrupted", "vm", v.Name)
+			if err := d.release(ctx, v, ""); err != nil {
+				errs = append(errs, err)
+			}
+			v.State = vm.Error
+			v.Reason = fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)
+			if err := d.store.UpdateVM(ctx, v); err != nil {
+				errs = append(errs, err)
+			}
+			d.events.publish(api.Event{Type: api.EventVMError, Name: v.Name, VM: d.toAPI(v)})
+		case v.State == vm.Running || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
+			reason := ""
+			if v.State == vm.Running {
+				reason = fmt.Sprintf("the VMM (pid %d) exited without a stop request; see %s and %s", v.Process.PID, v.ConsoleLog(), v.VMMLog())
+			}
+			d.log.Warn("vmm is gone", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
+			if err := d.release(ctx, v, reason); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if d.deps.DNS != nil {
+		d.deps.DNS.Replace(records)
+	}
+	errs = append(errs, d.sweepTAPs(ctx), d.sweepDirs(ctx))
+	return errors.Join(errs...)
+}
+
+// owners reads, after the host resources were listed, which TAPs and ids
+// the database owns. Reading the database second closes the race with a
+// concurrent create, which records a VM before making anything for it.
+func (d *Daemon) owners(ctx context.Context) (taps, ids map[string]bool, err error) {
+	vms, err := d.store.VMs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	taps, ids = map[string]bool{}, map[string]bool{}
+	for _, v := range vms {
+		ids[v.ID] = true
+		if v.TAP != "" {
+			taps[v.TAP] = true
+		}
+	}
+	return taps, ids, nil
+}
+
+// sweepTAPs deletes banger TAPs that no VM owns.
+func (d *Daemon) sweepTAPs(ctx context.Context) error {
+	if d.deps.Network == nil {
+		return nil
+	}
+	taps, err := d.deps.Network.TAPs(ctx)
+	if err != nil {
+		return fmt.Errorf("listing taps: %w", err)
+	}
+	if len(taps) == 0 {
+		return nil
+	}
+	owned, _, err := d.owners(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range taps {
+		if owned[t] {
+			continue
+		}
+		d.log.Info("removing tap without vm", "tap", t)
+		errs = append(errs, d.deps.Network.DeleteTAP(ctx, t))
+	}
+	return errors.Join(errs...)
+}
+
+// sweepDirs removes per-VM directories and sockets whose VM row is gone:
+// leftovers of an interrupted create or rm. A VM row is written before its
+// directories are made and deleted after they are removed, so such a
+// directory never holds a live VM's data.
+func (d *Daemon) sweepDirs(ctx context.Context) error {
+	var errs []error
+	p := d.cfg.Paths
+	for _, parent := range []string{filepath.Join(p.DataDir, "vms"), filepath.Join(p.StateDir, "vms"), filepath.Join(p.RuntimeDir, "vms")} {
+		entries, err := os.ReadDir(parent)
+		if err != nil || len(entries) == 0 {
+			continue
+		}
+		_, ids, err := d.owners(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			id := strings.TrimSuffix(e.Name(), ".sock")
+			if ids[id] {
+				continue
+			}
+			path := filepath.Join(parent, e.Name())
+			d.log.Info("removing leftover without vm", "path", path)
+			errs = append(errs, os.RemoveAll(path))
+		}
+	}
+	return errors.Join(errs...)
+}

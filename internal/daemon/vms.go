@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/vm"
+)
+
+// toAPI renders a VM for clients, with live stats of its VMM.
+func (d *Daemon) toAPI(v *vm.VM) *api.VM {
+	out := &api.VM{
+		ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Image: v.ImageName,
+		CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, DiskBytes: v.DiskBytes, IP: v.IP, MAC: v.MAC, TAP: v.TAP,
+		DNSName: v.DNSName(), PID: v.Process.PID, RootDisk: v.RootDisk(), WorkDisk: v.WorkDisk(),
+		ConsoleLog: v.ConsoleLog(), VMMLog: v.VMMLog(), Hidden: v.Hidden, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt,
+	}
+	if v.State == vm.Running && v.Process.PID > 0 {
+		out.CPUPercent, out.RSSBytes = d.stats(v.Process.PID)
+	}
+	out.RootUsed = allocated(out.RootDisk)
+	out.WorkUsed = allocated(out.WorkDisk)
+	return out
+}
+
+func (d *Daemon) handleListVMs(w http.ResponseWriter, r *http.Request) {
+	vms, err := d.store.VMs(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	all := r.URL.Query().Get("all") != ""
+	out := make([]*api.VM, 0, len(vms))
+	for i := range vms {
+		if vms[i].Hidden && !all {
+			continue
+		}
+		out = append(out, d.toAPI(&vms[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) handleShowVM(w http.ResponseWriter, r *http.Request) {
+	v, err := d.loadVM(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.toAPI(v))
+}
+
+// streamOp runs a VM operation, streaming its progress and ending with the
+// VM's new state.
+func (d *Daemon) streamOp(w http.ResponseWriter, fn func(progress func(api.Progress)) (*vm.VM, []string, error)) {
+	pw := newProgressWriter(w)
+	v, warnings, err := fn(pw.Progress)
+	if err != nil {
+		var se *StepError
+		if errors.As(err, &se) {
+			err = se.APIError()
+		}
+		pw.finish(api.StreamLine{}, err)
+		return
+	}
+	line := api.StreamLine{Warnings: warnings}
+	if v != nil {
+		line.VM = d.toAPI(v)
+	}
+	pw.finish(line, nil)
+}
+
+func (d *Daemon) handleCreateVM(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateVMRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		return d.createVM(r.Context(), req, progress)
+	})
+}
+
+func (d *Daemon) handleStartVM(w http.ResponseWriter, r *http.Request) {
+	wait := r.URL.Query().Get("wait_ssh") != ""
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		v, err := d.startVM(r.Context(), r.PathValue("name"), wait, progress)
+		return v, nil, err
+	})
+}
+
+func (d *Daemon) handleStopVM(w http.ResponseWriter, r *http.Request) {
+	var req api.StopVMRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		v, err := d.stopVM(r.Context(), r.PathValue("name"), false, time.Duration(req.TimeoutSeconds)*time.Second, progress)
+		return v, nil, err
+	})
+}
+
+func (d *Daemon) handleKillVM(w http.ResponseWriter, r *http.Request) {
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		v, err := d.stopVM(r.Context(), r.PathValue("name"), true, 0, progress)
+		return v, nil, err
+	})
+}
+
+func (d *Daemon) handleRestartVM(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		if _, err := d.stopVM(r.Context(), name, false, 0, progress); err != nil {
+			return nil, nil, err
+		}
+		v, err := d.startVM(r.Context(), name, false, progress)
+		return v, nil, err
+	})
+}
+
+func (d *Daemon) handleResizeVM(w http.ResponseWriter, r *http.Request) {
+	var req api.ResizeVMRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		v, err := d.resizeVM(r.Context(), r.PathValue("name"), req.DiskBytes, progress)
+		return v, nil, err
+	})
+}
+
+func (d *Daemon) handleRemoveVM(w http.ResponseWriter, r *http.Request) {
+	var req api.RemoveVMRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		return nil, nil, d.removeVM(r.Context(), r.PathValue("name"), req.Force, progress)
+	})
+}
+
+func (d *Daemon) handleVMLogs(w http.ResponseWriter, r *http.Request) {
+	v, err := d.loadVM(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	path := v.ConsoleLog()
+	switch r.URL.Query().Get("source") {
+	case "", "console":
+	case "vmm":
+		path = v.VMMLog()
+	default:
+		writeError(w, api.Errorf(api.CodeInvalid, "unknown log source %q: use console or vmm", r.URL.Query().Get("source")))
+		return
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		writeError(w, api.Errorf(api.CodeNotFound, "vm %s has no log at %s yet", v.Name, path).WithHint("it appears when the vm first boots"))
+		return
+	} else if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	follow := r.URL.Query().Get("follow") != ""
+	flusher, _ := w.(http.Flusher)
+	for {
+		if _, err := io.Copy(w, f); err != nil {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if !follow {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := d.Status(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// Status describes this daemon.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	counts, err := d.store.CountVMs(ctx)
+	if err != nil {
+		return api.Status{}, err
+	}
+	imgs, err := d.store.Images(ctx)
+	if err != nil {
+		return api.Status{}, err
+	}
+	st := api.Status{
+		PID: os.Getpid(), Version: d.cfg.Version, BuildID: d.cfg.BuildID, Executable: d.cfg.Executable,
+		Socket: d.cfg.Paths.Socket(), Database: d.store.Path(), LogFile: d.cfg.Paths.DaemonLog(), LogLevel: d.cfg.LogLevel,
+		StartedAt: d.started.UTC(), UptimeSeconds: time.Since(d.started).Seconds(), VMs: counts, Images: len(imgs),
+		Listeners: []api.Listener{}, Ready: true,
+	}
+	if d.deps.DNS != nil {
+		st.Listeners = append(st.Listeners, d.deps.DNS.Listeners()...)
+		st.DNSRecords = d.deps.DNS.Count()
+	}
+	if missing := d.missingLayers("vm start"); len(missing) > 0 {
+		st.Problems = append(st.Problems, "cannot run VMs: no "+fmtList(missing)+" support in this build")
+	}
+	return st, nil
+}
+
+func (d *Daemon) handleShutdown(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "shutting down"})
+	go d.requestShutdown()
+}
