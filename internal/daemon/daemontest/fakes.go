@@ -187,7 +187,9 @@ func (f *Network) Info(ip string) daemon.NetInfo {
 func (f *Network) TAPName(id string) string { return "bg-" + id }
 
 // MAC implements daemon.Network.
-func (f *Network) MAC(id string) string { return "02:fc:" + id[0:2] + ":" + id[2:4] + ":" + id[4:6] + ":" + id[6:8] }
+func (f *Network) MAC(id string) string {
+	return "02:fc:" + id[0:2] + ":" + id[2:4] + ":" + id[4:6] + ":" + id[6:8]
+}
 
 // CreateTAP implements daemon.Network.
 func (f *Network) CreateTAP(ctx context.Context, name, mac string) error {
