@@ -2,9 +2,11 @@ package dns
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ func newTestServer(t *testing.T, cfg Config, mode Mode) (*Server, string) {
 	if !cfg.Subnet.IsValid() {
 		cfg.Subnet = testSubnet
 	}
-	s, err := New(cfg, nil)
+	s, err := New(cfg, warnLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +41,30 @@ func newTestServer(t *testing.T, cfg Config, mode Mode) (*Server, string) {
 	}
 	return s, addr.String()
 }
+
+// warnLogger returns a logger that fails the test, after the server has
+// closed, when anything was logged at warning level or above (a listener
+// that died, a handler that panicked).
+func warnLogger(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf strings.Builder
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if buf.Len() > 0 {
+			t.Errorf("server logged:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func query(t *testing.T, network, addr string, m *mdns.Msg) *mdns.Msg {
 	t.Helper()
