@@ -193,6 +193,9 @@ func (d *Driver) Kill(ctx context.Context, p Process) error {
 // that is already gone is not an error. When the daemon may not signal it
 // (it runs as root), the privileged runner's `kill` does.
 func (d *Driver) send(ctx context.Context, p Process, sig syscall.Signal) error {
+	if p.PID <= 0 {
+		return nil
+	}
 	target := p.PID
 	if sig == syscall.SIGKILL {
 		if pgid, err := unix.Getpgid(p.PID); err == nil && pgid == p.PID {

@@ -1,0 +1,440 @@
+package firecracker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	sdk "github.com/firecracker-microvm/firecracker-go-sdk"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"banger/internal/system"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fakeVMMSpec returns a spec that launches this test binary as a fake VMM
+// in mode, and the file its API calls are recorded in.
+func fakeVMMSpec(t *testing.T, mode string) (Spec, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := shortDir(t)
+	s := testSpec(dir)
+	s.Binary = exe
+	record := filepath.Join(dir, "calls.jsonl")
+	t.Setenv(envFakeVMM, mode)
+	t.Setenv(envFakeRecord, record)
+	return s, record
+}
+
+// testDriver returns a driver with short stop timeouts and its log.
+func testDriver(t *testing.T, runner system.Runner) (*Driver, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	d := New(Deps{
+		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Runner:        runner,
+		SocketTimeout: 10 * time.Second,
+		TermTimeout:   300 * time.Millisecond,
+		KillTimeout:   5 * time.Second,
+	})
+	return d, logs
+}
+
+// vmmsServing lists the processes whose command line serves socket.
+func vmmsServing(socket string) []int {
+	var pids []int
+	for pid := range parentMap() {
+		if a := cmdlineOrNil(pid); len(a) > 0 && filepath.Base(a[0]) != "sudo" && servesSocket(a, socket) &&
+			system.ProcessAlive(pid, 0) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killAtEnd makes sure no fake VMM for socket survives the test.
+func killAtEnd(t *testing.T, socket string) {
+	t.Cleanup(func() {
+		for _, pid := range vmmsServing(socket) {
+			t.Errorf("vmm pid %d still running at the end of the test", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+func readCalls(t *testing.T, path string) []apiCall {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var calls []apiCall
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var c apiCall
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, c)
+	}
+	return calls
+}
+
+func wait(t *testing.T, d *Driver, p Process) Exit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := d.Wait(ctx, p)
+	if err != nil {
+		t.Fatalf("waiting for vmm: %v", err)
+	}
+	return e
+}
+
+func checkProcess(t *testing.T, p Process, s Spec) {
+	t.Helper()
+	st, err := system.ReadProcStat(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.StartTime != st.StartTime || p.Socket != s.Socket || p.ID != s.ID {
+		t.Errorf("process %+v, want start time %d, socket %s, id %s", p, st.StartTime, s.Socket, s.ID)
+	}
+	args, err := cmdline(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := VMMArgs(s.Binary, sdkConfig(t, s)); !cmp.Equal(want, args) {
+		t.Errorf("vmm command line %q, want %q", args, want)
+	}
+}
+
+func sdkConfig(t *testing.T, s Spec) sdk.Config {
+	t.Helper()
+	cfg, err := BuildConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestStartBootsAndCtrlAltDelStops(t *testing.T) {
+	s, record := fakeVMMSpec(t, modeOK)
+	killAtEnd(t, s.Socket)
+	d, logs := testDriver(t, &system.Fake{})
+	p, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	checkProcess(t, p, s)
+	// Its own session: a signal to the daemon's session or group misses it.
+	if sid, err := unix.Getsid(p.PID); err != nil || sid != p.PID {
+		t.Errorf("vmm session id = %d, %v; want its own pid %d", sid, err, p.PID)
+	}
+	if !d.Alive(p) {
+		t.Fatal("vmm not alive after Start")
+	}
+	if diff := cmp.Diff(wantBootCalls(filepath.Dir(s.Socket)), readCalls(t, record)); diff != "" {
+		t.Errorf("api calls (-want +got):\n%s", diff)
+	}
+	if err := d.Shutdown(context.Background(), p, 10*time.Second); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d.Alive(p) {
+		t.Error("vmm alive after Shutdown")
+	}
+	if e := wait(t, d, p); e != (Exit{Known: true}) {
+		t.Errorf("exit %v, want exit status 0", e)
+	}
+	if _, err := os.Stat(s.Socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("api socket left behind: %v", err)
+	}
+	console, _ := os.ReadFile(s.ConsoleLogPath())
+	for _, want := range []string{"fake vmm: serving", "fake console: guest booted", "reboot: machine restart"} {
+		if !strings.Contains(string(console), want) {
+			t.Errorf("console.log lacks %q:\n%s", want, console)
+		}
+	}
+	for _, want := range []string{"vmm started", "sending ctrl-alt-del", "vmm stopped after ctrl-alt-del"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs.String(), "SIGTERM") {
+		t.Errorf("escalated although ctrl-alt-del worked:\n%s", logs)
+	}
+	calls := readCalls(t, record)
+	if last := calls[len(calls)-1]; !cmp.Equal(last.Body, map[string]any{"action_type": "SendCtrlAltDel"}) {
+		t.Errorf("last api call %+v, want SendCtrlAltDel", last)
+	}
+}
+
+func TestShutdownEscalates(t *testing.T) {
+	tests := []struct {
+		mode       string
+		wantLog    []string
+		notLog     string
+		wantSignal syscall.Signal
+	}{{
+		mode:       modeIgnoreCAD,
+		wantLog:    []string{"sending ctrl-alt-del", "sending SIGTERM", "vmm stopped after SIGTERM"},
+		notLog:     "SIGKILL",
+		wantSignal: syscall.SIGTERM,
+	}, {
+		mode:       modeIgnoreTerm,
+		wantLog:    []string{"sending ctrl-alt-del", "sending SIGTERM", "sending SIGKILL", "vmm killed"},
+		wantSignal: syscall.SIGKILL,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			s, _ := fakeVMMSpec(t, tt.mode)
+			killAtEnd(t, s.Socket)
+			d, logs := testDriver(t, &system.Fake{})
+			p, err := d.Start(context.Background(), s)
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			if err := d.Shutdown(context.Background(), p, 200*time.Millisecond); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if e := wait(t, d, p); e != (Exit{Known: true, Code: -1, Signal: tt.wantSignal}) {
+				t.Errorf("exit %v, want killed by %v", e, tt.wantSignal)
+			}
+			for _, want := range tt.wantLog {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, logs)
+				}
+			}
+			if tt.notLog != "" && strings.Contains(logs.String(), tt.notLog) {
+				t.Errorf("log has %q:\n%s", tt.notLog, logs)
+			}
+			if !strings.Contains(logs.String(), "pid="+strconv.Itoa(p.PID)) || !strings.Contains(logs.String(), "vm="+s.ID) {
+				t.Errorf("stop stages not logged with vm and pid:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestStartThroughSudoRecordsTheVMMNotSudo(t *testing.T) {
+	s, _ := fakeVMMSpec(t, modeOK)
+	killAtEnd(t, s.Socket)
+	exe, _ := os.Executable()
+	t.Setenv(envFakeSudo, "1")
+	fake := &system.Fake{}
+	d, _ := testDriver(t, fake)
+	// Pretend to be an unprivileged daemon whose sockets root makes.
+	d.euid, d.uid, d.gid = 4242, os.Getuid()+4242, 4343
+	d.sudo = exe
+	s.Sudo = true
+	p, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	checkProcess(t, p, s)
+	st, err := system.ReadProcStat(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := cmdline(st.PPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]string{exe, "-n", "--"}, VMMArgs(exe, sdkConfig(t, s))...); !cmp.Equal(want, parent) {
+		t.Errorf("parent of the recorded pid runs %q, want the sudo command %q", parent, want)
+	}
+	wantCalls := []string{"chown " + strconv.Itoa(os.Getuid()+4242) + ":4343 " + s.Socket}
+	if diff := cmp.Diff(wantCalls, fake.CallLines()); diff != "" {
+		t.Errorf("privileged calls (-want +got):\n%s", diff)
+	}
+	if err := d.Shutdown(context.Background(), p, 10*time.Second); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if e := wait(t, d, p); e != (Exit{Known: true}) {
+		t.Errorf("exit %v, want exit status 0", e)
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	tests := []struct {
+		mode    string
+		want    []string
+		console string
+	}{{
+		mode:    modeExitEarly,
+		want:    []string{"vmm exited before its api socket", "exit status 3", "console.log"},
+		console: "cannot open /dev/kvm",
+	}, {
+		mode: modeNoSocket,
+		want: []string{"not ready after 300ms", "console.log"},
+	}, {
+		mode: modeFailDrive,
+		want: []string{"configuring vmm for vm 0a1b2c3d", "fake failure for /drives/rootfs", "vmm.log", "console.log"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			s, _ := fakeVMMSpec(t, tt.mode)
+			killAtEnd(t, s.Socket)
+			d, _ := testDriver(t, &system.Fake{})
+			d.socketTimeout = 300 * time.Millisecond
+			_, err := d.Start(context.Background(), s)
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q: %v", want, err)
+				}
+			}
+			if tt.console != "" {
+				console, _ := os.ReadFile(s.ConsoleLogPath())
+				if !strings.Contains(string(console), tt.console) {
+					t.Errorf("console.log lacks %q:\n%s", tt.console, console)
+				}
+			}
+		})
+	}
+}
+
+func TestStartRefusesMissingBinary(t *testing.T) {
+	s := testSpec(shortDir(t))
+	s.Binary = filepath.Join(t.TempDir(), "firecracker")
+	_, err := New(Deps{}).Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "finding vmm binary") {
+		t.Errorf("Start with a missing binary: %v", err)
+	}
+	s.Binary = "banger-no-such-vmm"
+	_, err = New(Deps{}).Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "banger-vmm-qemu") {
+		t.Errorf("Start with an unknown binary does not suggest banger-vmm-qemu: %v", err)
+	}
+}
+
+func TestAdoptAfterDaemonRestart(t *testing.T) {
+	s, _ := fakeVMMSpec(t, modeOK)
+	killAtEnd(t, s.Socket)
+	first, _ := testDriver(t, &system.Fake{})
+	p, err := first.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// A new daemon knows only the stored Process.
+	d, logs := testDriver(t, &system.Fake{})
+	state, err := d.Adopt(context.Background(), p)
+	if err != nil || state != StateRunning {
+		t.Fatalf("Adopt = %q, %v; want Running", state, err)
+	}
+	if !strings.Contains(logs.String(), "vmm adopted") {
+		t.Errorf("adoption not logged:\n%s", logs)
+	}
+	wrong := p
+	wrong.StartTime++
+	if _, err := d.Adopt(context.Background(), wrong); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Adopt with another start time: %v, want ErrNotRunning", err)
+	}
+	wrong = p
+	wrong.Socket = filepath.Join(filepath.Dir(p.Socket), "other.sock")
+	if _, err := d.Adopt(context.Background(), wrong); err == nil || !strings.Contains(err.Error(), "does not serve") {
+		t.Errorf("Adopt with another socket: %v", err)
+	}
+
+	// The adopting driver did not start the VMM: it watches it by pidfd.
+	exited := make(chan Exit, 1)
+	go func() { exited <- wait(t, d, p) }()
+	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-exited:
+		if e.Known {
+			t.Errorf("adopted vmm's exit %v claims a known status", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not notice the vmm's death")
+	}
+	if d.Alive(p) {
+		t.Error("Alive after the vmm was killed")
+	}
+	if _, err := d.Adopt(context.Background(), p); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Adopt of a dead vmm: %v, want ErrNotRunning", err)
+	}
+	if err := d.Shutdown(context.Background(), p, time.Second); err != nil {
+		t.Errorf("Shutdown of a dead vmm: %v", err)
+	}
+}
+
+func TestKillThroughPrivilegedRunner(t *testing.T) {
+	s, _ := fakeVMMSpec(t, modeOK)
+	killAtEnd(t, s.Socket)
+	// The runner stands in for `sudo kill`: it sends the signal itself.
+	fake := &system.Fake{Handler: func(argv []string, _ []byte) ([]byte, error) {
+		if len(argv) == 5 && argv[0] == "kill" {
+			pid, _ := strconv.Atoi(argv[4])
+			return nil, syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return nil, nil
+	}}
+	d, _ := testDriver(t, fake)
+	p, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// Pretend the VMM runs as root: direct signals are refused.
+	d.signal = func(int, uint64, syscall.Signal) error { return syscall.EPERM }
+	if err := d.Kill(context.Background(), p); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	want := []string{"kill -s KILL -- -" + strconv.Itoa(p.PID)}
+	if diff := cmp.Diff(want, fake.CallLines()); diff != "" {
+		t.Errorf("privileged calls (-want +got):\n%s", diff)
+	}
+	if e := wait(t, d, p); e.Signal != syscall.SIGKILL {
+		t.Errorf("exit %v, want killed by SIGKILL", e)
+	}
+}
+
+func TestGoneProcess(t *testing.T) {
+	d, _ := testDriver(t, &system.Fake{})
+	gone := Process{ID: "x", PID: 0}
+	if d.Alive(gone) {
+		t.Error("pid 0 alive")
+	}
+	if err := d.Kill(context.Background(), gone); err != nil {
+		t.Errorf("Kill of a gone process: %v", err)
+	}
+	if err := d.Shutdown(context.Background(), gone, time.Second); err != nil {
+		t.Errorf("Shutdown of a gone process: %v", err)
+	}
+}
