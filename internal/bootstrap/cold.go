@@ -1,0 +1,310 @@
+package bootstrap
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// builder runs one uncached build.
+type builder struct {
+	deps   Deps
+	opts   Options
+	key    string
+	debDir string
+	report func(Step, string, ...any)
+}
+
+// build makes the image in a work directory beside entry and renames it to
+// entry when complete. On failure or cancellation the work directory is
+// removed (unmounting anything mmdebstrap left mounted in its tree).
+func (b *builder) build(ctx context.Context, entry string) (res Result, err error) {
+	work, err := os.MkdirTemp(filepath.Dir(entry), "."+b.key+".work-")
+	if err != nil {
+		return res, fmt.Errorf("creating work directory: %w", err)
+	}
+	if err := os.Chmod(work, 0o755); err != nil {
+		return res, err
+	}
+	tree := filepath.Join(work, "tree")
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if cerr := b.removeTree(cctx, tree); cerr != nil && err == nil {
+			err = cerr
+		}
+		os.Remove(filepath.Join(work, "guest.tar"))
+		if err != nil {
+			os.RemoveAll(work)
+		}
+	}()
+
+	guest, err := GuestTar(GuestFiles())
+	if err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(filepath.Join(work, "guest.tar"), guest, 0o644); err != nil {
+		return res, fmt.Errorf("writing guest files: %w", err)
+	}
+	pkgs := append(append(basePackages(), b.opts.KernelPackage), b.opts.Packages...)
+	b.report(StepPackages, "installing %d packages from %s %s with mmdebstrap", len(pkgs), b.opts.Mirror, b.opts.Suite)
+	argv := mmdebstrapArgv(debootstrapPlan{
+		Suite: b.opts.Suite, Mirror: b.opts.Mirror, Packages: pkgs,
+		TreeDir: tree, DebCache: b.debDir, GuestTar: filepath.Join(work, "guest.tar"),
+	})
+	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
+	if err := b.deps.Runner.Run(ctx, argv...); err != nil {
+		return res, fmt.Errorf("installing packages with mmdebstrap (is %s reachable?): %w", b.opts.Mirror, err)
+	}
+
+	res = Result{Suite: b.opts.Suite, Mirror: b.opts.Mirror, KernelPackage: b.opts.KernelPackage, CacheKey: b.key}
+	if res.KernelVersion, err = kernelVersion(tree); err != nil {
+		return res, err
+	}
+	b.report(StepKernel, "extracting vmlinux from kernel %s", res.KernelVersion)
+	bz, err := os.ReadFile(filepath.Join(tree, "boot", "vmlinuz-"+res.KernelVersion))
+	if err != nil {
+		return res, fmt.Errorf("reading kernel: %w", err)
+	}
+	vmlinux, comp, err := ExtractVmlinux(bz)
+	if err != nil {
+		return res, fmt.Errorf("kernel %s: %w", res.KernelVersion, err)
+	}
+	res.Compression = string(comp)
+	if err := writeFiles(work, map[string][]byte{KernelFile: bz, VmlinuxFile: vmlinux}); err != nil {
+		return res, err
+	}
+
+	b.report(StepInitramfs, "writing initramfs with the virtio modules of %s", res.KernelVersion)
+	if res.Modules, err = writeInitramfs(tree, res.KernelVersion, filepath.Join(work, InitrdFile)); err != nil {
+		return res, err
+	}
+
+	b.report(StepManifest, "writing package manifest")
+	status, err := os.ReadFile(filepath.Join(tree, "var/lib/dpkg/status"))
+	if err != nil {
+		return res, fmt.Errorf("reading dpkg status: %w", err)
+	}
+	installed, err := ParseDpkgStatus(status)
+	if err != nil {
+		return res, err
+	}
+	manifest := RenderManifest(installed)
+	res.Packages, res.ManifestSHA256 = len(installed), SHA256Hex(manifest)
+	if err := writeFiles(work, map[string][]byte{ManifestFile: manifest}); err != nil {
+		return res, err
+	}
+
+	b.report(StepRootfs, "writing %d MiB ext4 root filesystem", b.opts.SizeBytes>>20)
+	rootfs := filepath.Join(work, RootfsFile)
+	if err := makeSparse(rootfs, b.opts.SizeBytes); err != nil {
+		return res, err
+	}
+	if err := b.deps.Runner.Run(ctx, mkfsArgv(tree, rootfs)...); err != nil {
+		return res, fmt.Errorf("writing root filesystem: %w", err)
+	}
+
+	res = resultPaths(res, entry)
+	res.CreatedAt = time.Now().UTC().Truncate(time.Second)
+	fillSizes(&res, work)
+	rj, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return res, err
+	}
+	if err := writeFiles(work, map[string][]byte{resultFile: rj}); err != nil {
+		return res, err
+	}
+	if err := b.removeTree(ctx, tree); err != nil {
+		return res, err
+	}
+	os.Remove(filepath.Join(work, "guest.tar"))
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if err := os.RemoveAll(entry); err != nil { // an older entry under Refresh
+		return res, fmt.Errorf("replacing cached image: %w", err)
+	}
+	if err := os.Rename(work, entry); err != nil {
+		return res, fmt.Errorf("storing image in cache: %w", err)
+	}
+	return res, nil
+}
+
+// mkfsArgv makes an ext4 filesystem from tree inside the existing sparse file.
+func mkfsArgv(tree, image string) []string {
+	return []string{"mkfs.ext4", "-q", "-F", "-L", RootLabel, "-d", tree, image}
+}
+
+func makeSparse(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return fmt.Errorf("sizing %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func writeFiles(dir string, files map[string][]byte) error {
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func fillSizes(r *Result, dir string) {
+	size := func(name string) int64 {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return 0
+		}
+		return st.Size()
+	}
+	r.KernelSize, r.VmlinuxSize, r.InitrdSize, r.RootfsSize = size(KernelFile), size(VmlinuxFile), size(InitrdFile), size(RootfsFile)
+	r.RootfsAlloc = allocatedBytes(filepath.Join(dir, RootfsFile))
+}
+
+// kernelVersion finds the single kernel installed in tree.
+func kernelVersion(tree string) (string, error) {
+	entries, err := os.ReadDir(filepath.Join(tree, "lib/modules"))
+	if err != nil {
+		return "", fmt.Errorf("finding the installed kernel: %w", err)
+	}
+	var versions []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(tree, "boot", "vmlinuz-"+e.Name())); err == nil {
+			versions = append(versions, e.Name())
+		}
+	}
+	if len(versions) != 1 {
+		return "", fmt.Errorf("finding the installed kernel: want one /boot/vmlinuz-* with modules, found %d %v", len(versions), versions)
+	}
+	return versions[0], nil
+}
+
+// writeInitramfs builds the initramfs from busybox and the modules in tree
+// and returns the names of the modules it loads, in order.
+func writeInitramfs(tree, version, out string) ([]string, error) {
+	modDir := filepath.Join(tree, "lib/modules", version)
+	dep, err := os.ReadFile(filepath.Join(modDir, "modules.dep"))
+	if err != nil {
+		return nil, fmt.Errorf("reading modules.dep of %s: %w", version, err)
+	}
+	builtin, err := os.ReadFile(filepath.Join(modDir, "modules.builtin"))
+	if err != nil {
+		return nil, fmt.Errorf("reading modules.builtin of %s: %w", version, err)
+	}
+	idx, err := ParseModuleIndex(dep, builtin)
+	if err != nil {
+		return nil, err
+	}
+	mods, err := idx.ResolveModules(DefaultModules())
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", version, err)
+	}
+	busybox, err := os.ReadFile(filepath.Join(tree, "bin/busybox"))
+	if err != nil {
+		return nil, fmt.Errorf("reading busybox from the busybox-static package: %w", err)
+	}
+	spec := InitramfsSpec{KernelVersion: version, Busybox: busybox}
+	var names []string
+	for _, m := range mods {
+		raw, err := os.ReadFile(filepath.Join(modDir, m.Path))
+		if err != nil {
+			return nil, fmt.Errorf("reading module %s: %w", m.Name, err)
+		}
+		data, err := decompressModule(m.Path, raw)
+		if err != nil {
+			return nil, fmt.Errorf("decompressing module %s: %w", m.Name, err)
+		}
+		spec.Modules = append(spec.Modules, ModuleFile{Name: m.Name, Data: data})
+		names = append(names, m.Name)
+	}
+	var buf bytes.Buffer
+	if err := WriteInitramfs(&buf, spec); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("writing initramfs: %w", err)
+	}
+	return names, nil
+}
+
+// removeTree unmounts whatever is still mounted below tree (an interrupted
+// mmdebstrap leaves /proc, /sys and /dev mounts behind) and removes it
+// without crossing into other filesystems.
+func (b *builder) removeTree(ctx context.Context, tree string) error {
+	if _, err := os.Lstat(tree); os.IsNotExist(err) {
+		return nil
+	}
+	if info, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, m := range MountsUnder(info, tree) {
+			if err := b.deps.Runner.Run(ctx, "umount", "--lazy", m); err != nil {
+				b.deps.Log.Warn("unmounting leftover mount", "path", m, "err", err)
+			}
+		}
+	}
+	if err := b.deps.Runner.Run(ctx, "rm", "-rf", "--one-file-system", "--", tree); err != nil {
+		return fmt.Errorf("removing build tree %s: %w", tree, err)
+	}
+	return nil
+}
+
+// MountsUnder returns the mount points in a /proc/PID/mountinfo text that
+// lie below dir, deepest first, so they can be unmounted in that order.
+func MountsUnder(mountinfo []byte, dir string) []string {
+	dir = strings.TrimRight(dir, "/") + "/"
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if strings.HasPrefix(mp, dir) {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] > out[j] })
+	return out
+}
+
+// unescapeMount decodes the octal escapes (\040 for space) of mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

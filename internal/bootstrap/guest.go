@@ -1,0 +1,159 @@
+package bootstrap
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"sort"
+)
+
+// GuestFile is a file, directory or symlink that the bootstrap writes into
+// the root filesystem to make it honour banger's guest contract (see
+// docs/images.md).
+type GuestFile struct {
+	Path     string // absolute path in the guest
+	Mode     fs.FileMode
+	Data     string
+	Linkname string // for symlinks
+}
+
+// maskedUnits are systemd units that only slow a disposable VM's boot or
+// wait for things that never come: apt's and other periodic timers,
+// network-online waits, first-boot prompts on the console.
+func maskedUnits() []string {
+	return []string{
+		"apt-daily.service", "apt-daily.timer",
+		"apt-daily-upgrade.service", "apt-daily-upgrade.timer",
+		"dpkg-db-backup.service", "dpkg-db-backup.timer",
+		"e2scrub_all.service", "e2scrub_all.timer", "e2scrub_reap.service",
+		"fstrim.service", "fstrim.timer",
+		"man-db.service", "man-db.timer",
+		"systemd-networkd-wait-online.service",
+		"ifupdown-wait-online.service",
+		"systemd-udev-settle.service",
+		"systemd-firstboot.service",
+		"systemd-pcrphase.service", "systemd-pcrphase-sysinit.service",
+		"getty@tty1.service",
+	}
+}
+
+const fstab = `# banger guest: the initramfs mounts the root disk (/dev/vda, label
+# banger-root) read-write; the optional work disk (label banger-work) appears
+# at /work when attached, and its absence does not delay the boot.
+/dev/vda	/	ext4	rw,noatime	0	0
+LABEL=banger-work	/work	ext4	rw,noatime,nofail,x-systemd.device-timeout=2s	0	0
+`
+
+const sshdConfig = `# banger: root logs in with a key. Host keys are written into each VM's disk
+# when it is created; only the ed25519 key is needed.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+`
+
+const hostKeyUnit = `[Unit]
+Description=Generate an SSH host key when none was injected (banger)
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+
+[Install]
+WantedBy=ssh.service
+`
+
+const systemConf = `# banger: a disposable VM should stop quickly when asked.
+[Manager]
+DefaultTimeoutStopSec=10s
+DefaultDeviceTimeoutSec=10s
+`
+
+const hosts = `127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+ff02::1	ip6-allnodes
+ff02::2	ip6-allrouters
+`
+
+// GuestFiles returns the files that make a Debian tree a banger guest, in
+// path order.
+func GuestFiles() []GuestFile {
+	files := []GuestFile{
+		{Path: "/etc/fstab", Mode: 0o644, Data: fstab},
+		{Path: "/etc/hosts", Mode: 0o644, Data: hosts},
+		{Path: "/etc/resolv.conf", Mode: 0o644, Data: "# written at boot by banger's initramfs from the ip= kernel argument\n"},
+		{Path: "/etc/ssh/sshd_config.d/banger.conf", Mode: 0o644, Data: sshdConfig},
+		{Path: "/etc/systemd/system/banger-ssh-hostkey.service", Mode: 0o644, Data: hostKeyUnit},
+		{Path: "/etc/systemd/system/ssh.service.wants/banger-ssh-hostkey.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/etc/systemd/system/banger-ssh-hostkey.service"},
+		{Path: "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/lib/systemd/system/serial-getty@.service"},
+		{Path: "/etc/systemd/system.conf.d/banger.conf", Mode: 0o644, Data: systemConf},
+		// Keep the kernel's interface names (eth0), which ip= refers to.
+		{Path: "/etc/systemd/network/99-default.link", Mode: fs.ModeSymlink | 0o777, Linkname: "/dev/null"},
+		{Path: "/work", Mode: fs.ModeDir | 0o755},
+	}
+	for _, u := range maskedUnits() {
+		files = append(files, GuestFile{Path: "/etc/systemd/system/" + u, Mode: fs.ModeSymlink | 0o777, Linkname: "/dev/null"})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files
+}
+
+// GuestTar returns files as a tar archive (root-owned, zero timestamps)
+// for mmdebstrap's tar-in hook. Parent directories are created as needed.
+func GuestTar(files []GuestFile) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	var mkdirs func(dir string) error
+	mkdirs = func(dir string) error {
+		if dir == "/" || dir == "." || dirs[dir] {
+			return nil
+		}
+		if err := mkdirs(parentDir(dir)); err != nil {
+			return err
+		}
+		dirs[dir] = true
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "." + dir + "/", Mode: 0o755, Format: tar.FormatPAX})
+	}
+	for _, f := range files {
+		if err := mkdirs(parentDir(f.Path)); err != nil {
+			return nil, fmt.Errorf("writing guest tar: %w", err)
+		}
+		h := &tar.Header{Name: "." + f.Path, Mode: int64(f.Mode.Perm()), Format: tar.FormatPAX}
+		switch {
+		case f.Mode.IsDir():
+			if dirs[f.Path] {
+				continue
+			}
+			dirs[f.Path] = true
+			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
+		case f.Mode&fs.ModeSymlink != 0:
+			h.Typeflag, h.Linkname = tar.TypeSymlink, f.Linkname
+		default:
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.Data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("writing guest tar entry %s: %w", f.Path, err)
+		}
+		if _, err := tw.Write([]byte(f.Data)); err != nil {
+			return nil, fmt.Errorf("writing guest tar entry %s: %w", f.Path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("writing guest tar: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func parentDir(p string) string {
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return "/"
+}

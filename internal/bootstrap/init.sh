@@ -1,0 +1,116 @@
+#!/bin/sh
+# banger initramfs /init: load the virtio modules of this kernel, wait for
+# the root disk, configure the network interface from the ip= kernel
+# argument (Debian kernels lack CONFIG_IP_PNP), and switch_root into the
+# real init. Add banger.debug to the kernel command line to get a shell
+# instead of a kernel panic when something goes wrong.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+exec </dev/console >/dev/console 2>&1
+
+cmdline=$(cat /proc/cmdline)
+root=/dev/vda
+rootfstype=ext4
+rootflags=
+mode=rw
+ip=
+init=/sbin/init
+debug=
+for arg in $cmdline; do
+	case "$arg" in
+	root=*) root=${arg#root=} ;;
+	rootfstype=*) rootfstype=${arg#rootfstype=} ;;
+	rootflags=*) rootflags=${arg#rootflags=} ;;
+	ro) mode=ro ;;
+	rw) mode=rw ;;
+	ip=*) ip=${arg#ip=} ;;
+	init=*) init=${arg#init=} ;;
+	banger.debug) debug=1 ;;
+	esac
+done
+
+log() { echo "banger-init: $*"; }
+
+fail() {
+	log "$*"
+	if [ -n "$debug" ]; then
+		log "banger.debug is set: starting a shell"
+		exec sh
+	fi
+	log "giving up (the kernel panics and the VM stops; add banger.debug for a shell)"
+	exit 1
+}
+
+# load NAME FILE inserts a module, passing NAME.param=value kernel arguments
+# as module parameters, the way modprobe would.
+load() {
+	params=
+	for arg in $cmdline; do
+		case "$arg" in
+		"$1".*) params="$params ${arg#"$1".}" ;;
+		esac
+	done
+	[ -d "/sys/module/$1" ] && return 0
+	insmod "$2" $params || log "loading module $1 failed"
+}
+
+{{range .Modules}}load {{.Name}} {{.Path}}
+{{end}}
+dev=
+i=0
+while [ $i -lt 100 ]; do
+	case "$root" in
+	LABEL=* | UUID=* | PARTUUID=*) dev=$(findfs "$root" 2>/dev/null) ;;
+	*) [ -b "$root" ] && dev=$root ;;
+	esac
+	[ -n "$dev" ] && break
+	sleep 0.1
+	i=$((i + 1))
+done
+[ -n "$dev" ] || fail "root device $root did not appear within 10 s"
+opts=$mode
+[ -n "$rootflags" ] && opts="$opts,$rootflags"
+mount -t "$rootfstype" -o "$opts" "$dev" /newroot || fail "mounting $dev on / failed"
+
+# ip=<client>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>
+if [ -n "$ip" ] && [ "$ip" != off ] && [ "$ip" != none ]; then
+	set -f
+	oldifs=$IFS
+	IFS=:
+	set -- $ip
+	IFS=$oldifs
+	set +f
+	addr=$1 gw=$3 mask=$4 host=$5 ifc=${6:-eth0} dns0=$8 dns1=$9
+	case "$addr" in
+	dhcp | on | any | both | bootp | rarp) log "ip=$addr: automatic configuration is not supported, leaving the network to the guest" ;;
+	*)
+		i=0
+		while [ ! -e "/sys/class/net/$ifc" ] && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		if [ -z "$addr" ]; then
+			log "ip= has no address"
+		elif ifconfig "$ifc" "$addr" ${mask:+netmask "$mask"} up; then
+			[ -n "$gw" ] && { route add default gw "$gw" dev "$ifc" || log "adding default route via $gw failed"; }
+		else
+			log "configuring $ifc failed"
+		fi
+		;;
+	esac
+	[ -n "$host" ] && hostname "$host"
+	if [ "$mode" = rw ] && [ -n "$dns0$dns1" ] && [ ! -L /newroot/etc/resolv.conf ]; then
+		{
+			echo "# written at boot by banger's initramfs from the ip= kernel argument"
+			for ns in $dns0 $dns1; do echo "nameserver $ns"; done
+		} >/newroot/etc/resolv.conf
+	fi
+fi
+
+[ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found on the root filesystem"
+mount --move /dev /newroot/dev
+umount /sys /proc
+exec switch_root /newroot "$init" "$@"

@@ -1,0 +1,59 @@
+package testutil
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"banger/internal/bootstrap"
+	"banger/internal/system"
+)
+
+// GuestImageCacheEnv names the directory where GuestImage keeps its
+// bootstrap cache; the default is DefaultGuestImageCache.
+const GuestImageCacheEnv = "BANGER_TEST_CACHE"
+
+// DefaultGuestImageCache is where GuestImage caches images when
+// BANGER_TEST_CACHE is unset. It lies outside the repository on purpose.
+const DefaultGuestImageCache = "/var/cache/banger-test"
+
+// GuestImage returns a bootable Debian guest image built by banger's own
+// bootstrap with default options, for end-to-end and VMM tests. The first
+// call on a machine builds it (about a minute); later calls, from any test
+// process, reuse the cached image, and concurrent builders wait for each
+// other through a lock file in the cache. The returned paths point into the
+// cache and must be treated as read-only: copy the rootfs before booting
+// it read-write.
+//
+// It skips the test with a one-line reason unless it runs as root with
+// mmdebstrap installed.
+func GuestImage(t testing.TB) bootstrap.Result {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("guest tier: bootstrapping a guest image needs root (CI runs it as root)")
+	}
+	if _, err := system.LookPath("mmdebstrap"); err != nil {
+		t.Skip("guest tier: needs mmdebstrap to bootstrap a guest image (apt-get install mmdebstrap)")
+	}
+	dir := os.Getenv(GuestImageCacheEnv)
+	if dir == "" {
+		dir = DefaultGuestImageCache
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatalf("resolving %s: %v", GuestImageCacheEnv, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.DiscardHandler)
+	res, err := bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged(), Log: logger},
+		bootstrap.Options{Name: "banger-test", CacheDir: dir},
+		func(p bootstrap.Progress) { t.Logf("guest image: %s: %s (%s)", p.Step, p.Message, p.Elapsed.Round(time.Millisecond)) })
+	if err != nil {
+		t.Fatalf("bootstrapping the test guest image in %s: %v", dir, err)
+	}
+	return res
+}
