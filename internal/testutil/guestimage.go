@@ -51,7 +51,9 @@ func GuestImage(t testing.TB) bootstrap.Result {
 	logger := slog.New(slog.DiscardHandler)
 	res, err := bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged(), Log: logger},
 		bootstrap.Options{Name: "banger-test", CacheDir: dir},
-		func(p bootstrap.Progress) { t.Logf("guest image: %s: %s (%s)", p.Step, p.Message, p.Elapsed.Round(time.Millisecond)) })
+		func(p bootstrap.Progress) {
+			t.Logf("guest image: %s: %s (%s)", p.Step, p.Message, p.Elapsed.Round(time.Millisecond))
+		})
 	if err != nil {
 		t.Fatalf("bootstrapping the test guest image in %s: %v", dir, err)
 	}
