@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -187,24 +186,30 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 	if viaSudo {
 		argv = append([]string{d.sudo, "-n", "--"}, argv...)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = s.StateDir
-	cmd.Stdout = console
-	cmd.Stderr = console
 	// Its own session: no signal aimed at the daemon's process group or
 	// terminal reaches the VMM, so it outlives a daemon restart or kill.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return Process{}, fmt.Errorf("running %s: %w", strings.Join(argv, " "), err)
+	proc, err := system.StartProcess(system.ProcessSpec{
+		Argv:       argv,
+		Dir:        s.StateDir,
+		Stdout:     console,
+		Stderr:     console,
+		NewSession: true,
+	})
+	if err != nil {
+		return Process{}, fmt.Errorf("launching vmm: %w", err)
 	}
-	done := make(chan struct{})
-	c := &child{done: done}
+	launcher := proc.PID()
+	c := &child{done: make(chan struct{})}
 	go func() {
-		c.exit = exitOf(cmd.Wait())
-		close(done)
+		st, err := proc.Wait()
+		if err == nil {
+			c.exit = Exit{Known: true, Code: st.Code, Signal: st.Signal}
+		}
+		close(c.done)
 	}()
+	done := c.done
 	log := d.log.With("vm", s.ID)
-	log.Debug("vmm launched", "argv", argv, "launcher_pid", cmd.Process.Pid)
+	log.Debug("vmm launched", "argv", argv, "launcher_pid", launcher)
 
 	vmmPID := 0
 	fail := func(err error) (Process, error) {
@@ -217,22 +222,22 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 		}
 		if viaSudo {
 			// sudo passes SIGTERM on to the command it runs.
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+			_ = syscall.Kill(launcher, syscall.SIGTERM)
 		} else {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-launcher, syscall.SIGKILL)
 		}
 		select {
 		case <-done:
 		case <-time.After(d.killTimeout):
-			log.Warn("vmm launcher still running after a failed start", "pid", cmd.Process.Pid)
+			log.Warn("vmm launcher still running after a failed start", "pid", launcher)
 		}
 		return Process{}, fmt.Errorf("%w (see %s)", err, s.ConsoleLogPath())
 	}
 
 	deadline := time.Now().Add(d.socketTimeout)
-	pid := cmd.Process.Pid
+	pid := launcher
 	if viaSudo {
-		pid, err = d.waitForChild(ctx, cmd.Process.Pid, s.Socket, deadline, done, c)
+		pid, err = d.waitForChild(ctx, launcher, s.Socket, deadline, done, c)
 		if err != nil {
 			return fail(err)
 		}

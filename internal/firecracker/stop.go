@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
@@ -36,21 +35,6 @@ func (e Exit) String() string {
 	default:
 		return "exit status " + strconv.Itoa(e.Code)
 	}
-}
-
-// exitOf turns the result of exec.Cmd.Wait into an Exit.
-func exitOf(err error) Exit {
-	if err == nil {
-		return Exit{Known: true}
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return Exit{Known: true, Code: -1, Signal: ws.Signal()}
-		}
-		return Exit{Known: true, Code: ee.ExitCode()}
-	}
-	return Exit{}
 }
 
 // Alive reports whether the VMM process still runs: its pid exists, is not
