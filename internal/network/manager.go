@@ -98,7 +98,7 @@ func (m *Manager) EnsureBridge(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("ensuring bridge: %w", err)
 	case br.Kind != "bridge":
-		return fmt.Errorf("ensuring bridge %s: a %s link of that name exists; remove it or set network.bridge to another name", m.cfg.Bridge, br.Kind)
+		return fmt.Errorf("ensuring bridge %s: a %s link of that name exists; remove it or set `bridge` in banger's config.toml to another name", m.cfg.Bridge, br.Kind)
 	}
 	if !slices.Contains(br.Addrs, m.GatewayPrefix()) {
 		if err := m.checkClash(); err != nil {
@@ -144,7 +144,7 @@ func (m *Manager) checkClash() error {
 		}
 	}
 	if len(clashes) > 0 {
-		return fmt.Errorf("subnet %v clashes with %s: set network.subnet in banger's config.toml to a free range", m.cfg.Subnet, strings.Join(clashes, ", "))
+		return fmt.Errorf("subnet %v clashes with %s: set `subnet` in banger's config.toml to a free range", m.cfg.Subnet, strings.Join(clashes, ", "))
 	}
 	return nil
 }

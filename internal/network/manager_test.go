@@ -107,7 +107,7 @@ func TestEnsureBridgeRefusesClashingSubnet(t *testing.T) {
 	links.ExtraRoutes = []Route{{Dst: netip.MustParsePrefix("10.0.0.0/8"), Dev: "tun0"}}
 	m := newManager(t, links)
 	err := m.EnsureBridge(ctx)
-	if err == nil || !strings.Contains(err.Error(), "route 10.0.0.0/8 via tun0") || !strings.Contains(err.Error(), "network.subnet") {
+	if err == nil || !strings.Contains(err.Error(), "route 10.0.0.0/8 via tun0") || !strings.Contains(err.Error(), "`subnet`") {
 		t.Fatalf("EnsureBridge with a clashing route: err = %v, want a clash naming the route and the setting", err)
 	}
 	if s := state(t, m); s != "" {
