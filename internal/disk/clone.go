@@ -34,7 +34,7 @@ const tempMarker = ".banger-tmp-"
 // interrupted clone never leaves a partial file under dst. An existing dst
 // is an error, never overwritten.
 func (m *Manager) CloneRoot(ctx context.Context, src, dst string) (Method, error) {
-	method, err := cloneFile(ctx, src, dst, true)
+	method, err := cloneFile(ctx, src, dst, reflinkOrCopy)
 	if err != nil {
 		return "", err
 	}
@@ -42,9 +42,18 @@ func (m *Manager) CloneRoot(ctx context.Context, src, dst string) (Method, error
 	return method, nil
 }
 
-// cloneFile clones src to dst as CloneRoot describes. With allowCopy false it
-// only tries a reflink and fails when the filesystem cannot make one.
-func cloneFile(ctx context.Context, src, dst string, allowCopy bool) (Method, error) {
+// cloneMode says which methods cloneFile may use.
+type cloneMode int
+
+const (
+	reflinkOrCopy cloneMode = iota
+	reflinkOnly             // for cheap snapshots: fail rather than copy
+	copyOnly                // for benchmarks of the fallback
+)
+
+// cloneFile clones src to dst as CloneRoot describes, with the methods mode
+// allows.
+func cloneFile(ctx context.Context, src, dst string, mode cloneMode) (Method, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", fmt.Errorf("cloning %s: %w", src, err)
@@ -62,11 +71,15 @@ func cloneFile(ctx context.Context, src, dst string, allowCopy bool) (Method, er
 	}
 	var method Method
 	err = writeAtomically(dst, func(out *os.File) error {
-		if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err == nil {
-			method = Reflink
-			return nil
-		} else if !allowCopy {
-			return fmt.Errorf("making a reflink: %w", err)
+		if mode != copyOnly {
+			err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
+			if err == nil {
+				method = Reflink
+				return nil
+			}
+			if mode == reflinkOnly {
+				return fmt.Errorf("making a reflink: %w", err)
+			}
 		}
 		method = SparseCopy
 		return sparseCopy(ctx, in, out, st.Size())

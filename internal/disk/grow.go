@@ -49,7 +49,7 @@ func (m *Manager) Grow(ctx context.Context, path string, size int64) error {
 	backup := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempMarker+"grow-backup")
 	os.Remove(backup)
 	hasBackup := false
-	if _, err := cloneFile(ctx, path, backup, false); err == nil {
+	if _, err := cloneFile(ctx, path, backup, reflinkOnly); err == nil {
 		hasBackup = true
 		defer os.Remove(backup)
 	} else {

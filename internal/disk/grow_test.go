@@ -127,7 +127,7 @@ func TestGrowResizeFailureExplains(t *testing.T) {
 	// On a filesystem without reflinks there is no snapshot: the file stays
 	// larger and the error says the disk is still usable.
 	p := sizedFile(t, 64<<20)
-	if _, err := cloneFile(context.Background(), p, p+".probe", false); err == nil {
+	if _, err := cloneFile(context.Background(), p, p+".probe", reflinkOnly); err == nil {
 		t.Skip("the temp directory supports reflinks; the snapshot path is tested in the root tier")
 	}
 	f := fakeTools(64<<20, map[string]error{"resize2fs " + p: errors.New("boom")})
