@@ -54,6 +54,14 @@ type Status struct {
 // Up reports whether everything Up sets is in place.
 func (s Status) Up() bool { return len(s.Problems) == 0 }
 
+// String says in one line whether the rules are up, and if not, why.
+func (s Status) String() string {
+	if s.Up() {
+		return fmt.Sprintf("up (iptables %s)", s.Backend)
+	}
+	return fmt.Sprintf("down (iptables %s): %s", s.Backend, strings.Join(s.Problems, "; "))
+}
+
 // NAT manages banger's firewall rules.
 type NAT struct {
 	cfg  Config

@@ -48,6 +48,9 @@ func TestUpDownRoundTrip(t *testing.T) {
 			if st.Up() || st.Present || st.Backend != b {
 				t.Errorf("status before up = %+v", st)
 			}
+			if s := st.String(); !strings.HasPrefix(s, "down (iptables "+string(b)+"): chain filter/BANGER-FWD missing;") || !strings.HasSuffix(s, "; net.ipv4.ip_forward is 0") {
+				t.Errorf("status string before up = %q", s)
+			}
 			if err := n.Up(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -58,8 +61,8 @@ func TestUpDownRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(want, fw.Rules(b)); diff != "" {
 				t.Errorf("rules after up (-want +got):\n%s", diff)
 			}
-			if st, err := n.Status(ctx); err != nil || !st.Up() || !st.Present {
-				t.Errorf("status after up = %+v, %v", st, err)
+			if st, err := n.Status(ctx); err != nil || !st.Up() || !st.Present || st.String() != "up (iptables "+string(b)+")" {
+				t.Errorf("status after up = %+v (%s), %v", st, st, err)
 			}
 
 			// A second Up only reads.

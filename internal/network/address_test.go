@@ -2,8 +2,12 @@ package network
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func addrs(ss ...string) []netip.Addr {
@@ -127,5 +131,15 @@ func TestMACs(t *testing.T) {
 	}
 	if GuestMAC("web").String() == g.String() {
 		t.Error("GuestMAC equal for different ids")
+	}
+}
+
+func TestPermHint(t *testing.T) {
+	err := permHint(fmt.Errorf("netlink: %w", unix.EPERM))
+	if !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "CAP_NET_ADMIN") {
+		t.Errorf("permHint(EPERM) = %v, want the error kept and the fix named", err)
+	}
+	if err := permHint(unix.EEXIST); strings.Contains(err.Error(), "CAP_NET_ADMIN") {
+		t.Errorf("permHint(EEXIST) = %v, want it unchanged", err)
 	}
 }

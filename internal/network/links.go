@@ -166,7 +166,7 @@ func (Netlink) Routes() ([]Route, error) {
 func (Netlink) AddBridge(name string, mac net.HardwareAddr) error {
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: mac}}
 	if err := netlink.LinkAdd(br); err != nil {
-		return fmt.Errorf("adding bridge %s: %w", name, err)
+		return fmt.Errorf("adding bridge %s: %w", name, permHint(err))
 	}
 	return nil
 }
@@ -183,7 +183,7 @@ func (Netlink) AddTAP(name string, owner int) error {
 		t.Owner = uint32(owner)
 	}
 	if err := netlink.LinkAdd(t); err != nil {
-		return fmt.Errorf("adding tap %s: %w", name, err)
+		return fmt.Errorf("adding tap %s: %w", name, permHint(err))
 	}
 	return nil
 }
@@ -195,7 +195,7 @@ func (n Netlink) Delete(name string) error {
 		return err
 	}
 	if err := netlink.LinkDel(l); err != nil {
-		return fmt.Errorf("deleting link %s: %w", name, err)
+		return fmt.Errorf("deleting link %s: %w", name, permHint(err))
 	}
 	return nil
 }
@@ -207,7 +207,7 @@ func (n Netlink) SetMAC(name string, mac net.HardwareAddr) error {
 		return err
 	}
 	if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
-		return fmt.Errorf("setting mac of %s to %s: %w", name, mac, err)
+		return fmt.Errorf("setting mac of %s to %s: %w", name, mac, permHint(err))
 	}
 	return nil
 }
@@ -223,7 +223,7 @@ func (n Netlink) SetMaster(name, master string) error {
 		return err
 	}
 	if err := netlink.LinkSetMaster(l, m); err != nil {
-		return fmt.Errorf("attaching %s to %s: %w", name, master, err)
+		return fmt.Errorf("attaching %s to %s: %w", name, master, permHint(err))
 	}
 	return nil
 }
@@ -235,7 +235,7 @@ func (n Netlink) SetUp(name string) error {
 		return err
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("bringing up %s: %w", name, err)
+		return fmt.Errorf("bringing up %s: %w", name, permHint(err))
 	}
 	return nil
 }
@@ -248,9 +248,18 @@ func (n Netlink) AddAddr(name string, addr netip.Prefix) error {
 	}
 	ipn := &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}
 	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: ipn}); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("adding address %v to %s: %w", addr, name, err)
+		return fmt.Errorf("adding address %v to %s: %w", addr, name, permHint(err))
 	}
 	return nil
+}
+
+// permHint adds the fix to a permission error: changing links needs
+// CAP_NET_ADMIN.
+func permHint(err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%w (changing network links needs CAP_NET_ADMIN: run bangerd as root, or grant it with `sudo setcap cap_net_admin+ep $(command -v bangerd)`)", err)
+	}
+	return err
 }
 
 func convertLink(l netlink.Link, names map[int]string) Link {
