@@ -61,3 +61,9 @@ func (p Paths) ImagesDir() string { return filepath.Join(p.DataDir, "images") }
 
 // SSHDir holds banger's own SSH key pair and known_hosts.
 func (p Paths) SSHDir() string { return filepath.Join(p.DataDir, "ssh") }
+
+// UserKey is banger's own SSH private key for logging into guests.
+func (p Paths) UserKey() string { return filepath.Join(p.SSHDir(), "id_ed25519") }
+
+// KnownHosts pins each VM's host key for `banger vm ssh`.
+func (p Paths) KnownHosts() string { return filepath.Join(p.SSHDir(), "known_hosts") }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -173,5 +172,3 @@ func notFoundImage(name string) error {
 	return api.Errorf(api.CodeNotFound, "no image named %q", name).
 		WithHint("`banger image list` shows the images; `banger image bootstrap %s` builds one from Debian packages", name)
 }
-
-func fmtList(names []string) string { return fmt.Sprintf("%v", names) }

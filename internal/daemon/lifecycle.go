@@ -66,7 +66,7 @@ func (d *Daemon) missingLayers(op string) []string {
 
 func (d *Daemon) preflight(ctx context.Context, op string) error {
 	if missing := d.missingLayers(op); len(missing) > 0 {
-		return api.Errorf(api.CodePrecondition, "cannot %s: this bangerd has no %s support wired in (missing: %s)", op, strings.Join(missing, ", "), strings.Join(missing, ", ")).
+		return api.Errorf(api.CodePrecondition, "cannot %s: this bangerd was built without the host layers it needs (%s)", op, strings.Join(missing, ", ")).
 			WithHint("this build of banger cannot run VMs yet; `banger doctor` lists what the host lacks")
 	}
 	if d.deps.Preflight != nil {

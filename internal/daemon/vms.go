@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"banger/internal/api"
@@ -222,7 +223,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		st.DNSRecords = d.deps.DNS.Count()
 	}
 	if missing := d.missingLayers("vm start"); len(missing) > 0 {
-		st.Problems = append(st.Problems, "cannot run VMs: no "+fmtList(missing)+" support in this build")
+		st.Problems = append(st.Problems, "cannot run VMs: built without host layers ("+strings.Join(missing, ", ")+")")
 	}
 	return st, nil
 }

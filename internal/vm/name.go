@@ -24,8 +24,8 @@ func ValidateName(name string) error {
 	for i, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
 			hint := ""
-			if r >= 'A' && r <= 'Z' {
-				hint = fmt.Sprintf("; try %q", strings.ToLower(name))
+			if lower := strings.ToLower(name); lower != name && ValidateName(lower) == nil {
+				hint = fmt.Sprintf("; try %q", lower)
 			}
 			return fmt.Errorf("invalid vm name %q: character %q at position %d (%s)%s", name, r, i+1, rule, hint)
 		}

@@ -18,6 +18,7 @@ func TestValidateName(t *testing.T) {
 		"-dev":                  "starts or ends",
 		"dev-":                  "starts or ends",
 		"Dev":                   `try "dev"`,
+		"My_vm":                 "'M'",
 		"my_vm":                 "'_'",
 		"dev.vm":                "'.'",
 	}

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/buildinfo"
+)
+
+// startTimeout bounds how long the CLI waits for a new bangerd to answer.
+const startTimeout = 15 * time.Second
+
+// connect returns a client for a running daemon, starting bangerd when
+// none answers and restarting it when its binary was rebuilt.
+func (app *App) connect(ctx context.Context) (*api.Client, error) {
+	if app.client != nil {
+		return app.client, nil
+	}
+	cfg, err := app.config()
+	if err != nil {
+		return nil, err
+	}
+	c := api.NewClient(cfg.Paths.Socket())
+	if app.NoAutostart {
+		app.client = c
+		return c, nil
+	}
+	st, err := c.Status(ctx)
+	switch {
+	case err == nil:
+		if stale, why := app.staleDaemon(st); stale {
+			fmt.Fprintf(app.Stderr, "banger: restarting bangerd (%s); running VMs are not affected\n", why)
+			if err := app.restartDaemon(ctx, c); err != nil {
+				return nil, err
+			}
+		}
+	case api.IsDialError(err):
+		if err := app.startDaemon(ctx, c); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	app.client = c
+	return c, nil
+}
+
+// daemonBinary finds the bangerd to start: beside this executable first,
+// then on PATH.
+func (app *App) daemonBinary() (string, error) {
+	if app.DaemonPath != "" {
+		return app.DaemonPath, nil
+	}
+	if p := os.Getenv("BANGER_DAEMON"); p != "" {
+		return p, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "bangerd")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("bangerd")
+	if err != nil {
+		return "", errors.New("finding bangerd: it is neither beside banger nor on PATH; install both with `make install`")
+	}
+	return p, nil
+}
+
+// staleDaemon reports whether the running daemon is a different build than
+// the bangerd this CLI would start.
+func (app *App) staleDaemon(st api.Status) (bool, string) {
+	bin, err := app.daemonBinary()
+	if err != nil {
+		return false, ""
+	}
+	id, err := buildinfo.ExecutableID(bin)
+	if err != nil || st.BuildID == "" || st.BuildID == id {
+		return false, ""
+	}
+	return true, fmt.Sprintf("%s was rebuilt", bin)
+}
+
+// startDaemon launches bangerd detached, in its own session, with its output
+// appended to the daemon log, and waits until it answers.
+func (app *App) startDaemon(ctx context.Context, c *api.Client) error {
+	bin, err := app.daemonBinary()
+	if err != nil {
+		return err
+	}
+	logPath := app.cfg.Paths.DaemonLog()
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening daemon log %s: %w", logPath, err)
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(bin)
+	cmd.Stdin = devnull
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			// Another CLI may have started a daemon at the same time; the
+			// loser exits, and the winner answers.
+			if _, serr := c.Status(ctx); serr == nil {
+				return nil
+			}
+			return fmt.Errorf("bangerd exited at start (%v):\n%s\nfull log: %s", err, tail(logPath, 8), logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if _, err := c.Status(ctx); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("bangerd did not answer on %s within %s; see %s", c.Socket, startTimeout, logPath)
+}
+
+// restartDaemon asks the daemon to exit, waits for its socket to stop
+// answering, and starts it again.
+func (app *App) restartDaemon(ctx context.Context, c *api.Client) error {
+	if err := c.Shutdown(ctx); err != nil && !api.IsDialError(err) {
+		return fmt.Errorf("stopping bangerd: %w", err)
+	}
+	if err := waitGone(ctx, c); err != nil {
+		return err
+	}
+	return app.startDaemon(ctx, c)
+}
+
+func waitGone(ctx context.Context, c *api.Client) error {
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		if _, err := c.Status(ctx); api.IsDialError(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("bangerd did not stop within %s", startTimeout)
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/daemon/daemontest"
+)
+
+// run executes the real CLI in-process against the test's daemon.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := &App{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), NoAutostart: true}
+	code = Execute(context.Background(), app, args)
+	return out.String(), errb.String(), code
+}
+
+func TestCreateListStopRemoveThroughCLI(t *testing.T) {
+	t.Setenv("NO_COLOR", "1")
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+
+	out, errOut, code := run(t, "vm", "create", "dev", "--image", "base", "--cpus", "1", "--memory", "512M", "--disk", "2G")
+	if code != 0 {
+		t.Fatalf("create: code %d, stderr %s", code, errOut)
+	}
+	if !strings.Contains(out, "created dev: dev.vm at 172.30.0.") || !strings.Contains(out, "banger vm ssh dev") {
+		t.Errorf("create output = %q", out)
+	}
+	if !strings.Contains(errOut, "clone: ") {
+		t.Errorf("create progress (plain lines off a terminal) = %q", errOut)
+	}
+	if _, _, code := run(t, "vm", "create", "web", "--image", "base", "--no-start"); code != 0 {
+		t.Fatal("create web failed")
+	}
+
+	out, _, code = run(t, "vm", "list", "-o", "json")
+	if code != 0 {
+		t.Fatal("list failed")
+	}
+	var vms []api.VM
+	if err := json.Unmarshal([]byte(out), &vms); err != nil {
+		t.Fatalf("list -o json is not JSON: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, v := range vms {
+		got[v.Name] = v.State
+	}
+	if diff := cmp.Diff(map[string]string{"dev": "running", "web": "stopped"}, got); diff != "" {
+		t.Errorf("vm states (-want +got):\n%s", diff)
+	}
+
+	out, _, _ = run(t, "vm", "list")
+	if !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "dev.vm") || !strings.Contains(out, "running") {
+		t.Errorf("vm list table:\n%s", out)
+	}
+
+	if _, errOut, code := run(t, "vm", "stop", "dev"); code != 0 {
+		t.Fatalf("stop: %s", errOut)
+	}
+	if _, errOut, code := run(t, "vm", "rm", "--all"); code != 0 {
+		t.Fatalf("rm --all: %s", errOut)
+	}
+	out, _, _ = run(t, "vm", "list", "-o", "json")
+	if strings.TrimSpace(out) != "[]" {
+		t.Errorf("vms after rm --all = %s", out)
+	}
+	if state := inst.Host.State(); state != "" {
+		t.Errorf("host state after rm --all:\n%s", state)
+	}
+}
+
+func TestCLIErrorsAreClearAndChangeNothing(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"vm", "create", "Bad_Name"}, []string{"invalid vm name", "DNS labels"}},
+		{[]string{"vm", "create", "ok", "--memory", "lots"}, []string{"--memory", "e.g. 512M"}},
+		{[]string{"vm", "create", "ok", "--image", "ghost"}, []string{`no image named "ghost"`, "hint:", "banger image bootstrap ghost"}},
+		{[]string{"vm", "stop", "nope"}, []string{`no vm named "nope"`, "hint:"}},
+		{[]string{"vm", "resize", "nope"}, []string{"--disk is required"}},
+		{[]string{"vm", "list", "-o", "yaml"}, []string{"unknown output format"}},
+		{[]string{"vm", "rm", "a", "--all"}, []string{"not both"}},
+	}
+	for _, tc := range cases {
+		out, errOut, code := run(t, tc.args...)
+		if code == 0 {
+			t.Errorf("%v: exit 0, want failure (stdout %q)", tc.args, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr %q lacks %q", tc.args, errOut, w)
+			}
+		}
+	}
+	if calls := inst.Host.Calls(); len(calls) != 0 {
+		t.Errorf("failed commands reached the host: %v", calls)
+	}
+}
+
+func TestRemoveSeveralReportsEachFailure(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	for _, n := range []string{"a", "b"} {
+		if _, e, code := run(t, "vm", "create", n, "--image", "base", "--no-start"); code != 0 {
+			t.Fatal(e)
+		}
+	}
+	out, errOut, code := run(t, "vm", "rm", "a", "ghost", "b")
+	if code == 0 || !strings.Contains(errOut, "ghost") || !strings.Contains(out, "removed a") || !strings.Contains(out, "removed b") {
+		t.Errorf("rm a ghost b: code %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}
+
+func TestDaemonStatusJSON(t *testing.T) {
+	daemontest.Start(t, nil)
+	out, errOut, code := run(t, "daemon", "status", "-o", "json")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.PID == 0 || st.Socket == "" || st.Database == "" || st.LogFile == "" || len(st.Listeners) == 0 {
+		t.Errorf("status lacks fields: %+v", st)
+	}
+}
+
+func TestConfigShowSources(t *testing.T) {
+	daemontest.Isolate(t)
+	t.Setenv("BANGER_DEFAULT_CPUS", "3")
+	out, errOut, code := run(t, "config", "show", "-o", "json")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var got struct {
+		Settings []config.Setting `json:"settings"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range got.Settings {
+		if s.Key == "default_cpus" {
+			found = s.Value == "3" && s.Source == config.SourceEnv && s.Origin == "BANGER_DEFAULT_CPUS"
+		}
+	}
+	if !found {
+		t.Errorf("default_cpus not reported from env: %s", out)
+	}
+}
+
+func TestSSHArgvPinsHostKey(t *testing.T) {
+	paths := config.Paths{DataDir: "/d"}
+	got := sshArgv(paths, api.VM{Name: "dev", DNSName: "dev.vm", IP: "172.30.0.2"}, "root", []string{"uname", "-a"})
+	want := []string{"ssh", "-i", "/d/ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/d/ssh/known_hosts",
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias=dev.vm",
+		"-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@172.30.0.2", "uname", "-a"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ssh argv (-want +got):\n%s", diff)
+	}
+	for _, a := range got {
+		if strings.Contains(a, "StrictHostKeyChecking=no") {
+			t.Error("ssh argv disables host key checking")
+		}
+	}
+}
+
+func TestNoDaemonMessage(t *testing.T) {
+	daemontest.Isolate(t)
+	_, errOut, code := run(t, "vm", "list")
+	if code == 0 || !strings.Contains(errOut, "is bangerd running?") {
+		t.Errorf("no daemon: code %d, stderr %q", code, errOut)
+	}
+}

@@ -1,0 +1,19 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func (app *App) newImageCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "image",
+		Aliases: []string{"images"},
+		Short:   "List, inspect and remove guest images",
+	}
+	cmd.AddCommand(
+		app.newImageListCommand(),
+		app.newImageShowCommand(),
+		app.newImageRemoveCommand(),
+	)
+	return cmd
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"banger/internal/api"
+	"banger/internal/vm"
+)
+
+type vmCreateOptions struct {
+	image   string
+	cpus    int
+	memory  string
+	disk    string
+	noStart bool
+	wait    bool
+	output  string
+}
+
+func (app *App) newVMCreateCommand() *cobra.Command {
+	var o vmCreateOptions
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a VM and boot it",
+		Long: `Create a VM from an image and boot it.
+
+The VM gets its own copy-on-write root disk, a work disk mounted at /work in
+the guest, an address on banger's bridge that it keeps across restarts, and
+the DNS name NAME.vm. On a terminal, create waits until SSH answers.`,
+		Example: `  banger vm create dev
+  banger vm create web --image base --cpus 4 --memory 2G --disk 20G`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("wait") {
+				o.wait = isTerminal(app.Stdout)
+			}
+			return app.runVMCreate(cmd.Context(), cmd, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.image, "image", "", "image to boot (default: the configured default_image)")
+	f.IntVar(&o.cpus, "cpus", 0, "vCPUs (default: the configured default_cpus)")
+	f.StringVar(&o.memory, "memory", "", "memory, e.g. 512M or 2G (default: the configured default_memory)")
+	f.StringVar(&o.disk, "disk", "", "work disk size, e.g. 8G (default: the configured default_disk)")
+	f.BoolVar(&o.noStart, "no-start", false, "create the VM stopped")
+	f.BoolVar(&o.wait, "wait", false, "wait until the guest's SSH server answers (default on a terminal)")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func (app *App) runVMCreate(ctx context.Context, cmd *cobra.Command, name string, o vmCreateOptions) error {
+	if err := checkOutput(cmd, o.output); err != nil {
+		return err
+	}
+	if err := vm.ValidateName(name); err != nil {
+		return &api.Error{Code: api.CodeInvalid, Message: err.Error()}
+	}
+	req := api.CreateVMRequest{Name: name, Image: o.image, CPUs: o.cpus, NoStart: o.noStart, WaitSSH: o.wait && !o.noStart}
+	if o.memory != "" {
+		b, err := vm.ParseSize(o.memory)
+		if err != nil {
+			return usageError(cmd, "--memory: %v", err)
+		}
+		req.MemoryMiB = int(b / vm.MiB)
+	}
+	if o.disk != "" {
+		b, err := vm.ParseSize(o.disk)
+		if err != nil {
+			return usageError(cmd, "--disk: %v", err)
+		}
+		req.DiskBytes = b
+	}
+	c, err := app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	pr := newProgress(app.Stderr)
+	v, warnings, err := c.CreateVM(ctx, req, pr.Update)
+	pr.Done()
+	for _, w := range warnings {
+		fmt.Fprintf(app.Stderr, "warning: %s\n", w)
+	}
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		return writeJSON(app.Stdout, v)
+	}
+	if v.State != "running" {
+		fmt.Fprintf(app.Stdout, "created %s (stopped); start it with `banger vm start %s`\n", v.Name, v.Name)
+		return nil
+	}
+	fmt.Fprintf(app.Stdout, "created %s: %s at %s\n  connect: banger vm ssh %s\n", v.Name, v.DNSName, v.IP, v.Name)
+	return nil
+}

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"banger/internal/api"
+	"banger/internal/vm"
+)
+
+func (app *App) newVMListCommand() *cobra.Command {
+	var output string
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls", "ps"},
+		Short:   "List VMs with their state, address and live usage",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return app.runVMList(cmd.Context(), cmd, output, all)
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include the image builder's temporary VMs")
+	return cmd
+}
+
+func (app *App) runVMList(ctx context.Context, cmd *cobra.Command, output string, all bool) error {
+	if err := checkOutput(cmd, output); err != nil {
+		return err
+	}
+	c, err := app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	vms, err := c.VMs(ctx, all)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return writeJSON(app.Stdout, vms)
+	}
+	renderVMTable(app, vms, time.Now())
+	return nil
+}
+
+func renderVMTable(app *App, vms []api.VM, now time.Time) {
+	t := newTable(app.Stdout, "NAME", "STATE", "IP", "DNS", "CPU%", "MEM", "DISK", "IMAGE", "AGE")
+	for _, v := range vms {
+		cpu, mem := "-", "-"
+		if v.State == "running" {
+			cpu = fmt.Sprintf("%.1f", v.CPUPercent)
+			mem = humanBytes(v.RSSBytes)
+		}
+		t.row(v.Name, stateColor(app.Stdout, v.State), dash(v.IP), v.DNSName, cpu, mem, vm.FormatSize(v.DiskBytes), v.Image, humanAge(v.CreatedAt, now))
+	}
+	_ = t.flush()
+}

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func (app *App) newVMStartCommand() *cobra.Command {
+	var all, wait bool
+	cmd := &cobra.Command{
+		Use:               "start NAME...",
+		Short:             "Boot stopped VMs (same address, same disks)",
+		ValidArgsFunction: app.completeVMNames,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return app.runVMStart(cmd.Context(), cmd, args, all, wait)
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "start every VM")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until SSH answers")
+	return cmd
+}
+
+func (app *App) runVMStart(ctx context.Context, cmd *cobra.Command, args []string, all, wait bool) error {
+	c, err := app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	names, err := app.targets(ctx, cmd, c, args, all)
+	if err != nil {
+		return err
+	}
+	return app.forEach(names, func(name string) error {
+		pr := newProgress(app.Stderr)
+		v, err := c.StartVM(ctx, name, wait, pr.Update)
+		pr.Done()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Stdout, "started %s (%s at %s)\n", v.Name, v.DNSName, v.IP)
+		return nil
+	})
+}
