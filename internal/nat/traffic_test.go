@@ -93,7 +93,7 @@ func testHostTraffic(t *testing.T, b Backend) {
 	} {
 		must(t, inUplink(argv...))
 	}
-	ping := func() error { return inGuest("busybox", "ping", "-c", "1", "-W", "2", "192.0.2.2") }
+	ping := func() error { return inGuest("busybox", "ping", "-c", "1", "-W", "1", "192.0.2.2") }
 
 	if err := ping(); err == nil {
 		t.Fatal("guest reached the uplink before NAT was up; the test proves nothing")
