@@ -3,6 +3,8 @@ package nat
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -227,5 +229,56 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if c := n.Config(); c.Bridge != "banger0" || c.Subnet.String() != "10.213.0.0/24" {
 		t.Errorf("defaults = %+v", c)
+	}
+}
+
+// TestRandomTransitions replays Up, Down and foreign changes (another tool
+// adding rules, someone deleting one of banger's jumps) in random order and
+// checks after each step that banger's rules are exactly there after Up,
+// exactly gone after Down, and that foreign rules are never changed.
+func TestRandomTransitions(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	fw := dockerFirewall(t, NFT)
+	n := newFakeNAT(t, fw, sampleCfg)
+	foreign := fw.Rules(NFT) // the rules that are not banger's, as they should be
+	up := false
+	for step := range 300 {
+		var op string
+		switch rng.IntN(4) {
+		case 0:
+			op = "up"
+			must(t, n.Up(ctx))
+			up = true
+		case 1:
+			op = "down"
+			must(t, n.Down(ctx))
+			up = false
+		case 2:
+			op = "foreign rule"
+			rule := fmt.Sprintf("-A DOCKER -i docker%d -j RETURN", step)
+			must(t, fw.Seed(NFT, "*nat\n"+rule+"\nCOMMIT\n"))
+			rs, err := ParseSave([]byte(foreign))
+			must(t, err)
+			must(t, applyRestore(rs, "*nat\n"+rule+"\nCOMMIT\n"))
+			foreign = rs.Render()
+		case 3:
+			op = "jump deleted"
+			if up {
+				must(t, fw.Seed(NFT, "*filter\n-D FORWARD -j BANGER-FWD\nCOMMIT\n"))
+				must(t, n.Up(ctx)) // the daemon's reconcile repairs it
+			}
+		}
+		rs, err := ParseSave([]byte(fw.Rules(NFT)))
+		must(t, err)
+		if up {
+			if p := Problems(rs, sampleCfg); len(p) != 0 {
+				t.Fatalf("step %d (%s): up but problems %q", step, op, p)
+			}
+			must(t, applyRestore(rs, DownScript(rs)))
+		}
+		if diff := cmp.Diff(foreign, rs.Render()); diff != "" {
+			t.Fatalf("step %d (%s): foreign rules changed (-want +got):\n%s", step, op, diff)
+		}
 	}
 }
