@@ -35,6 +35,21 @@ func maskedUnits() []string {
 		"systemd-firstboot.service",
 		"systemd-pcrphase.service", "systemd-pcrphase-sysinit.service",
 		"getty@tty1.service",
+		"modprobe@drm.service", "modprobe@efi_pstore.service",
+	}
+}
+
+// maskedGenerators are systemd generators for features a banger guest does
+// not have (GPT auto-mounts, hibernation, encrypted or verity volumes, SysV
+// scripts, boot counting). Each costs a process start early in the boot,
+// which is slow under software emulation.
+func maskedGenerators() []string {
+	return []string{
+		"systemd-bless-boot-generator", "systemd-cryptsetup-generator",
+		"systemd-gpt-auto-generator", "systemd-hibernate-resume-generator",
+		"systemd-integritysetup-generator", "systemd-veritysetup-generator",
+		"systemd-rc-local-generator", "systemd-system-update-generator",
+		"systemd-sysv-generator",
 	}
 }
 
@@ -42,7 +57,7 @@ const fstab = `# banger guest: the initramfs mounts the root disk (/dev/vda, lab
 # banger-root) read-write; the optional work disk (label banger-work) appears
 # at /work when attached, and its absence does not delay the boot.
 /dev/vda	/	ext4	rw,noatime	0	0
-LABEL=banger-work	/work	ext4	rw,noatime,nofail,x-systemd.device-timeout=2s	0	0
+LABEL=banger-work	/work	ext4	rw,noatime,nofail,x-systemd.device-timeout=10s	0	0
 `
 
 const sshdConfig = `# banger: root logs in with a key. Host keys are written into each VM's disk
@@ -70,7 +85,6 @@ WantedBy=ssh.service
 const systemConf = `# banger: a disposable VM should stop quickly when asked.
 [Manager]
 DefaultTimeoutStopSec=10s
-DefaultDeviceTimeoutSec=10s
 `
 
 const hosts = `127.0.0.1	localhost
@@ -97,6 +111,9 @@ func GuestFiles() []GuestFile {
 	}
 	for _, u := range maskedUnits() {
 		files = append(files, GuestFile{Path: "/etc/systemd/system/" + u, Mode: fs.ModeSymlink | 0o777, Linkname: "/dev/null"})
+	}
+	for _, g := range maskedGenerators() {
+		files = append(files, GuestFile{Path: "/etc/systemd/system-generators/" + g, Mode: fs.ModeSymlink | 0o777, Linkname: "/dev/null"})
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files

@@ -1,0 +1,184 @@
+package bootstrap
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Captured from linux-image-6.1.0-50-cloud-amd64 (trimmed).
+const sampleModulesDep = `kernel/fs/fuse/virtiofs.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko kernel/fs/fuse/fuse.ko
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/net/core/failover.ko:
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/net/vmw_vsock/vsock.ko:
+kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko: kernel/net/vmw_vsock/vsock.ko
+kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko: kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko kernel/net/vmw_vsock/vsock.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+`
+
+const sampleModulesBuiltin = `kernel/drivers/char/hw_random/rng-core.ko
+kernel/fs/ext4/ext4.ko
+`
+
+func TestResolveModules(t *testing.T) {
+	idx, err := ParseModuleIndex([]byte(sampleModulesDep), []byte(sampleModulesBuiltin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := idx.ResolveModules(append(DefaultModules(), "ext4", "rng-core"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range mods {
+		got = append(got, m.Name)
+	}
+	want := []string{"virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net",
+		"vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_rng"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("load order mismatch (-want +got):\n%s", diff)
+	}
+	if mods[len(mods)-1].Path != "kernel/drivers/char/hw_random/virtio-rng.ko" {
+		t.Errorf("virtio_rng path = %s", mods[len(mods)-1].Path)
+	}
+	if _, err := idx.ResolveModules([]string{"virtio_blk", "no_such_module"}); err == nil || !strings.Contains(err.Error(), "no_such_module") {
+		t.Errorf("missing module: err = %v, want it named", err)
+	}
+}
+
+func TestModuleName(t *testing.T) {
+	for in, want := range map[string]string{
+		"kernel/drivers/char/hw_random/virtio-rng.ko": "virtio_rng",
+		"virtio_net.ko.xz":                            "virtio_net",
+		"a/b/vsock.ko.zst":                            "vsock",
+		"virtio-rng":                                  "virtio_rng",
+	} {
+		if got := ModuleName(in); got != want {
+			t.Errorf("ModuleName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWriteInitramfs(t *testing.T) {
+	spec := InitramfsSpec{
+		KernelVersion: "6.1.0-50-cloud-amd64",
+		Busybox:       []byte("\x7fELF busybox"),
+		Modules:       []ModuleFile{{Name: "virtio_ring", Data: []byte("ring")}, {Name: "virtio", Data: []byte("virtio")}},
+	}
+	var a, b bytes.Buffer
+	if err := WriteInitramfs(&a, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteInitramfs(&b, spec); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Error("WriteInitramfs is not deterministic")
+	}
+	zr, err := gzip.NewReader(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := NewCPIOReader(zr)
+	files := map[string]string{}
+	for {
+		h, err := cr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(cr)
+		files[h.Name] = string(data) + h.Linkname
+	}
+	for name, want := range map[string]string{
+		"bin/busybox": "\x7fELF busybox",
+		"bin/sh":      "busybox",
+		"lib/modules/6.1.0-50-cloud-amd64/virtio_ring.ko": "ring",
+		"lib/modules/6.1.0-50-cloud-amd64/virtio.ko":      "virtio",
+		"dev/console": "",
+	} {
+		if got, ok := files[name]; !ok || got != want {
+			t.Errorf("%s = %q (present %v), want %q", name, got, ok, want)
+		}
+	}
+	init := files["init"]
+	ring := strings.Index(init, "load virtio_ring /lib/modules/6.1.0-50-cloud-amd64/virtio_ring.ko\n")
+	virtio := strings.Index(init, "load virtio /lib/modules/6.1.0-50-cloud-amd64/virtio.ko\n")
+	if ring < 0 || virtio < ring {
+		t.Errorf("init does not load virtio_ring before virtio:\n%s", init)
+	}
+}
+
+// TestInitScriptSyntax parses the rendered /init with a POSIX shell.
+func TestInitScriptSyntax(t *testing.T) {
+	sh, err := exec.LookPath("dash")
+	if err != nil {
+		if sh, err = exec.LookPath("sh"); err != nil {
+			t.Skip("needs a POSIX shell")
+		}
+	}
+	script, err := RenderInit("6.1.0-test", DefaultModules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "init")
+	os.WriteFile(p, []byte(script), 0o755)
+	if out, err := exec.Command(sh, "-n", p).CombinedOutput(); err != nil {
+		t.Errorf("%s -n init: %v\n%s", sh, err, out)
+	}
+}
+
+// TestInitNetworkParsing runs the ip= parsing part of /init against a fake
+// ifconfig/route/hostname to check the commands it derives.
+func TestInitNetworkParsing(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs a POSIX shell")
+	}
+	script, err := RenderInit("v", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(script, "# ip=<client>")
+	end := strings.Index(script, "[ -x \"/newroot$init\" ]")
+	if start < 0 || end < start {
+		t.Fatal("network section markers not found in init")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "newroot/etc"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "sys/class/net/eth0"), 0o755)
+	section := strings.NewReplacer("/newroot/", dir+"/newroot/", "/sys/class/net/", dir+"/sys/class/net/").Replace(script[start:end])
+	prog := `log() { echo "log $*"; }
+ifconfig() { echo "ifconfig $*"; }
+route() { echo "route $*"; }
+hostname() { echo "hostname $*"; }
+mode=rw
+ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1
+` + section
+	out, err := exec.Command(sh, "-c", prog).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running network section: %v\n%s", err, out)
+	}
+	want := "ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up\nroute add default gw 10.0.0.1 dev eth0\nhostname dev\n"
+	if string(out) != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", out, want)
+	}
+	resolv, _ := os.ReadFile(filepath.Join(dir, "newroot/etc/resolv.conf"))
+	if !strings.Contains(string(resolv), "nameserver 10.0.0.1\n") {
+		t.Errorf("resolv.conf = %q", resolv)
+	}
+}
