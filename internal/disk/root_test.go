@@ -41,7 +41,7 @@ func mountScratch(t *testing.T, fstype string) string {
 		if err := os.Truncate(img, 1<<30); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command(mkfs[0], mkfs[1:]...).CombinedOutput(); err != nil {
+		if out, err := exec.Command(toolPath(t, mkfs[0]), mkfs[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", mkfs, err, out)
 		}
 	}

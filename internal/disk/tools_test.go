@@ -17,9 +17,19 @@ import (
 
 func realManager() *Manager { return New(Deps{Runner: system.Plain()}) }
 
+// toolPath finds a tool also in the sbin directories a user's PATH may lack.
+func toolPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := system.LookPath(name)
+	if err != nil {
+		t.Skipf("needs %s: %v", name, err)
+	}
+	return p
+}
+
 func debugfsCat(t *testing.T, image, path string) string {
 	t.Helper()
-	out, err := exec.Command("debugfs", "-R", "cat "+path, image).Output()
+	out, err := exec.Command(toolPath(t, "debugfs"), "-R", "cat "+path, image).Output()
 	if err != nil {
 		t.Fatalf("debugfs cat %s: %v", path, err)
 	}
@@ -28,13 +38,13 @@ func debugfsCat(t *testing.T, image, path string) string {
 
 func debugfsStat(t *testing.T, image, path string) (inode, bool) {
 	t.Helper()
-	out, _ := exec.Command("debugfs", "-R", "stat "+path, image).Output()
+	out, _ := exec.Command(toolPath(t, "debugfs"), "-R", "stat "+path, image).Output()
 	return parseStat(string(out))
 }
 
 func fsck(t *testing.T, image string) {
 	t.Helper()
-	if out, err := exec.Command("e2fsck", "-f", "-n", image).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolPath(t, "e2fsck"), "-f", "-n", image).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck -fn %s: %v\n%s", image, err, out)
 	}
 }
@@ -55,7 +65,7 @@ func testImage(t *testing.T, size string) string {
 	os.WriteFile(filepath.Join(tree, "usr/bin/tool"), []byte("#!/bin/sh\n"), 0o755)
 	os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(tree, "etc/resolv.conf"))
 	img := filepath.Join(dir, "rootfs.ext4")
-	if out, err := exec.Command("mkfs.ext4", "-q", "-d", tree, img, size).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolPath(t, "mkfs.ext4"), "-q", "-d", tree, img, size).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 -d: %v\n%s", err, out)
 	}
 	return img
@@ -131,7 +141,7 @@ func TestCreateWorkReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsck(t, p)
-	out, err := exec.Command("debugfs", "-R", "stats", p).Output()
+	out, err := exec.Command(toolPath(t, "debugfs"), "-R", "stats", p).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +166,7 @@ func TestGrowKeepsData(t *testing.T) {
 	payload := filepath.Join(t.TempDir(), "payload")
 	data := strings.Repeat("banger keeps this\n", 20000)
 	os.WriteFile(payload, []byte(data), 0o644)
-	if out, err := exec.Command("debugfs", "-w", "-R", "write "+payload+" /root/kept", img).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolPath(t, "debugfs"), "-w", "-R", "write "+payload+" /root/kept", img).CombinedOutput(); err != nil {
 		t.Fatalf("debugfs write: %v\n%s", err, out)
 	}
 	m := realManager()

@@ -145,6 +145,7 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	}
 	log := cfg.log()
 	start := time.Now()
+	var last error // the last failure not caused by ctx ending
 	for attempt := 1; ; attempt++ {
 		c, err := Dial(ctx, addr, cfg)
 		if err == nil {
@@ -155,15 +156,28 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("waiting for ssh: the guest at %s presented a host key banger did not pin for it (was the VM re-created outside banger?): %w", addr, err)
 		}
 		log.Debug("ssh not ready", "addr", addr, "attempt", attempt, "err", err)
+		if last == nil || !ctxEnded(ctx) {
+			last = err
+		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("waiting for ssh at %s after %d attempts in %s: %w (last attempt: %v)",
-				withPort(addr), attempt, time.Since(start).Round(time.Millisecond), ctx.Err(), err)
+			return nil, fmt.Errorf("waiting for ssh at %s after %d attempts in %s: %w (last failure: %v)",
+				withPort(addr), attempt, time.Since(start).Round(time.Millisecond), ctx.Err(), last)
 		case <-t.C:
 		}
 	}
+}
+
+// ctxEnded reports whether ctx is done or its deadline has passed (a dial
+// can fail on the deadline a moment before ctx itself reports it).
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // Close closes the connection and every session on it.
