@@ -158,6 +158,30 @@ func FuzzHandler(f *testing.F) {
 		nil,
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The UDP path: raw bytes in, raw bytes out.
+		for _, mode := range []Mode{Authoritative, Forwarding} {
+			ans, fwd := s.respond(data, mode, netip.MustParseAddr("127.0.0.1"), nil)
+			if fwd != nil {
+				// No upstreams: forwarding answers SERVFAIL without sending.
+				var err error
+				if ans, err = s.forward(fwd).Pack(); err != nil {
+					t.Fatalf("packing the forward answer to %x: %v", data, err)
+				}
+			}
+			if ans == nil {
+				if len(data) >= 12 && data[2]&0x80 == 0 {
+					t.Fatalf("no answer to query %x", data)
+				}
+				continue
+			}
+			if len(ans) < 12 || ans[0] != data[0] || ans[1] != data[1] || ans[2]&0x80 == 0 {
+				t.Fatalf("answer %x to %x lacks the query id or QR", ans, data)
+			}
+			if len(ans) > maxUDPPayload {
+				t.Fatalf("UDP answer of %d bytes to %x", len(ans), data)
+			}
+		}
+		// The TCP path: miekg/dns unpacks, the handler answers.
 		req := new(mdns.Msg)
 		if err := req.Unpack(data); err != nil {
 			return

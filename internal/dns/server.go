@@ -102,10 +102,11 @@ type Server struct {
 }
 
 type listener struct {
-	addr     netip.AddrPort
-	mode     Mode
-	udp, tcp *mdns.Server
-	wg       sync.WaitGroup
+	addr netip.AddrPort
+	mode Mode
+	udp  *udpServer
+	tcp  *mdns.Server
+	wg   sync.WaitGroup
 }
 
 // New validates cfg and returns a Server with no listeners and no records.
@@ -246,23 +247,21 @@ func (s *Server) Listen(addr string, mode Mode) (net.Addr, error) {
 	l := &listener{addr: bound.AddrPort(), mode: mode}
 	h := s.handler(mode)
 	idle := func() time.Duration { return 5 * time.Second }
-	l.udp = &mdns.Server{PacketConn: pc, Handler: h, UDPSize: readBufferSize, ReadTimeout: time.Hour}
 	l.tcp = &mdns.Server{
 		Listener: netutil.LimitListener(tl, s.cfg.MaxTCPConns), Handler: h,
 		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: idle, MaxTCPQueries: 1000,
 	}
-	for _, srv := range []*mdns.Server{l.udp, l.tcp} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			if err := srv.ActivateAndServe(); err != nil {
-				s.log.Error("DNS listener stopped", "addr", l.addr.String(), "err", err)
-			}
-		}()
-		<-started
-	}
+	started := make(chan struct{})
+	l.tcp.NotifyStartedFunc = func() { close(started) }
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := l.tcp.ActivateAndServe(); err != nil {
+			s.log.Error("DNS listener stopped", "addr", l.addr.String(), "err", err)
+		}
+	}()
+	<-started
+	l.udp = s.startUDP(pc, mode)
 	s.mu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
@@ -272,7 +271,7 @@ func (s *Server) Listen(addr string, mode Mode) (net.Addr, error) {
 
 // bindPair binds UDP and TCP on the same address. With port 0 it retries
 // a few times in case the kernel's free UDP port is taken for TCP.
-func bindPair(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
+func bindPair(ap netip.AddrPort) (*net.UDPConn, net.Listener, error) {
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
 		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
@@ -343,10 +342,11 @@ func (l *listener) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var errs []error
-	for _, srv := range []*mdns.Server{l.udp, l.tcp} {
-		if err := srv.ShutdownContext(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stopping DNS listener %s: %w", l.addr, err))
-		}
+	if err := l.udp.close(); err != nil {
+		errs = append(errs, fmt.Errorf("stopping DNS listener %s over udp: %w", l.addr, err))
+	}
+	if err := l.tcp.ShutdownContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping DNS listener %s over tcp: %w", l.addr, err))
 	}
 	l.wg.Wait()
 	return errors.Join(errs...)
