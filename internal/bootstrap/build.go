@@ -361,7 +361,7 @@ func install(ctx context.Context, res Result, outDir string) (Result, error) {
 	src := []string{res.Kernel, res.Vmlinux, res.Initrd, res.Rootfs, res.Manifest}
 	out := resultPaths(res, outDir)
 	for i, dst := range []string{out.Kernel, out.Vmlinux, out.Initrd, out.Rootfs, out.Manifest} {
-		if err := copySparse(ctx, src[i], filepath.Join(stage, filepath.Base(dst))); err != nil {
+		if err := CopyFile(ctx, src[i], filepath.Join(stage, filepath.Base(dst))); err != nil {
 			return Result{}, err
 		}
 	}

@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// copySparse copies src to dst (created, or truncated), sharing extents
+// CopyFile copies src to dst (created, or truncated), sharing extents
 // with a reflink when the filesystem allows and otherwise copying only the
 // data regions so that holes stay holes.
-func copySparse(ctx context.Context, src, dst string) error {
+func CopyFile(ctx context.Context, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("copying %s: %w", src, err)
