@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"banger/internal/qemuvmm"
 )
 
 // The test binary doubles as a fake VMM and a fake sudo, chosen by these
@@ -33,12 +35,16 @@ const (
 	modeExitEarly  = "exit-early"  // exits 3 before making its socket
 	modeNoSocket   = "no-socket"   // never makes its socket
 	modeFailDrive  = "fail-drive"  // PUT /drives/… fails
+	// modeQEMU runs the real banger-vmm-qemu instead of a fake.
+	modeQEMU = "banger-vmm-qemu"
 )
 
 func TestMain(m *testing.M) {
 	switch {
 	case os.Getenv(envFakeSudo) != "":
 		os.Exit(fakeSudoMain(os.Args[1:]))
+	case os.Getenv(envFakeVMM) == modeQEMU:
+		os.Exit(qemuvmm.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	case os.Getenv(envFakeVMM) != "":
 		os.Exit(fakeVMMMain(os.Getenv(envFakeVMM), os.Args[1:]))
 	}

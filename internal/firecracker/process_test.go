@@ -438,3 +438,5 @@ func TestGoneProcess(t *testing.T) {
 		t.Errorf("Shutdown of a gone process: %v", err)
 	}
 }
+
+func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
