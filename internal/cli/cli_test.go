@@ -32,7 +32,7 @@ func TestCreateListStopRemoveThroughCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("create: code %d, stderr %s", code, errOut)
 	}
-	if !strings.Contains(out, "created dev: dev.vm at 172.30.0.") || !strings.Contains(out, "banger vm ssh dev") {
+	if !strings.Contains(out, "created dev: dev.vm at 10.213.0.") || !strings.Contains(out, "banger vm ssh dev") {
 		t.Errorf("create output = %q", out)
 	}
 	if !strings.Contains(errOut, "clone: ") {

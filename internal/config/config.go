@@ -39,7 +39,7 @@ func Defaults() Config {
 		LogLevel:          "info",
 		VMM:               "firecracker",
 		Bridge:            "banger0",
-		Subnet:            "172.30.0.0/24",
+		Subnet:            "10.213.0.0/24",
 		DNSListen:         "127.0.0.1:42069",
 		DNSGuestPort:      42053,
 		DefaultImage:      "base",
@@ -197,7 +197,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config log_level %q: use debug, info, warn or error", c.LogLevel))
 	}
 	if p, err := netip.ParsePrefix(c.Subnet); err != nil || !p.Addr().Is4() || p.Bits() > 29 {
-		errs = append(errs, fmt.Errorf("config subnet %q: use an IPv4 prefix of /29 or larger, e.g. 172.30.0.0/24", c.Subnet))
+		errs = append(errs, fmt.Errorf("config subnet %q: use an IPv4 prefix of /29 or larger, e.g. 10.213.0.0/24", c.Subnet))
 	}
 	if _, err := netip.ParseAddrPort(c.DNSListen); err != nil {
 		errs = append(errs, fmt.Errorf("config dns_listen %q: use ADDRESS:PORT, e.g. 127.0.0.1:42069", c.DNSListen))

@@ -104,7 +104,7 @@ func (h *Host) AddStrayTAP(name string) {
 
 // Layers returns daemon dependencies backed by this host.
 func (h *Host) Layers() daemon.Deps {
-	return daemon.Deps{VMM: &VMM{h}, Network: &Network{h, netip.MustParsePrefix("172.30.0.0/24")}, Disks: &Disks{h}, DNS: &DNS{h}, Guest: &Guest{h}, Stats: stats{}}
+	return daemon.Deps{VMM: &VMM{h}, Network: &Network{h, netip.MustParsePrefix("10.213.0.0/24")}, Disks: &Disks{h}, DNS: &DNS{h}, Guest: &Guest{h}, Stats: stats{}}
 }
 
 // VMM is a fake VMM driver.

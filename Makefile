@@ -1,0 +1,68 @@
+# banger — build, install, test and benchmark.
+# `make help` lists the targets.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X banger/internal/buildinfo.Version=$(VERSION)
+BINS    := banger bangerd banger-vmm-qemu
+# The whole test suite: unit tests everywhere; as root also the host tier
+# (network namespaces) and the end-to-end tier (real guests under QEMU).
+TESTFLAGS ?= -timeout 45m
+
+.PHONY: all build install uninstall test test-unit bench runtime-bundle fmt vet lint clean help
+
+all: build
+
+## build: compile banger, bangerd and banger-vmm-qemu into ./bin
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu
+
+## install: install the binaries into $(DESTDIR)$(PREFIX)/bin (runtime bundle into lib/banger if ./runtime exists)
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix bin/,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
+	@if [ -d runtime ]; then install -d $(DESTDIR)$(PREFIX)/lib/banger && cp -a runtime/. $(DESTDIR)$(PREFIX)/lib/banger/; fi
+
+## uninstall: remove what install installed
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(BINS))
+	rm -rf $(DESTDIR)$(PREFIX)/lib/banger
+
+## test: run the whole test suite (the README's one test command; CI runs it as root)
+test:
+	$(GO) test $(TESTFLAGS) ./...
+
+## test-unit: run only the tests that need neither root nor a guest
+test-unit:
+	$(GO) test -short ./...
+
+## bench: run every benchmark and print medians and side-by-side ratios
+bench: build
+	sh bench/run.sh
+
+## runtime-bundle: build a runtime bundle in ./runtime from a bootstrapped image (see docs/runtime-bundle.md)
+runtime-bundle: build
+	sh bench/../scripts/runtime-bundle.sh
+
+## fmt: format the code
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## vet: check formatting and run go vet
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+lint: vet
+
+## clean: remove build output
+clean:
+	rm -rf bin dist
+
+## help: list the targets
+help:
+	@echo "banger make targets:"
+	@sed -n 's/^## //p' $(MAKEFILE_LIST) | sed 's/^\([a-z-]*\):/  \1\t/' | expand -t 20

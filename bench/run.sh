@@ -1,0 +1,13 @@
+#!/bin/sh
+# Runs every benchmark script in bench/ in turn and prints their figures.
+# Scripts that need root say so and are skipped when not root.
+set -u
+cd "$(dirname "$0")"
+status=0
+for s in *.sh; do
+	[ "$s" = run.sh ] && continue
+	echo "== $s"
+	sh "./$s" || { echo "!! $s failed"; status=1; }
+	echo
+done
+exit $status
