@@ -171,7 +171,17 @@ func (v *VMM) watch(proc Proc, qmpPath string) {
 	v.qmp = qmp
 	v.mu.Unlock()
 	close(v.qmpReady)
-	for ev := range qmp.Events() {
+	events := qmp.Events()
+	for {
+		var ev QMPEvent
+		var ok bool
+		select {
+		case ev, ok = <-events:
+		case <-proc.Done():
+		}
+		if !ok {
+			break
+		}
 		v.log().Info("qemu event", "event", ev.Event, "data", string(ev.Data))
 		v.mu.Lock()
 		switch ev.Event {
