@@ -20,14 +20,9 @@ const (
 
 // forward sends req to the upstreams in order and returns the first answer,
 // over UDP and again over TCP when the UDP answer is truncated. It answers
-// SERVFAIL when no upstream answers or too many forwards are in flight.
+// SERVFAIL when no upstream answers.
+// The caller holds a slot of fwdSem.
 func (s *Server) forward(req *mdns.Msg) *mdns.Msg {
-	select {
-	case s.fwdSem <- struct{}{}:
-		defer func() { <-s.fwdSem }()
-	default:
-		return reply(req, mdns.RcodeServerFailure)
-	}
 	q := req.Copy()
 	q.Id = mdns.Id()
 	q.RecursionDesired = true
@@ -91,6 +86,15 @@ func (s *Server) relay(req, r *mdns.Msg) *mdns.Msg {
 	}
 	r.RecursionAvailable = true
 	return r
+}
+
+// mayForward reports whether a client may use the server as a recursive
+// resolver: guests (the VM subnet) and the host itself (loopback). The
+// bridge address is reachable from other networks too, and an open
+// resolver would serve anyone there.
+func (s *Server) mayForward(client netip.Addr) bool {
+	client = client.Unmap()
+	return client.IsLoopback() || s.cfg.Subnet.Contains(client)
 }
 
 func equalQuestion(a, b mdns.Question) bool {

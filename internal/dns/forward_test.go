@@ -229,3 +229,36 @@ func TestUpstreamsFrom(t *testing.T) {
 		t.Error("resolv.conf without nameservers: want error")
 	}
 }
+
+// TestForwardingOnlyForGuestsAndHost checks that the forwarding listener is
+// not an open resolver: a client outside the VM subnet and loopback (which
+// can reach the bridge address from another network) gets REFUSED for
+// outside names, while the zone is still answered.
+func TestForwardingOnlyForGuestsAndHost(t *testing.T) {
+	up := startFakeUpstream(t)
+	s, _ := newTestServer(t, Config{Upstreams: []string{up.addr}}, Forwarding)
+	local := &net.TCPAddr{IP: net.IPv4(172, 16, 0, 1), Port: 53}
+	for _, tc := range []struct {
+		client string
+		qname  string
+		want   int
+	}{
+		{"192.168.1.50", "example.com.", mdns.RcodeRefused},
+		{"192.168.1.50", "dev.vm.", mdns.RcodeSuccess},
+		{"172.16.0.2", "example.com.", mdns.RcodeSuccess},
+		{"127.0.0.1", "example.com.", mdns.RcodeSuccess},
+	} {
+		w := &fakeWriter{local: local, remote: &net.TCPAddr{IP: net.ParseIP(tc.client), Port: 40000}}
+		s.serve(w, q(tc.qname, mdns.TypeA), Forwarding)
+		r := new(mdns.Msg)
+		if err := r.Unpack(w.out); err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != tc.want {
+			t.Errorf("%s asking %s: %s, want %s", tc.client, tc.qname, mdns.RcodeToString[r.Rcode], mdns.RcodeToString[tc.want])
+		}
+	}
+	if diff := cmp.Diff([]string{"udp example.com. A", "udp example.com. A"}, up.queries()); diff != "" {
+		t.Errorf("upstream saw (-want +got):\n%s", diff)
+	}
+}

@@ -25,13 +25,34 @@ func (s *Server) serve(w mdns.ResponseWriter, req *mdns.Msg, mode Mode) {
 	udp := w.LocalAddr() != nil && isUDP(w)
 	resp, fwd := s.answer(req, mode, localAddr(w.LocalAddr()))
 	if fwd {
-		resp = s.forward(req)
+		switch {
+		case !s.mayForward(localAddr(w.RemoteAddr())):
+			resp = reply(req, mdns.RcodeRefused)
+		case s.acquireForward():
+			resp = s.forward(req)
+			s.releaseForward()
+		default:
+			resp = reply(req, mdns.RcodeServerFailure)
+		}
 	}
 	if udp {
 		resp.Truncate(udpLimit(req))
 	}
 	_ = w.WriteMsg(resp)
 }
+
+// acquireForward takes a forwarding slot without waiting; releaseForward
+// gives it back.
+func (s *Server) acquireForward() bool {
+	select {
+	case s.fwdSem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Server) releaseForward() { <-s.fwdSem }
 
 // udpLimit is the largest UDP response the client accepts.
 func udpLimit(req *mdns.Msg) int {

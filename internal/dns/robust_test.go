@@ -91,13 +91,16 @@ func TestConcurrentUpdates(t *testing.T) {
 
 // fakeWriter is a ResponseWriter that packs what it is given.
 type fakeWriter struct {
-	local net.Addr
-	out   []byte
-	err   error
+	local, remote net.Addr
+	out           []byte
+	err           error
 }
 
 func (w *fakeWriter) LocalAddr() net.Addr { return w.local }
 func (w *fakeWriter) RemoteAddr() net.Addr {
+	if w.remote != nil {
+		return w.remote
+	}
 	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}
 }
 func (w *fakeWriter) WriteMsg(m *mdns.Msg) error {

@@ -103,13 +103,21 @@ func (u *udpServer) read() {
 	}
 }
 
-// forward answers req from an upstream in its own goroutine, or SERVFAIL
-// at once when too many forwards are in flight.
+// forward answers req from an upstream in its own goroutine; or at once
+// REFUSED for a client outside the VM subnet and loopback, or SERVFAIL
+// when too many forwards are in flight.
 func (u *udpServer) forward(req *mdns.Msg, to netip.AddrPort) {
-	select {
-	case u.s.fwdSem <- struct{}{}:
-	default:
-		if b, err := reply(req, mdns.RcodeServerFailure).Pack(); err == nil {
+	var refuse int
+	switch {
+	case !u.s.mayForward(to.Addr()):
+		refuse = mdns.RcodeRefused
+	case !u.s.acquireForward():
+		refuse = mdns.RcodeServerFailure
+	}
+	if refuse != 0 {
+		resp := reply(req, refuse)
+		resp.Truncate(udpLimit(req))
+		if b, err := resp.Pack(); err == nil {
 			u.conn.WriteToUDPAddrPort(b, to)
 		}
 		return
@@ -117,7 +125,7 @@ func (u *udpServer) forward(req *mdns.Msg, to netip.AddrPort) {
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		defer func() { <-u.s.fwdSem }()
+		defer u.s.releaseForward()
 		resp := u.s.forward(req)
 		resp.Truncate(udpLimit(req))
 		if b, err := resp.Pack(); err == nil {
