@@ -27,7 +27,8 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
-// testSpec is a spec whose paths live in dir.
+// testSpec is a spec whose paths live in dir; the kernel and drive files
+// exist (empty).
 func testSpec(dir string) Spec {
 	s := sampleSpec()
 	s.Binary = ""
@@ -37,6 +38,11 @@ func testSpec(dir string) Spec {
 	s.Initrd = ""
 	s.RootDrive = filepath.Join(dir, "root.ext4")
 	s.WorkDrive = filepath.Join(dir, "work.ext4")
+	for _, f := range []string{s.Kernel, s.RootDrive, s.WorkDrive} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			panic(err)
+		}
+	}
 	return s
 }
 

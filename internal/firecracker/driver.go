@@ -168,6 +168,9 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 	if err != nil {
 		return Process{}, err
 	}
+	if err := checkFiles(s); err != nil {
+		return Process{}, err
+	}
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		return Process{}, fmt.Errorf("creating state dir: %w", err)
 	}
@@ -279,6 +282,23 @@ func resolveBinary(bin string) (string, error) {
 		return "", fmt.Errorf("vmm binary %s is not an executable file", abs)
 	}
 	return abs, nil
+}
+
+// checkFiles makes sure the files the VMM will open exist, so a missing
+// one is reported by name rather than as a VMM fault.
+func checkFiles(s Spec) error {
+	var errs []error
+	for _, f := range []struct{ what, path string }{
+		{"kernel image", s.Kernel}, {"initrd", s.Initrd}, {"root drive", s.RootDrive}, {"work drive", s.WorkDrive},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("checking %s: %w", f.what, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // waitForSocket polls until the API socket accepts connections, reclaiming

@@ -342,6 +342,26 @@ func TestStartRefusesMissingBinary(t *testing.T) {
 	}
 }
 
+func TestStartRefusesMissingFiles(t *testing.T) {
+	s, _ := fakeVMMSpec(t, modeOK)
+	s.Initrd = filepath.Join(filepath.Dir(s.Socket), "initrd.img")
+	if err := os.Remove(s.WorkDrive); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Deps{}).Start(context.Background(), s)
+	if err == nil {
+		t.Fatal("Start succeeded with missing files")
+	}
+	for _, want := range []string{"checking initrd", "checking work drive", "initrd.img", "work.ext4"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if _, err := os.Stat(s.ConsoleLogPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("console.log made before the files were checked: %v", err)
+	}
+}
+
 func TestAdoptAfterDaemonRestart(t *testing.T) {
 	s, _ := fakeVMMSpec(t, modeOK)
 	killAtEnd(t, s.Socket)
