@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/testutil"
+)
+
+// env is one isolated banger installation: its binaries and XDG directories.
+type env struct {
+	t    *testing.T
+	bin  string
+	home string
+	run  string
+	vars []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	bin := testutil.Binaries(t)
+	home := t.TempDir()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	run := filepath.Join(os.TempDir(), "bge-"+hex.EncodeToString(b[:]))
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, bin: bin, home: home, run: run}
+	e.vars = []string{
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_STATE_HOME=" + filepath.Join(home, "state"),
+		"XDG_DATA_HOME=" + filepath.Join(home, "data"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
+		"XDG_RUNTIME_DIR=" + run,
+		"BANGER_DAEMON=" + filepath.Join(bin, "bangerd"),
+		"NO_COLOR=1",
+	}
+	t.Cleanup(func() {
+		e.stopDaemon()
+		os.RemoveAll(run)
+	})
+	return e
+}
+
+func (e *env) socket() string { return filepath.Join(e.run, "banger", "bangerd.sock") }
+
+func (e *env) client() *api.Client { return api.NewClient(e.socket()) }
+
+// banger runs the CLI and returns stdout, stderr and the exit code.
+func (e *env) banger(args ...string) (string, string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "banger"), args...)
+	cmd.Env = append(cleanEnv(), e.vars...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return out.String(), errb.String(), code
+}
+
+// must runs the CLI and fails the test unless it succeeds.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.banger(args...)
+	if code != 0 {
+		e.t.Fatalf("banger %s: exit %d\nstdout: %s\nstderr: %s\ndaemon log tail:\n%s", strings.Join(args, " "), code, out, errOut, e.daemonLogTail())
+	}
+	return out
+}
+
+func (e *env) status() api.Status {
+	e.t.Helper()
+	var st api.Status
+	if err := json.Unmarshal([]byte(e.must("daemon", "status", "-o", "json")), &st); err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+func (e *env) daemonLogTail() string {
+	data, _ := os.ReadFile(filepath.Join(e.home, "state", "banger", "bangerd.log"))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *env) stopDaemon() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := e.client()
+	if err := c.Shutdown(ctx); err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		if _, err := c.Status(ctx); api.IsDialError(err) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cleanEnv drops the caller's banger and XDG settings.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "XDG_") || strings.HasPrefix(kv, "BANGER_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
