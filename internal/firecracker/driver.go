@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,8 +225,11 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 			}
 		}
 		if viaSudo {
-			// sudo passes SIGTERM on to the command it runs.
-			_ = syscall.Kill(launcher, syscall.SIGTERM)
+			// sudo passes SIGTERM on to the command it runs; it runs as
+			// root, so the daemon may need sudo to signal it.
+			if err := syscall.Kill(launcher, syscall.SIGTERM); errors.Is(err, syscall.EPERM) {
+				_ = d.runner.Run(kctx, "kill", "-s", "TERM", "--", strconv.Itoa(launcher))
+			}
 		} else {
 			_ = syscall.Kill(-launcher, syscall.SIGKILL)
 		}
