@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"banger/internal/buildinfo"
 )
 
 // Options is the parsed command line of banger-vmm-qemu.
@@ -30,11 +32,13 @@ type Options struct {
 	// QEMU is the emulator binary and Accel the acceleration choice.
 	QEMU  string
 	Accel string
+	// Version asks for the version line instead of serving.
+	Version bool
 }
 
 const usageText = `usage: banger-vmm-qemu --api-sock PATH [--id ID] [--qemu BIN] [--accel auto|kvm|tcg]
                        [--log-path PATH] [--level LEVEL] [--show-level] [--show-log-origin]
-                       [--no-seccomp | --seccomp-filter PATH]
+                       [--no-seccomp | --seccomp-filter PATH] | --version
 Serves Firecracker's HTTP API on PATH and boots the guest with qemu-system-x86_64 -M microvm.`
 
 // ParseArgs parses the command line (without the program name). It accepts
@@ -54,6 +58,7 @@ func ParseArgs(args []string) (Options, error) {
 	fs.StringVar(&o.SeccompFilter, "seccomp-filter", "", "accepted for compatibility; ignored")
 	fs.StringVar(&o.QEMU, "qemu", "qemu-system-x86_64", "QEMU binary")
 	fs.StringVar(&o.Accel, "accel", "auto", "acceleration: auto, kvm or tcg")
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -62,6 +67,9 @@ func ParseArgs(args []string) (Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("parsing the command line: unexpected argument %q\n%s", fs.Arg(0), usageText)
+	}
+	if o.Version {
+		return o, nil
 	}
 	if o.APISock == "" {
 		return o, fmt.Errorf("parsing the command line: --api-sock is required\n%s", usageText)
@@ -77,6 +85,17 @@ func ParseArgs(args []string) (Options, error) {
 	return o, nil
 }
 
+// VersionLine is what --version prints: "banger-vmm-qemu <version>
+// (Firecracker API <api>)". An unstamped development build reports
+// 0.0.0-dev so that the line always carries a version number.
+func VersionLine(version string) string {
+	v := strings.TrimPrefix(version, "v")
+	if v == "" || v == "dev" {
+		v = "0.0.0-dev"
+	}
+	return fmt.Sprintf("banger-vmm-qemu %s (Firecracker API %s)", v, Version)
+}
+
 // Main runs banger-vmm-qemu and returns its exit code. The guest console
 // goes to stdout; the VMM's log goes to stderr unless --log-path or PUT
 // /logger name a file.
@@ -89,6 +108,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "banger-vmm-qemu:", err)
 		return ExitUsage
+	}
+	if o.Version {
+		fmt.Fprintln(stdout, VersionLine(buildinfo.Version))
+		return 0
 	}
 	level, _ := parseLevel(o.Level)
 	var logOut io.Writer = stderr
