@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,8 @@ type Daemon struct {
 	allocMu sync.Mutex // serializes address allocation with row insertion
 	opsMu   sync.Mutex
 	ops     map[string]*vmOp // per-VM operation locks, by VM name
+
+	netReady atomic.Bool // the bridge, NAT and guest resolver were ensured
 
 	statsMu sync.Mutex
 	samples map[int]cpuSample

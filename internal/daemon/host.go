@@ -2,13 +2,389 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
+	"banger/internal/api"
 	"banger/internal/config"
+	"banger/internal/disk"
+	"banger/internal/dns"
+	"banger/internal/firecracker"
+	"banger/internal/guest"
+	"banger/internal/image"
+	"banger/internal/nat"
+	"banger/internal/network"
+	"banger/internal/preflight"
+	"banger/internal/system"
+	"banger/internal/vm"
 )
 
 // HostDeps builds the real host layers from the configuration. The returned
-// function releases what they hold (listeners).
+// function releases what they hold (the DNS listeners).
 func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, func(), error) {
-	return Deps{Log: log}, func() {}, nil
+	subnet, err := netip.ParsePrefix(cfg.Subnet)
+	if err != nil {
+		return Deps{}, nil, fmt.Errorf("config subnet: %w", err)
+	}
+	subnet = subnet.Masked()
+	gw := network.Gateway(subnet)
+	paths := cfg.Paths
+
+	upstreams, err := dns.HostUpstreams()
+	if err != nil {
+		log.Warn("reading the host's resolvers; guests can resolve only .vm names", "err", err)
+	}
+	srv, err := dns.New(dns.Config{Subnet: subnet, Upstreams: upstreams, AllowedAddrs: []netip.Addr{gw}}, log.With("component", "dns"))
+	if err != nil {
+		return Deps{}, nil, fmt.Errorf("creating the dns server: %w", err)
+	}
+	if _, err := srv.Listen(cfg.DNSListen, dns.Authoritative); err != nil {
+		srv.Close()
+		return Deps{}, nil, fmt.Errorf("%w (change dns_listen in %s if the port is taken)", err, paths.ConfigFile)
+	}
+	records := &dnsRecords{srv: srv, guestAddr: netip.AddrPortFrom(gw, uint16(cfg.DNSGuestPort)).String(), log: log}
+
+	netMgr, err := network.New(network.Config{Bridge: cfg.Bridge, Subnet: subnet}, network.Deps{Logger: log.With("component", "network")})
+	if err != nil {
+		srv.Close()
+		return Deps{}, nil, err
+	}
+	fw, err := nat.New(nat.Config{Subnet: subnet, Bridge: cfg.Bridge, DNSPort: cfg.DNSGuestPort}, nat.Deps{Runner: system.Privileged(), Logger: log.With("component", "nat")})
+	if err != nil {
+		srv.Close()
+		return Deps{}, nil, err
+	}
+	keys := &sshKeys{paths: paths}
+	binary, kind := ResolveVMM(cfg.VMM)
+	log.Info("vmm chosen", "binary", binary, "kind", kind, "configured", cfg.VMM)
+	deps := Deps{
+		Log: log,
+		VMM: &hostVMM{
+			drv:    firecracker.New(firecracker.Deps{Log: log.With("component", "vmm")}),
+			binary: binary, kind: kind, sudo: cfg.VMMSudo,
+		},
+		Network:   &hostNetwork{mgr: netMgr, nat: fw, subnet: subnet, afterBridge: records.listenOnBridge},
+		Disks:     &hostDisks{m: disk.New(disk.Deps{Runner: system.Plain(), Log: log.With("component", "disk")}), keys: keys},
+		DNS:       records,
+		Guest:     &hostGuest{keys: keys},
+		Preflight: preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind}),
+	}
+	return deps, func() { srv.Close() }, nil
+}
+
+// ResolveVMM turns the configured vmm into a binary path and its kind.
+// "auto" picks Firecracker when it is installed and KVM can run a stock
+// guest, and banger-vmm-qemu otherwise.
+func ResolveVMM(configured string) (string, string) {
+	find := func(name string) string {
+		if self, err := os.Executable(); err == nil {
+			p := filepath.Join(filepath.Dir(self), name)
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+		if p, err := system.LookPath(name); err == nil {
+			return p
+		}
+		return name
+	}
+	switch configured {
+	case "", "auto":
+		if _, err := system.LookPath("firecracker"); err == nil && preflight.KVMUsable() == nil {
+			return find("firecracker"), "firecracker"
+		}
+		return find("banger-vmm-qemu"), "qemu"
+	case "firecracker", "banger-vmm-qemu":
+		kind := "firecracker"
+		if configured == "banger-vmm-qemu" {
+			kind = "qemu"
+		}
+		return find(configured), kind
+	}
+	kind := "firecracker"
+	if strings.Contains(filepath.Base(configured), "qemu") {
+		kind = "qemu"
+	}
+	return configured, kind
+}
+
+// hostVMM drives VMMs through Firecracker's API.
+type hostVMM struct {
+	drv    *firecracker.Driver
+	binary string
+	kind   string
+	sudo   bool
+}
+
+func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetInfo) (vm.Process, error) {
+	ip, err := netip.ParseAddr(n.IP)
+	if err != nil {
+		return vm.Process{}, fmt.Errorf("vm %s address %q: %w", v.Name, n.IP, err)
+	}
+	gw, _ := netip.ParseAddr(n.Gateway)
+	ns, _ := netip.ParseAddr(n.Nameserver)
+	// Firecracker before bzImage support boots the ELF vmlinux; QEMU
+	// boots the bzImage directly.
+	kernel := img.Vmlinux
+	if h.kind == "qemu" || kernel == "" {
+		kernel = img.Kernel
+	}
+	spec := firecracker.Spec{
+		ID: v.ID, Binary: h.binary, Socket: v.Socket, StateDir: v.StateDir,
+		Kernel: kernel, Initrd: img.Initrd,
+		Boot:      firecracker.Boot{GuestIP: ip, Gateway: gw, PrefixLen: n.PrefixLen, Hostname: v.Name, Nameserver: ns},
+		RootDrive: v.RootDisk(), WorkDrive: v.WorkDisk(),
+		TAP: v.TAP, MAC: v.MAC, VCPUs: v.CPUs, MemoryMiB: v.MemoryMiB, Sudo: h.sudo,
+	}
+	p, err := h.drv.Start(ctx, spec)
+	if err != nil {
+		return vm.Process{}, err
+	}
+	return vm.Process{PID: p.PID, StartTime: p.StartTime, Socket: p.Socket}, nil
+}
+
+func fcProcess(v *vm.VM) firecracker.Process {
+	return firecracker.Process{ID: v.ID, PID: v.Process.PID, StartTime: v.Process.StartTime, Socket: v.Socket}
+}
+
+func (h *hostVMM) Shutdown(ctx context.Context, v *vm.VM, timeout time.Duration) error {
+	err := h.drv.Shutdown(ctx, fcProcess(v), timeout)
+	if errors.Is(err, firecracker.ErrNotRunning) {
+		return nil
+	}
+	return err
+}
+
+func (h *hostVMM) Kill(ctx context.Context, v *vm.VM) error {
+	err := h.drv.Kill(ctx, fcProcess(v))
+	if errors.Is(err, firecracker.ErrNotRunning) {
+		return nil
+	}
+	return err
+}
+
+func (h *hostVMM) Alive(p vm.Process) bool {
+	return h.drv.Alive(firecracker.Process{PID: p.PID, StartTime: p.StartTime, Socket: p.Socket})
+}
+
+// hostNetwork is the bridge, TAPs and NAT.
+type hostNetwork struct {
+	mgr         *network.Manager
+	nat         *nat.NAT
+	subnet      netip.Prefix
+	afterBridge func() error
+}
+
+func (h *hostNetwork) Ensure(ctx context.Context) error {
+	if err := h.mgr.EnsureBridge(ctx); err != nil {
+		return err
+	}
+	if err := h.nat.Up(ctx); err != nil {
+		return err
+	}
+	return h.afterBridge()
+}
+
+func (h *hostNetwork) Allocate(taken []string) (string, error) {
+	var addrs []netip.Addr
+	for _, t := range taken {
+		if a, err := netip.ParseAddr(t); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	a, err := network.Allocate(h.subnet, addrs)
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+func (h *hostNetwork) Info(ip string) NetInfo {
+	gw := network.Gateway(h.subnet).String()
+	return NetInfo{IP: ip, Gateway: gw, PrefixLen: h.subnet.Bits(), Nameserver: gw}
+}
+
+func (h *hostNetwork) TAPName(id string) string { return network.TAPName(id) }
+
+func (h *hostNetwork) MAC(id string) string { return network.GuestMAC(id).String() }
+
+func (h *hostNetwork) CreateTAP(ctx context.Context, v *vm.VM) error {
+	owner := -1
+	if os.Geteuid() != 0 {
+		owner = os.Getuid()
+	}
+	return h.mgr.CreateTAP(ctx, v.TAP, network.TAPMAC(v.ID), owner)
+}
+
+func (h *hostNetwork) DeleteTAP(ctx context.Context, name string) error {
+	return h.mgr.DeleteTAP(ctx, name)
+}
+
+func (h *hostNetwork) TAPs(ctx context.Context) ([]string, error) {
+	taps, err := h.mgr.ListTAPs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(taps))
+	for _, t := range taps {
+		names = append(names, t.Name)
+	}
+	return names, nil
+}
+
+// sshKeys holds banger's own SSH key and known_hosts.
+type sshKeys struct {
+	paths config.Paths
+	mu    sync.Mutex
+}
+
+func (k *sshKeys) user() (guest.UserKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := os.MkdirAll(k.paths.SSHDir(), 0o700); err != nil {
+		return guest.UserKey{}, fmt.Errorf("creating %s: %w", k.paths.SSHDir(), err)
+	}
+	return guest.EnsureUserKey(k.paths.UserKey())
+}
+
+func (k *sshKeys) knownHosts() *guest.KnownHosts { return guest.NewKnownHosts(k.paths.KnownHosts()) }
+
+func hostNames(v *vm.VM) []string {
+	addr, _ := netip.ParseAddr(v.IP)
+	return guest.HostNames(v.Name, "vm", addr)
+}
+
+// hostDisks makes and removes VM disks and writes guest identity.
+type hostDisks struct {
+	m    *disk.Manager
+	keys *sshKeys
+}
+
+func (h *hostDisks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error) {
+	m, err := h.m.CloneRoot(ctx, img.Rootfs, v.RootDisk())
+	return string(m), err
+}
+
+func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) error {
+	user, err := h.keys.user()
+	if err != nil {
+		return err
+	}
+	hk, err := guest.NewHostKey("banger host key of " + v.DNSName())
+	if err != nil {
+		return err
+	}
+	ip, _ := netip.ParseAddr(n.IP)
+	gw, _ := netip.ParseAddr(n.Gateway)
+	id := disk.Identity{Hostname: v.Name, Domain: "vm", Address: ip, Gateway: gw,
+		AuthorizedKeys: user.AuthorizedKey, HostKeyPrivate: hk.PrivatePEM, HostKeyPublic: hk.AuthorizedKey}
+	if err := h.m.WriteIdentity(ctx, v.RootDisk(), id); err != nil {
+		return err
+	}
+	return h.keys.knownHosts().Pin(hostNames(v), hk.Public)
+}
+
+func (h *hostDisks) CreateWork(ctx context.Context, v *vm.VM) error {
+	return h.m.CreateWork(ctx, v.WorkDisk(), v.DiskBytes)
+}
+
+func (h *hostDisks) Grow(ctx context.Context, v *vm.VM, size int64) error {
+	return h.m.Grow(ctx, v.WorkDisk(), size)
+}
+
+func (h *hostDisks) Remove(ctx context.Context, v *vm.VM) error {
+	var errs []error
+	for _, p := range []string{v.RootDisk(), v.WorkDisk()} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := disk.RemoveTemps(v.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, h.keys.knownHosts().Unpin(hostNames(v)))
+	return errors.Join(errs...)
+}
+
+// hostGuest waits for guests' SSH servers with the pinned host key.
+type hostGuest struct{ keys *sshKeys }
+
+func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
+	user, err := h.keys.user()
+	if err != nil {
+		return err
+	}
+	cb, err := h.keys.knownHosts().Callback()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	c, err := guest.WaitReady(ctx, v.IP, guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb})
+	if err != nil {
+		return fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
+	}
+	return c.Close()
+}
+
+// dnsRecords feeds the DNS server from the VM table and opens the guests'
+// listener on the bridge address once the bridge exists.
+type dnsRecords struct {
+	srv       *dns.Server
+	guestAddr string
+	log       *slog.Logger
+	mu        sync.Mutex
+	guestUp   bool
+}
+
+func (r *dnsRecords) listenOnBridge() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.guestUp {
+		return nil
+	}
+	if _, err := r.srv.Listen(r.guestAddr, dns.Forwarding); err != nil {
+		return fmt.Errorf("starting the guests' resolver: %w", err)
+	}
+	r.guestUp = true
+	return nil
+}
+
+func (r *dnsRecords) Set(name, ip string) {
+	if a, err := netip.ParseAddr(ip); err == nil {
+		if err := r.srv.Set(name, a); err != nil {
+			r.log.Warn("setting dns record", "vm", name, "err", err)
+		}
+	}
+}
+
+func (r *dnsRecords) Remove(name string) { r.srv.Remove(name) }
+
+func (r *dnsRecords) Replace(records map[string]string) {
+	var recs []dns.Record
+	for n, ip := range records {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			recs = append(recs, dns.Record{Name: n, IP: a})
+		}
+	}
+	if err := r.srv.Replace(recs); err != nil {
+		r.log.Warn("rebuilding dns records", "err", err)
+	}
+}
+
+func (r *dnsRecords) Count() int { return r.srv.Count() }
+
+func (r *dnsRecords) Listeners() []api.Listener {
+	var out []api.Listener
+	for _, l := range r.srv.Listeners() {
+		out = append(out, api.Listener{Name: "dns", Network: "udp+tcp", Address: l})
+	}
+	return out
 }

@@ -42,7 +42,8 @@ type Network interface {
 	// TAPName and MAC derive a VM's device names from its id.
 	TAPName(id string) string
 	MAC(id string) string
-	CreateTAP(ctx context.Context, name, mac string) error
+	// CreateTAP makes the VM's TAP (v.TAP) on the bridge.
+	CreateTAP(ctx context.Context, v *vm.VM) error
 	DeleteTAP(ctx context.Context, name string) error
 	// TAPs lists the TAP devices banger owns on the host.
 	TAPs(ctx context.Context) ([]string, error)

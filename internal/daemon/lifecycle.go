@@ -265,10 +265,16 @@ func (d *Daemon) startVM(ctx context.Context, name string, waitSSH bool, progres
 func (d *Daemon) startLocked(ctx context.Context, v *vm.VM, img *image.Image, waitSSH bool, progress func(api.Progress)) error {
 	p := &plan{op: "vm start", vm: v.Name, log: d.log, progress: progress, logs: append(v.Logs(), d.cfg.Paths.DaemonLog())}
 	net := d.deps.Network.Info(v.IP)
-	err := p.do(ctx, "network", "ensuring the bridge and NAT", d.deps.Network.Ensure, nil)
+	err := p.do(ctx, "network", "ensuring the bridge and NAT", func(ctx context.Context) error {
+		if err := d.deps.Network.Ensure(ctx); err != nil {
+			return err
+		}
+		d.netReady.Store(true)
+		return nil
+	}, nil)
 	if err == nil {
 		err = p.do(ctx, "tap", "creating tap "+v.TAP, func(ctx context.Context) error {
-			return d.deps.Network.CreateTAP(ctx, v.TAP, v.MAC)
+			return d.deps.Network.CreateTAP(ctx, v)
 		}, func(ctx context.Context) error { return d.deps.Network.DeleteTAP(ctx, v.TAP) })
 	}
 	if err == nil {
@@ -391,8 +397,8 @@ func (d *Daemon) release(ctx context.Context, v *vm.VM, reason string) error {
 			errs = append(errs, fmt.Errorf("deleting tap %s: %w", v.TAP, err))
 		}
 	}
-	if err := os.Remove(v.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("removing socket %s: %w", v.Socket, err))
+	if err := removeSockets(v.Socket); err != nil {
+		errs = append(errs, err)
 	}
 	d.forgetStats(v.Process.PID)
 	v.State = vm.Stopped
@@ -443,10 +449,7 @@ func (d *Daemon) removeVM(ctx context.Context, name string, force bool, progress
 	if d.deps.Disks != nil {
 		errs = append(errs, p.do(ctx, "disks", "removing disks", func(ctx context.Context) error { return d.deps.Disks.Remove(ctx, v) }, nil))
 	}
-	errs = append(errs, os.RemoveAll(v.Dir), os.RemoveAll(v.StateDir))
-	if err := os.Remove(v.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
+	errs = append(errs, os.RemoveAll(v.Dir), os.RemoveAll(v.StateDir), removeSockets(v.Socket))
 	if err := errors.Join(errs...); err != nil {
 		v.State = vm.Error
 		v.Reason = "removal incomplete: " + err.Error()

@@ -90,6 +90,15 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 	if d.deps.DNS != nil {
 		d.deps.DNS.Replace(records)
 	}
+	if len(records) > 0 && !d.netReady.Load() && d.deps.Network != nil {
+		// Adopted VMs need the bridge-side services (NAT, guest resolver)
+		// that a start would have set up.
+		if err := d.deps.Network.Ensure(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("restoring the network of running vms: %w", err))
+		} else {
+			d.netReady.Store(true)
+		}
+	}
 	errs = append(errs, d.sweepTAPs(ctx), d.sweepDirs(ctx))
 	return errors.Join(errs...)
 }
@@ -156,7 +165,8 @@ func (d *Daemon) sweepDirs(ctx context.Context) error {
 			return err
 		}
 		for _, e := range entries {
-			id := strings.TrimSuffix(e.Name(), ".sock")
+			// "<id>", "<id>.sock", and the VMM's helpers such as "<id>.sock.qmp".
+			id, _, _ := strings.Cut(e.Name(), ".")
 			if ids[id] {
 				continue
 			}

@@ -192,13 +192,13 @@ func (f *Network) MAC(id string) string {
 }
 
 // CreateTAP implements daemon.Network.
-func (f *Network) CreateTAP(ctx context.Context, name, mac string) error {
-	if err := f.h.record("tap", name); err != nil {
+func (f *Network) CreateTAP(ctx context.Context, v *vm.VM) error {
+	if err := f.h.record("tap", v.TAP); err != nil {
 		return err
 	}
 	f.h.mu.Lock()
 	defer f.h.mu.Unlock()
-	f.h.taps[name] = mac
+	f.h.taps[v.TAP] = v.MAC
 	return nil
 }
 
