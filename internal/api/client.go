@@ -316,3 +316,13 @@ func vmOf(line StreamLine) VM {
 	}
 	return VM{}
 }
+
+// BootstrapImage builds and registers a base image from Debian packages,
+// streaming progress.
+func (c *Client) BootstrapImage(ctx context.Context, req BootstrapImageRequest, onProgress func(Progress)) (Image, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/images/bootstrap", req, onProgress)
+	if line.Image != nil {
+		return *line.Image, err
+	}
+	return Image{}, err
+}

@@ -9,14 +9,14 @@ import (
 
 // Error codes. Each maps to one HTTP status.
 const (
-	CodeInvalid      = "invalid"       // bad name, size, flag: nothing was changed
-	CodeNotFound     = "not_found"     // no such VM or image
-	CodeConflict     = "conflict"      // already exists, wrong state
-	CodePrecondition = "precondition"  // a preflight check failed: something is missing on the host
-	CodeForbidden    = "forbidden"     // peer is not the owning user
-	CodeUnavailable  = "unavailable"   // database busy, daemon shutting down
-	CodeInternal     = "internal"      // anything else; logs name what happened
-	CodeInterrupted  = "interrupted"   // the operation was cancelled
+	CodeInvalid      = "invalid"      // bad name, size, flag: nothing was changed
+	CodeNotFound     = "not_found"    // no such VM or image
+	CodeConflict     = "conflict"     // already exists, wrong state
+	CodePrecondition = "precondition" // a preflight check failed: something is missing on the host
+	CodeForbidden    = "forbidden"    // peer is not the owning user
+	CodeUnavailable  = "unavailable"  // database busy, daemon shutting down
+	CodeInternal     = "internal"     // anything else; logs name what happened
+	CodeInterrupted  = "interrupted"  // the operation was cancelled
 )
 
 // Error is the one error shape of the API:

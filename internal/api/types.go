@@ -161,3 +161,15 @@ type StreamLine struct {
 	Error    *Error    `json:"error,omitempty"`
 	Done     bool      `json:"done,omitempty"`
 }
+
+// BootstrapImageRequest asks the daemon to build a base image from Debian
+// packages. Zero values take the bootstrap defaults.
+type BootstrapImageRequest struct {
+	Name          string   `json:"name"`
+	Suite         string   `json:"suite,omitempty"`
+	SizeBytes     int64    `json:"size_bytes,omitempty"`
+	Packages      []string `json:"packages,omitempty"`
+	KernelPackage string   `json:"kernel_package,omitempty"`
+	Mirror        string   `json:"mirror,omitempty"`
+	Refresh       bool     `json:"refresh,omitempty"`
+}

@@ -11,6 +11,7 @@ func (app *App) newImageCommand() *cobra.Command {
 		Short:   "List, inspect and remove guest images",
 	}
 	cmd.AddCommand(
+		app.newImageBootstrapCommand(),
 		app.newImageListCommand(),
 		app.newImageShowCommand(),
 		app.newImageRemoveCommand(),

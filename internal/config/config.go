@@ -18,7 +18,7 @@ import (
 // Config is banger's effective configuration.
 type Config struct {
 	LogLevel          string `toml:"log_level" help:"daemon log level: debug, info, warn, error"`
-	VMM               string `toml:"vmm" help:"VMM binary: firecracker, banger-vmm-qemu, or a path"`
+	VMM               string `toml:"vmm" help:"VMM: auto (Firecracker when KVM can run it, else banger-vmm-qemu), firecracker, banger-vmm-qemu, or a path"`
 	VMMSudo           bool   `toml:"vmm_sudo" help:"start the VMM through sudo -n (when the user cannot use /dev/kvm or TAPs)"`
 	RuntimeBundle     string `toml:"runtime_bundle" help:"runtime bundle directory (default: ./runtime in a checkout, ../lib/banger beside the binary)"`
 	Bridge            string `toml:"bridge" help:"host bridge the VMs' TAPs join"`
@@ -37,11 +37,11 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		LogLevel:          "info",
-		VMM:               "firecracker",
+		VMM:               "auto",
 		Bridge:            "banger0",
 		Subnet:            "10.213.0.0/24",
 		DNSListen:         "127.0.0.1:42069",
-		DNSGuestPort:      42053,
+		DNSGuestPort:      42069,
 		DefaultImage:      "base",
 		DefaultCPUs:       2,
 		DefaultMemory:     "1G",

@@ -40,6 +40,7 @@ type Deps struct {
 	DNS       Records
 	Guest     Guest
 	Preflight Preflight
+	Bootstrap Bootstrapper
 	Stats     Stats
 	Log       *slog.Logger
 	Now       func() time.Time

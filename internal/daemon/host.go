@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/bootstrap"
 	"banger/internal/config"
 	"banger/internal/disk"
 	"banger/internal/dns"
@@ -75,6 +76,7 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		DNS:       records,
 		Guest:     &hostGuest{keys: keys},
 		Preflight: preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind}),
+		Bootstrap: &hostBootstrap{cacheDir: filepath.Join(paths.CacheDir, "bootstrap"), log: log.With("component", "bootstrap")},
 	}
 	return deps, func() { srv.Close() }, nil
 }
@@ -387,4 +389,27 @@ func (r *dnsRecords) Listeners() []api.Listener {
 		out = append(out, api.Listener{Name: "dns", Network: "udp+tcp", Address: l})
 	}
 	return out
+}
+
+// hostBootstrap builds images with internal/bootstrap.
+type hostBootstrap struct {
+	cacheDir string
+	log      *slog.Logger
+}
+
+func (h *hostBootstrap) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error) {
+	res, err := bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged(), Log: h.log},
+		bootstrap.Options{Name: req.Name, Suite: req.Suite, SizeBytes: req.SizeBytes, Packages: req.Packages,
+			KernelPackage: req.KernelPackage, Mirror: req.Mirror, OutDir: outDir, CacheDir: h.cacheDir, Refresh: req.Refresh},
+		func(p bootstrap.Progress) {
+			progress(api.Progress{Step: string(p.Step), Message: p.Message, Seconds: p.Elapsed.Seconds()})
+		})
+	if err != nil {
+		return image.Image{}, err
+	}
+	return image.Image{
+		Kernel: res.Kernel, Vmlinux: res.Vmlinux, Initrd: res.Initrd, Rootfs: res.Rootfs,
+		Manifest: res.Manifest, ManifestSHA256: res.ManifestSHA256, KernelVersion: res.KernelVersion,
+		SizeBytes: res.RootfsSize, CreatedAt: time.Now().UTC(),
+	}, nil
 }

@@ -63,6 +63,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/vms/{name}/remove", d.handleRemoveVM)
 	mux.HandleFunc("GET /v1/vms/{name}/logs", d.handleVMLogs)
 	mux.HandleFunc("GET /v1/images", d.handleListImages)
+	mux.HandleFunc("POST /v1/images/bootstrap", d.handleBootstrapImage)
 	mux.HandleFunc("GET /v1/images/{name}", d.handleShowImage)
 	mux.HandleFunc("DELETE /v1/images/{name}", d.handleRemoveImage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -84,3 +84,11 @@ type Guest interface {
 type Preflight interface {
 	Check(ctx context.Context, op string) error
 }
+
+// Bootstrapper builds base images from Debian packages.
+type Bootstrapper interface {
+	// Bootstrap builds the image described by req into outDir (which it
+	// creates; on failure or interruption nothing is left there) and
+	// returns it, without an id or a record.
+	Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error)
+}

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"banger/internal/api"
+	"banger/internal/image"
+	"banger/internal/store"
+)
+
+func (d *Daemon) handleBootstrapImage(w http.ResponseWriter, r *http.Request) {
+	var req api.BootstrapImageRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	pw := newProgressWriter(w)
+	img, err := d.bootstrapImage(r.Context(), req, pw.Progress)
+	if err != nil {
+		pw.finish(api.StreamLine{}, err)
+		return
+	}
+	pw.finish(api.StreamLine{Image: d.imageToAPI(img, 0)}, nil)
+}
+
+// bootstrapImage builds a base image and registers it. An interrupted or
+// failed build registers nothing and leaves no files in the images dir.
+func (d *Daemon) bootstrapImage(ctx context.Context, req api.BootstrapImageRequest, progress func(api.Progress)) (*image.Image, error) {
+	if err := image.ValidateName(req.Name); err != nil {
+		return nil, api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	if d.deps.Bootstrap == nil {
+		return nil, api.Errorf(api.CodePrecondition, "cannot bootstrap images: this bangerd was built without the image bootstrap")
+	}
+	if d.deps.Preflight != nil {
+		if err := d.deps.Preflight.Check(ctx, "image bootstrap"); err != nil {
+			return nil, err
+		}
+	}
+	unlock, err := d.lockVM("image/"+req.Name, "bootstrap")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := d.store.Image(ctx, req.Name); err == nil {
+		return nil, api.Errorf(api.CodeConflict, "image %s already exists", req.Name).
+			WithHint("pick another name, or remove it first with `banger image rm %s`", req.Name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	id := newID()
+	outDir := filepath.Join(d.cfg.Paths.ImagesDir(), req.Name+"-"+id)
+	if err := os.MkdirAll(d.cfg.Paths.ImagesDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("creating images directory: %w", err)
+	}
+	forward := func(p api.Progress) {
+		progress(p)
+		d.events.publish(api.Event{Type: api.EventImageBuild, Name: req.Name, Progress: &p})
+	}
+	d.log.Info("bootstrapping image", "image", req.Name, "dir", outDir)
+	img, err := d.deps.Bootstrap.Bootstrap(ctx, req, outDir, forward)
+	if err != nil {
+		_ = os.RemoveAll(outDir)
+		d.log.Error("bootstrapping image failed", "image", req.Name, "err", err)
+		if ctx.Err() != nil {
+			return nil, api.Errorf(api.CodeInterrupted, "bootstrapping image %s: interrupted; nothing was registered", req.Name)
+		}
+		return nil, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("bootstrapping image %s: %v", req.Name, err), Logs: []string{d.cfg.Paths.DaemonLog()}}
+	}
+	img.ID = "img-" + id
+	img.Name = req.Name
+	img.Source = image.FromBootstrap
+	img.Dir = outDir
+	if err := d.store.CreateImage(context.WithoutCancel(ctx), &img); err != nil {
+		_ = os.RemoveAll(outDir)
+		return nil, err
+	}
+	d.log.Info("image registered", "image", img.Name, "dir", outDir)
+	d.events.publish(api.Event{Type: api.EventImageAdded, Name: img.Name, Image: d.imageToAPI(&img, 0)})
+	return &img, nil
+}
