@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -279,7 +280,12 @@ func (d *Daemon) startLocked(ctx context.Context, v *vm.VM, img *image.Image, wa
 	}
 	if err == nil {
 		err = p.do(ctx, "boot", "starting the VMM and booting the guest", func(ctx context.Context) error {
-			_ = os.Remove(v.Socket)
+			// The runtime directory is a tmpfs on most hosts: recreate it
+			// after a reboot.
+			if err := os.MkdirAll(filepath.Dir(v.Socket), 0o700); err != nil {
+				return fmt.Errorf("creating socket directory: %w", err)
+			}
+			_ = removeSockets(v.Socket)
 			proc, err := d.deps.VMM.Start(ctx, v, img, net)
 			if err != nil {
 				return err

@@ -14,17 +14,27 @@ type Stats interface {
 
 type procStats struct{}
 
+// Sample sums the VMM and its descendants: banger-vmm-qemu does its work
+// in a QEMU child.
 func (procStats) Sample(pid int) (time.Duration, int64, error) {
-	st, err := system.ReadProcStat(pid)
-	if err != nil {
+	if _, err := system.ReadProcStat(pid); err != nil {
 		return 0, 0, err
 	}
-	cpu := time.Duration(st.UTime+st.STime) * time.Second / system.ClockTicks
-	rss, err := system.RSSBytes(pid)
-	if err != nil {
-		rss = st.RSSPages * 4096
+	var ticks uint64
+	var rss int64
+	for _, p := range system.Tree(pid) {
+		st, err := system.ReadProcStat(p)
+		if err != nil {
+			continue
+		}
+		ticks += st.UTime + st.STime
+		if r, err := system.RSSBytes(p); err == nil {
+			rss += r
+		} else {
+			rss += st.RSSPages * 4096
+		}
 	}
-	return cpu, rss, nil
+	return time.Duration(ticks) * time.Second / system.ClockTicks, rss, nil
 }
 
 type cpuSample struct {

@@ -149,3 +149,31 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// Children returns the pids of pid's direct children, read from
+// /proc/PID/task/*/children.
+func Children(pid int) []int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var out []int
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// Tree returns pid and all its descendants.
+func Tree(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out) && i < 4096; i++ {
+		out = append(out, Children(out[i])...)
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package system
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,5 +57,22 @@ func TestProcessAliveSelf(t *testing.T) {
 	}
 	if ProcessAlive(0, 0) {
 		t.Error("pid 0 reported alive")
+	}
+}
+
+func TestTreeFindsChildren(t *testing.T) {
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	found := false
+	for _, p := range Tree(os.Getpid()) {
+		if p == cmd.Process.Pid {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("Tree(self) = %v lacks child %d", Tree(os.Getpid()), cmd.Process.Pid)
 	}
 }
