@@ -105,7 +105,9 @@ Paths follow the XDG base directories; see 'banger config show'.`,
 		app.newDaemonCommand(),
 		app.newConfigCommand(),
 		app.newEventsCommand(),
+		app.newTUICommand(),
 		app.newVersionCommand(),
+		app.newInternalCommand(),
 	)
 	return root
 }

@@ -24,6 +24,10 @@ type env struct {
 	home string
 	run  string
 	vars []string
+	// netns, when set, is the network namespace every banger command (and
+	// so the daemon and its VMMs) runs in.
+	netns      string
+	extraNetns []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -62,7 +66,11 @@ func (e *env) banger(args ...string) (string, string, int) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "banger"), args...)
+	argv := append([]string{filepath.Join(e.bin, "banger")}, args...)
+	if e.netns != "" {
+		argv = append([]string{"ip", "netns", "exec", e.netns}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(cleanEnv(), e.vars...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
