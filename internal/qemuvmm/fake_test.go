@@ -78,7 +78,7 @@ func (q *fakeQMP) commands() []string {
 
 // harness is a VMM over fakes, driven through its HTTP handler.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	v      *VMM
 	dir    string
 	proc   *fakeProc
@@ -88,7 +88,7 @@ type harness struct {
 	startE error
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), proc: newFakeProc(), qmp: &fakeQMP{events: make(chan QMPEvent, 8)}}
 	deps := Deps{

@@ -140,7 +140,7 @@ func TestGuestBootsThroughSDK(t *testing.T) {
 	}
 }
 
-func buildVMM(t *testing.T, dir string) string {
+func buildVMM(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "banger-vmm-qemu")
 	out, err := exec.Command("go", "build", "-o", bin, "banger/cmd/banger-vmm-qemu").CombinedOutput()
@@ -150,7 +150,7 @@ func buildVMM(t *testing.T, dir string) string {
 	return bin
 }
 
-func run(t *testing.T, argv ...string) {
+func run(t testing.TB, argv ...string) {
 	t.Helper()
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
@@ -159,7 +159,7 @@ func run(t *testing.T, argv ...string) {
 
 // shortDir returns a temporary directory with a path short enough for unix
 // sockets (t.TempDir can exceed the 108-byte limit).
-func shortDir(t *testing.T) string {
+func shortDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "bvq")
 	if err != nil {
@@ -185,7 +185,7 @@ func findQEMUPID(t *testing.T, log *watcher) int {
 }
 
 // sshBanner connects to addr until it answers and returns its first line.
-func sshBanner(t *testing.T, addr string, timeout time.Duration) string {
+func sshBanner(t testing.TB, addr string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var lastErr error
