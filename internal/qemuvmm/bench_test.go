@@ -65,7 +65,10 @@ func BenchmarkAPICalls(b *testing.B) {
 				HostDevName: firecracker.String("tap0"), GuestMac: "06:00:0a:00:00:02"})
 			return err
 		}},
-		{"PutMmds", func() error { _, err := c.PutMmds(ctx, map[string]any{"latest": map[string]any{"id": "x"}}); return err }},
+		{"PutMmds", func() error {
+			_, err := c.PutMmds(ctx, map[string]any{"latest": map[string]any{"id": "x"}})
+			return err
+		}},
 		{"GetMmds", func() error { _, err := c.GetMmds(ctx); return err }},
 		{"GetInstanceInfo", func() error { _, err := c.GetInstanceInfo(ctx); return err }},
 		{"GetFirecrackerVersion", func() error { _, err := c.GetFirecrackerVersion(ctx); return err }},
