@@ -185,3 +185,50 @@ func TestNoDaemonMessage(t *testing.T) {
 		t.Errorf("no daemon: code %d, stderr %q", code, errOut)
 	}
 }
+
+func TestSudoersRulesAreExactAndAbsolute(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeSudoers(&b, "alice", 1000, 1000, "/run/user/1000/banger", "/usr/bin/banger-vmm-qemu", true); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "alice ALL=(root) NOPASSWD:NOSETENV: BANGER") {
+		t.Errorf("rule line missing:\n%s", out)
+	}
+	if !strings.Contains(out, "/usr/bin/banger-vmm-qemu --api-sock * --id *") || !strings.Contains(out, "1000\\:1000 /run/user/1000/banger/vms/*") {
+		t.Errorf("vmm or chown rule missing:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		l := strings.TrimSpace(line)
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "Cmnd_Alias") || strings.HasPrefix(l, "alice") {
+			continue
+		}
+		if !strings.HasPrefix(l, "/") {
+			t.Errorf("command not absolute: %q", l)
+		}
+	}
+}
+
+func TestDoctorJSONListsHostChecks(t *testing.T) {
+	daemontest.Isolate(t)
+	out, errOut, _ := run(t, "doctor", "-o", "json")
+	var checks []doctorCheck
+	if err := json.Unmarshal([]byte(out), &checks); err != nil {
+		t.Fatalf("doctor -o json: %v\n%s\n%s", err, out, errOut)
+	}
+	names := map[string]bool{}
+	for _, c := range checks {
+		names[c.Name] = true
+		if c.Status != "ok" && c.Status != "warn" && c.Status != "fail" {
+			t.Errorf("check %s has status %q", c.Name, c.Status)
+		}
+		if c.Status == "fail" && c.Fix == "" {
+			t.Errorf("failing check %s names no fix", c.Name)
+		}
+	}
+	for _, want := range []string{"kvm", "vmm", "qemu", "ip_forward", "iptables", "reflink", "disk space", "cgroup v2", "privileges", "daemon"} {
+		if !names[want] {
+			t.Errorf("doctor lacks check %q", want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,7 +62,7 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		return Deps{}, nil, err
 	}
 	keys := &sshKeys{paths: paths}
-	binary, kind := ResolveVMM(cfg.VMM)
+	binary, kind := preflight.ResolveVMM(cfg.VMM)
 	log.Info("vmm chosen", "binary", binary, "kind", kind, "configured", cfg.VMM)
 	deps := Deps{
 		Log: log,
@@ -79,42 +78,6 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		Bootstrap: &hostBootstrap{cacheDir: filepath.Join(paths.CacheDir, "bootstrap"), log: log.With("component", "bootstrap")},
 	}
 	return deps, func() { srv.Close() }, nil
-}
-
-// ResolveVMM turns the configured vmm into a binary path and its kind.
-// "auto" picks Firecracker when it is installed and KVM can run a stock
-// guest, and banger-vmm-qemu otherwise.
-func ResolveVMM(configured string) (string, string) {
-	find := func(name string) string {
-		if self, err := os.Executable(); err == nil {
-			p := filepath.Join(filepath.Dir(self), name)
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-		if p, err := system.LookPath(name); err == nil {
-			return p
-		}
-		return name
-	}
-	switch configured {
-	case "", "auto":
-		if _, err := system.LookPath("firecracker"); err == nil && preflight.KVMUsable() == nil {
-			return find("firecracker"), "firecracker"
-		}
-		return find("banger-vmm-qemu"), "qemu"
-	case "firecracker", "banger-vmm-qemu":
-		kind := "firecracker"
-		if configured == "banger-vmm-qemu" {
-			kind = "qemu"
-		}
-		return find(configured), kind
-	}
-	kind := "firecracker"
-	if strings.Contains(filepath.Base(configured), "qemu") {
-		kind = "qemu"
-	}
-	return configured, kind
 }
 
 // hostVMM drives VMMs through Firecracker's API.

@@ -1,0 +1,45 @@
+package preflight
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"banger/internal/system"
+)
+
+// ResolveVMM turns the configured vmm into a binary path and its kind.
+// "auto" picks Firecracker when it is installed and KVM can run a stock
+// guest, and banger-vmm-qemu otherwise.
+func ResolveVMM(configured string) (string, string) {
+	find := func(name string) string {
+		if self, err := os.Executable(); err == nil {
+			p := filepath.Join(filepath.Dir(self), name)
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+		if p, err := system.LookPath(name); err == nil {
+			return p
+		}
+		return name
+	}
+	switch configured {
+	case "", "auto":
+		if _, err := system.LookPath("firecracker"); err == nil && KVMUsable() == nil {
+			return find("firecracker"), "firecracker"
+		}
+		return find("banger-vmm-qemu"), "qemu"
+	case "firecracker", "banger-vmm-qemu":
+		kind := "firecracker"
+		if configured == "banger-vmm-qemu" {
+			kind = "qemu"
+		}
+		return find(configured), kind
+	}
+	kind := "firecracker"
+	if strings.Contains(filepath.Base(configured), "qemu") {
+		kind = "qemu"
+	}
+	return configured, kind
+}
