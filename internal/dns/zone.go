@@ -127,3 +127,7 @@ func addrType(ip netip.Addr) uint16 {
 	}
 	return mdns.TypeAAAA
 }
+
+// ReverseZonesOf returns the in-addr.arpa zones that cover subnet, as a
+// Server configured with it serves them.
+func ReverseZonesOf(subnet netip.Prefix) ([]string, error) { return reverseZones(subnet) }
