@@ -367,3 +367,21 @@ func TestUplinkServerHelper(t *testing.T) {
 		c.Close()
 	}
 }
+
+func TestQuickstartScript(t *testing.T) {
+	e := newGuestEnv(t)
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", filepath.Join(root, "scripts", "quickstart.sh"))
+	cmd.Env = append(append(cleanEnv(), e.vars...), "BANGER_QUICKSTART_NETNS="+e.netns, "BANGER_QUICKSTART_SKIP_APT=1", "BANGER_QUICKSTART_VM=qs")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quickstart: %v\n%s\ndaemon log:\n%s", err, out, e.daemonLogTail())
+	}
+	if !strings.Contains(string(out), "hello from qs: Linux") {
+		t.Errorf("quickstart did not run the command in the VM:\n%s", out)
+	}
+	e.must("vm", "rm", "--force", "qs")
+}
