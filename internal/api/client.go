@@ -326,3 +326,22 @@ func (c *Client) BootstrapImage(ctx context.Context, req BootstrapImageRequest, 
 	}
 	return Image{}, err
 }
+
+// BuildImage builds and registers an image from a booted temporary VM,
+// streaming progress (including the build's command output).
+func (c *Client) BuildImage(ctx context.Context, req BuildImageRequest, onProgress func(Progress)) (Image, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/images/build", req, onProgress)
+	if line.Image != nil {
+		return *line.Image, err
+	}
+	return Image{}, err
+}
+
+// CommitImage registers a stopped VM's root disk as a new image.
+func (c *Client) CommitImage(ctx context.Context, req CommitImageRequest, onProgress func(Progress)) (Image, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/images/commit", req, onProgress)
+	if line.Image != nil {
+		return *line.Image, err
+	}
+	return Image{}, err
+}

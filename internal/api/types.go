@@ -66,6 +66,12 @@ type CreateVMRequest struct {
 	NoStart bool `json:"no_start,omitempty"`
 	// WaitSSH waits until the guest's SSH server answers.
 	WaitSSH bool `json:"wait_ssh,omitempty"`
+	// RootBytes grows the root disk (file and filesystem) to this size
+	// before the first boot; zero keeps the image's size.
+	RootBytes int64 `json:"root_bytes,omitempty"`
+	// Hidden marks the image builder's temporary VMs, left out of listings
+	// unless asked for. Only the daemon sets it; requests cannot.
+	Hidden bool `json:"-"`
 }
 
 // StopVMRequest tunes a stop.
@@ -172,4 +178,50 @@ type BootstrapImageRequest struct {
 	KernelPackage string   `json:"kernel_package,omitempty"`
 	Mirror        string   `json:"mirror,omitempty"`
 	Refresh       bool     `json:"refresh,omitempty"`
+}
+
+// BuildImageRequest asks the daemon to build an image by booting a
+// temporary VM from Base and provisioning it over SSH.
+type BuildImageRequest struct {
+	Name string `json:"name"`
+	// Base is the image to start from; empty takes the configured default.
+	Base string `json:"base,omitempty"`
+	// SizeBytes grows the root file system; zero keeps the base's size.
+	SizeBytes int64 `json:"size_bytes,omitempty"`
+	// PackagesFile is the package file's content; empty with NoPackages
+	// unset takes the repository's default manifest.
+	PackagesFile string `json:"packages_file,omitempty"`
+	// PackagesPath is the host path the package file was read from: it is
+	// recorded for staleness and resolves relative .deb entries.
+	PackagesPath string `json:"packages_path,omitempty"`
+	// NoPackages installs no packages at all.
+	NoPackages bool `json:"no_packages,omitempty"`
+	// Copies are host paths (absolute) and guest destinations, uploaded in
+	// order before the packages are installed.
+	Copies []BuildCopy `json:"copies,omitempty"`
+	// Scripts run in order after the packages, with output streamed.
+	Scripts []BuildScript `json:"scripts,omitempty"`
+	// Modules installs the kernel modules of the image's kernel.
+	Modules bool `json:"modules,omitempty"`
+	// CPUs and MemoryMiB size the temporary VM; zero takes the defaults.
+	CPUs      int `json:"cpus,omitempty"`
+	MemoryMiB int `json:"memory_mib,omitempty"`
+}
+
+// BuildCopy is one file or directory uploaded into a build.
+type BuildCopy struct {
+	Src  string `json:"src"`
+	Dest string `json:"dest"`
+}
+
+// BuildScript is one script run inside a build.
+type BuildScript struct {
+	Name    string `json:"name"`
+	Content string `json:"content"`
+}
+
+// CommitImageRequest turns a stopped VM's root disk into an image.
+type CommitImageRequest struct {
+	VM   string `json:"vm"`
+	Name string `json:"name"`
 }
