@@ -53,7 +53,7 @@ type Deps struct {
 	// root (system.Privileged()).
 	Runner system.Runner
 	Log    *slog.Logger
-	// LookPath finds host programs; nil means system.LookPath.
+	// LookPath finds host programs and files; nil means HostLookPath.
 	LookPath func(string) (string, error)
 	// AptSourceFiles returns the host's apt source files for mirror
 	// detection; nil reads /etc/apt/sources.list{,.d/*}.
@@ -228,7 +228,7 @@ func Build(ctx context.Context, deps Deps, opts Options, progress func(Progress)
 		deps.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if deps.LookPath == nil {
-		deps.LookPath = system.LookPath
+		deps.LookPath = HostLookPath
 	}
 	report := func(step Step, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"banger/internal/system"
 )
 
 // Tool is a host program (or file) the bootstrap needs, with the Debian
@@ -24,19 +27,27 @@ func RequiredTools() []Tool {
 }
 
 // CheckTools reports every missing tool with the command that installs it.
-// lookPath is system.LookPath in production.
+// lookPath finds a program by name, or checks that an absolute path exists;
+// nil means HostLookPath.
 func CheckTools(lookPath func(string) (string, error)) error {
+	if lookPath == nil {
+		lookPath = HostLookPath
+	}
 	var errs []error
 	for _, t := range RequiredTools() {
-		var err error
-		if t.Name[0] == '/' {
-			_, err = os.Stat(t.Name)
-		} else {
-			_, err = lookPath(t.Name)
-		}
-		if err != nil {
+		if _, err := lookPath(t.Name); err != nil {
 			errs = append(errs, fmt.Errorf("%s is missing (it %s): install it with `apt-get install %s`", t.Name, t.Why, t.Package))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// HostLookPath finds a program with system.LookPath, or checks that an
+// absolute path exists.
+func HostLookPath(name string) (string, error) {
+	if filepath.IsAbs(name) {
+		_, err := os.Stat(name)
+		return name, err
+	}
+	return system.LookPath(name)
 }
