@@ -64,7 +64,7 @@ func fakeELF(t testing.TB, bodySize int) []byte {
 	return b.Bytes()
 }
 
-func compressFixture(t *testing.T, kind Compression, data []byte) []byte {
+func compressFixture(t testing.TB, kind Compression, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	switch kind {
