@@ -19,6 +19,7 @@ import (
 	"banger/internal/firecracker"
 	"banger/internal/guest"
 	"banger/internal/image"
+	"banger/internal/imagebuild"
 	"banger/internal/nat"
 	"banger/internal/network"
 	"banger/internal/preflight"
@@ -264,6 +265,14 @@ func (h *hostDisks) Grow(ctx context.Context, v *vm.VM, size int64) error {
 	return h.m.Grow(ctx, v.WorkDisk(), size)
 }
 
+func (h *hostDisks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
+	return h.m.Grow(ctx, v.RootDisk(), size)
+}
+
+func (h *hostDisks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error) {
+	return imagebuild.CommitDisk(ctx, h.m, v.RootDisk(), dst, move)
+}
+
 func (h *hostDisks) Remove(ctx context.Context, v *vm.VM) error {
 	var errs []error
 	for _, p := range []string{v.RootDisk(), v.WorkDisk()} {
@@ -297,6 +306,24 @@ func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
 		return fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
 	}
 	return c.Close()
+}
+
+func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {
+	user, err := h.keys.user()
+	if err != nil {
+		return nil, err
+	}
+	cb, err := h.keys.knownHosts().Callback()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	c, err := guest.WaitReady(ctx, v.IP, guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
+	}
+	return c, nil
 }
 
 // dnsRecords feeds the DNS server from the VM table and opens the guests'

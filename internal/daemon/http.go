@@ -64,6 +64,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/vms/{name}/logs", d.handleVMLogs)
 	mux.HandleFunc("GET /v1/images", d.handleListImages)
 	mux.HandleFunc("POST /v1/images/bootstrap", d.handleBootstrapImage)
+	mux.HandleFunc("POST /v1/images/build", d.handleBuildImage)
+	mux.HandleFunc("POST /v1/images/commit", d.handleCommitImage)
 	mux.HandleFunc("GET /v1/images/{name}", d.handleShowImage)
 	mux.HandleFunc("DELETE /v1/images/{name}", d.handleRemoveImage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

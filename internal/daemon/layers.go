@@ -6,6 +6,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/image"
+	"banger/internal/imagebuild"
 	"banger/internal/vm"
 )
 
@@ -60,6 +61,14 @@ type Disks interface {
 	WriteIdentity(ctx context.Context, v *vm.VM, net NetInfo) error
 	CreateWork(ctx context.Context, v *vm.VM) error
 	Grow(ctx context.Context, v *vm.VM, size int64) error
+	// GrowRoot grows the VM's root disk (file and filesystem) to size
+	// before its first boot.
+	GrowRoot(ctx context.Context, v *vm.VM, size int64) error
+	// CommitRoot turns the stopped VM's root disk into an image's root
+	// filesystem at dst, moved when move is set (the image builder's
+	// temporary VM) and cloned otherwise, checked and scrubbed of the VM's
+	// identity, and returns its dpkg status file (nil when it has none).
+	CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error)
 	// Remove deletes the VM's disks and forgets its host key.
 	Remove(ctx context.Context, v *vm.VM) error
 }
@@ -77,6 +86,15 @@ type Records interface {
 type Guest interface {
 	// WaitSSH returns when the guest's SSH server completes a handshake.
 	WaitSSH(ctx context.Context, v *vm.VM) error
+	// Connect waits for the guest's SSH server and returns one connection
+	// that carries many commands (the image builder's).
+	Connect(ctx context.Context, v *vm.VM) (GuestConn, error)
+}
+
+// GuestConn is one SSH connection to a guest.
+type GuestConn interface {
+	imagebuild.Conn
+	Close() error
 }
 
 // Preflight checks host prerequisites for an operation ("vm start", …) and

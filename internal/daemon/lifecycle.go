@@ -141,6 +141,10 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 		Dir: paths.VMDataDir(id), StateDir: paths.VMStateDir(id), Socket: paths.VMSocket(id),
 		CreatedAt: d.deps.Now().UTC(),
 	}
+	v.Hidden = req.Hidden
+	if req.RootBytes != 0 && req.RootBytes < img.SizeBytes {
+		return nil, nil, api.Errorf(api.CodeInvalid, "root disk size %s is smaller than image %s's %s; root disks can only grow", vm.FormatSize(req.RootBytes), img.Name, vm.FormatSize(img.SizeBytes))
+	}
 	v.Process.Socket = v.Socket
 	p := &plan{op: "vm create", vm: v.Name, log: d.log, progress: progress, logs: []string{paths.DaemonLog()}}
 
@@ -190,6 +194,11 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 			return err
 		}, func(ctx context.Context) error { return d.deps.Disks.Remove(ctx, v) })
 	}
+	if err == nil && req.RootBytes > img.SizeBytes {
+		err = p.do(ctx, "growroot", "growing the root disk to "+vm.FormatSize(req.RootBytes), func(ctx context.Context) error {
+			return d.deps.Disks.GrowRoot(ctx, v, req.RootBytes)
+		}, nil)
+	}
 	if err == nil {
 		err = p.do(ctx, "identity", "writing hostname, address and keys into the root disk", func(ctx context.Context) error {
 			return d.deps.Disks.WriteIdentity(ctx, v, d.deps.Network.Info(v.IP))
@@ -233,7 +242,7 @@ func (d *Daemon) abort(p *plan, err error) error {
 	return err
 }
 
-func (d *Daemon) imageStale(img *image.Image) bool { return false }
+func (d *Daemon) imageStale(img *image.Image) bool { return d.packagesStale(img) }
 
 // startVM boots a stopped VM.
 func (d *Daemon) startVM(ctx context.Context, name string, waitSSH bool, progress func(api.Progress)) (*vm.VM, error) {

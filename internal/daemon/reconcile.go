@@ -51,6 +51,10 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 			}
 			continue
 		}
+		if d.orphanBuildVM(v) {
+			errs = append(errs, d.removeOrphanBuildVM(ctx, v))
+			continue
+		}
 		alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
 		switch {
 		case alive:
@@ -99,7 +103,7 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 			d.netReady.Store(true)
 		}
 	}
-	errs = append(errs, d.sweepTAPs(ctx), d.sweepDirs(ctx))
+	errs = append(errs, d.sweepTAPs(ctx), d.sweepDirs(ctx), d.sweepBuildStages())
 	return errors.Join(errs...)
 }
 

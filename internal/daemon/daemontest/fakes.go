@@ -16,6 +16,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/daemon"
+	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/vm"
 )
@@ -32,6 +33,7 @@ type Host struct {
 	calls   []string
 	failAt  map[string]error // operation name → error to return once
 	bridge  bool
+	pause   chan struct{}
 }
 
 // NewHost returns an empty fake host.
@@ -269,6 +271,46 @@ func (f *Disks) Grow(ctx context.Context, v *vm.VM, size int64) error {
 	return nil
 }
 
+// GrowRoot implements daemon.Disks.
+func (f *Disks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
+	if err := f.h.record("growroot", v.Name, vm.FormatSize(size)); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.disks[v.RootDisk()] = size
+	return nil
+}
+
+// FakeDpkgStatus is the dpkg status CommitRoot reports for every disk.
+const FakeDpkgStatus = "Package: base-files\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\nPackage: hello\nStatus: install ok installed\nVersion: 2.10-3\nArchitecture: amd64\n"
+
+// CommitRoot implements daemon.Disks: it moves or copies the fake root
+// disk to dst.
+func (f *Disks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error) {
+	op := "commitroot-clone"
+	if move {
+		op = "commitroot-move"
+	}
+	if err := f.h.record(op, v.Name); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(v.RootDisk())
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		return nil, err
+	}
+	if move {
+		_ = os.Remove(v.RootDisk())
+		f.h.mu.Lock()
+		delete(f.h.disks, v.RootDisk())
+		f.h.mu.Unlock()
+	}
+	return []byte(FakeDpkgStatus), nil
+}
+
 // Remove implements daemon.Disks.
 func (f *Disks) Remove(ctx context.Context, v *vm.VM) error {
 	_ = f.h.record("rmdisks", v.Name)
@@ -325,6 +367,60 @@ type Guest struct{ h *Host }
 
 // WaitSSH implements daemon.Guest.
 func (f *Guest) WaitSSH(ctx context.Context, v *vm.VM) error { return f.h.record("ssh", v.Name) }
+
+// Connect implements daemon.Guest with a connection that records the
+// commands and uploads it is given ("guest-run LINE", "upload SRC DEST").
+// FailNext("guest-run") fails the next command; FailNext("connect") the
+// connection itself.
+func (f *Guest) Connect(ctx context.Context, v *vm.VM) (daemon.GuestConn, error) {
+	if err := f.h.record("connect", v.Name); err != nil {
+		return nil, err
+	}
+	return &GuestConn{h: f.h}, nil
+}
+
+// GuestConn is a fake SSH connection to a guest.
+type GuestConn struct{ h *Host }
+
+// Run implements daemon.GuestConn. A command blocks while the host is
+// paused (see Pause), so tests can interrupt a build in the middle.
+func (c *GuestConn) Run(ctx context.Context, cmd guest.Command) error {
+	if err := c.h.record("guest-run", cmd.Line); err != nil {
+		return err
+	}
+	c.h.mu.Lock()
+	pause := c.h.pause
+	c.h.mu.Unlock()
+	if pause != nil {
+		select {
+		case pause <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if cmd.Stdout != nil {
+		fmt.Fprintf(cmd.Stdout, "ran: %.40s\n", cmd.Line)
+	}
+	return nil
+}
+
+// Upload implements daemon.GuestConn.
+func (c *GuestConn) Upload(ctx context.Context, src, dst string) error {
+	return c.h.record("upload", src, dst)
+}
+
+// Close implements daemon.GuestConn.
+func (c *GuestConn) Close() error { return c.h.record("close") }
+
+// PauseGuestCommands makes every later guest command block until its
+// context ends; the returned channel receives once a command is blocked.
+func (h *Host) PauseGuestCommands() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pause = make(chan struct{}, 1)
+	return h.pause
+}
 
 type stats struct{}
 

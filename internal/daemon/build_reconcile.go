@@ -1,0 +1,48 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"banger/internal/vm"
+)
+
+// buildKey is the operation-lock key a build or commit holds while it
+// runs; its temporary VM carries the same name without the prefix.
+func buildKey(op string) string { return "build/" + op }
+
+// orphanBuildVM reports whether v is a temporary build VM that no build in
+// this daemon owns: a daemon crash or restart interrupted its build.
+func (d *Daemon) orphanBuildVM(v *vm.VM) bool {
+	return v.Hidden && !d.busy(buildKey(v.Name)) && !d.busy(v.Name)
+}
+
+// removeOrphanBuildVM removes an orphaned build VM and everything it holds.
+func (d *Daemon) removeOrphanBuildVM(ctx context.Context, v *vm.VM) error {
+	d.log.Warn("removing temporary build vm whose build is gone", "vm", v.Name, "state", v.State)
+	return d.dropBuildVM(ctx, v.Name)
+}
+
+// sweepBuildStages removes staging directories (images/.build-<id>,
+// images/.commit-<id>) of builds and commits that are not running.
+func (d *Daemon) sweepBuildStages() error {
+	dir := d.cfg.Paths.ImagesDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range entries {
+		op, ok := strings.CutPrefix(e.Name(), ".")
+		if !ok || !(strings.HasPrefix(op, "build-") || strings.HasPrefix(op, "commit-")) || d.busy(buildKey(op)) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		d.log.Info("removing half-made image without a build", "path", path)
+		errs = append(errs, os.RemoveAll(path))
+	}
+	return errors.Join(errs...)
+}
