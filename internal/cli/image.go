@@ -12,6 +12,8 @@ func (app *App) newImageCommand() *cobra.Command {
 	}
 	cmd.AddCommand(
 		app.newImageBootstrapCommand(),
+		app.newImageBuildCommand(),
+		app.newImageCommitCommand(),
 		app.newImageListCommand(),
 		app.newImageShowCommand(),
 		app.newImageRemoveCommand(),
