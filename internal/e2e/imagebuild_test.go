@@ -31,7 +31,7 @@ func newBuildFixtures(t testing.TB) buildFixtures {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "pkg")
 	for path, content := range map[string]string{
-		"DEBIAN/control": "Package: banger-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: banger tests <tests@banger.invalid>\nDescription: banger image build test package\n",
+		"DEBIAN/control":                   "Package: banger-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: banger tests <tests@banger.invalid>\nDescription: banger image build test package\n",
 		"usr/share/banger-hello/hello.txt": "hello from a local package\n",
 	} {
 		p := filepath.Join(root, path)
