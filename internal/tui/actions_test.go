@@ -387,7 +387,6 @@ func keysOf(m map[string]api.VM) []string {
 	return out
 }
 
-
 func appendFile(t *testing.T, path, s string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
