@@ -60,7 +60,10 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 		TreeDir: tree, DebCache: b.debDir, GuestTar: filepath.Join(work, "guest.tar"),
 	})
 	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
-	if err := b.deps.Runner.Run(ctx, argv...); err != nil {
+	stopReaper := context.AfterFunc(ctx, func() { reapTreeProcesses(b.deps.Log, tree) })
+	err = b.deps.Runner.Run(ctx, argv...)
+	stopReaper()
+	if err != nil {
 		return res, fmt.Errorf("installing packages with mmdebstrap (is %s reachable?): %w", b.opts.Mirror, err)
 	}
 

@@ -29,9 +29,10 @@ const DefaultGuestImageCache = "/var/cache/banger-test"
 // it read-write.
 //
 // It skips the test with a one-line reason unless it runs as root with
-// mmdebstrap installed.
+// mmdebstrap installed, and under `go test -short`.
 func GuestImage(t testing.TB) bootstrap.Result {
 	t.Helper()
+	Short(t, "guest tier: bootstraps or boots a guest image")
 	if os.Geteuid() != 0 {
 		t.Skip("guest tier: bootstrapping a guest image needs root (CI runs it as root)")
 	}
