@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,13 +40,9 @@ func GuestImage(t testing.TB) bootstrap.Result {
 	if _, err := system.LookPath("mmdebstrap"); err != nil {
 		t.Skip("guest tier: needs mmdebstrap to bootstrap a guest image (apt-get install mmdebstrap)")
 	}
-	dir := os.Getenv(GuestImageCacheEnv)
-	if dir == "" {
-		dir = DefaultGuestImageCache
-	}
-	dir, err := filepath.Abs(dir)
+	dir, err := GuestImageCache()
 	if err != nil {
-		t.Fatalf("resolving %s: %v", GuestImageCacheEnv, err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -59,4 +56,18 @@ func GuestImage(t testing.TB) bootstrap.Result {
 		t.Fatalf("bootstrapping the test guest image in %s: %v", dir, err)
 	}
 	return res
+}
+
+// GuestImageCache returns the absolute cache directory GuestImage uses:
+// $BANGER_TEST_CACHE, else DefaultGuestImageCache.
+func GuestImageCache() (string, error) {
+	dir := os.Getenv(GuestImageCacheEnv)
+	if dir == "" {
+		dir = DefaultGuestImageCache
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", GuestImageCacheEnv, err)
+	}
+	return abs, nil
 }
