@@ -300,7 +300,8 @@ func TestImageBuildBenchmark(t *testing.T) {
 	}
 	var c *guest.Client
 	e.inNetns(func() {
-		c, err = guest.Dial(context.Background(), v.IP, guest.Config{Signer: key.Signer, HostKeyCallback: cb})
+		// The builder's own connection (hostGuest.Connect).
+		c, err = guest.WaitReadyCiphers(context.Background(), v.IP, guest.Config{Signer: key.Signer, HostKeyCallback: cb}, guest.BulkCiphers())
 	})
 	if err != nil {
 		t.Fatal(err)
