@@ -16,6 +16,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
 	"banger/internal/vm"
 )
@@ -51,7 +53,7 @@ func newHarness(t *testing.T, vms ...string) *harness {
 		_ = h.tm.Quit()
 		h.m.Close()
 	})
-	h.waitScreen(regexp.MustCompile(`VMs \d+`))
+	h.waitScreen(regexp.MustCompile(`\d+ running`))
 	return h
 }
 
@@ -192,9 +194,11 @@ func TestKillAsksFirst(t *testing.T) {
 	if slices.Contains(h.inst.Host.Calls(), "kill dev") {
 		t.Fatalf("answering n killed the vm: %v", h.inst.Host.Calls())
 	}
+	// One operation per VM at a time: wait for the stop to finish.
+	h.waitScreen(regexp.MustCompile(`dev stopped`))
 	h.keys("s")
 	h.eventually("dev to boot again", func() bool { return count(h.inst.Host.Calls(), "boot dev") == 2 })
-	h.eventually("dev running", h.inState("dev", "running"))
+	h.waitScreen(regexp.MustCompile(`dev started`))
 	h.keys("K", "y")
 	h.eventually("dev to be killed", h.called("kill dev"))
 	h.eventually("dev stopped", h.inState("dev", "stopped"))
@@ -397,4 +401,19 @@ func appendFile(t *testing.T, path, s string) {
 	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestDaemonRestartReconnects(t *testing.T) {
+	h := newHarness(t, "dev")
+	h.inst.Stop()
+	h.waitScreen(regexp.MustCompile(`✗ `))
+	// A new daemon on the same files: the TUI re-subscribes and re-fetches
+	// by itself.
+	loaded, err := config.Load(h.inst.Paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded.ReconcileInterval = "50ms"
+	daemontest.Serve(t, daemon.Config{Loaded: loaded, Version: "test", BuildID: "test"}, h.inst.Host.Layers(), h.inst.Host)
+	h.waitScreen(regexp.MustCompile(`reconnected to bangerd`))
 }

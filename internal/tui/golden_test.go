@@ -89,6 +89,9 @@ func TestFrames(t *testing.T) {
 		{name: "sorted-cpu-desc", keys: []string{"o", "o", "o", "o", "o", "o", "o", "O"}},
 		{name: "filter", keys: []string{"/", "b", "a", "s", "e", " ", "r", "u", "n"}},
 		{name: "images", keys: []string{"tab", "down"}},
+		{name: "images-building", keys: []string{"tab"}, edit: func(m *Model) {
+			m.applyEvent(api.Event{Type: api.EventImageBuild, Name: "noble", Progress: &api.Progress{Step: "provision", Message: "installing packages", Done: 120, Total: 400}})
+		}},
 		{name: "help", keys: []string{"?"}},
 		{name: "create-form", keys: []string{"n", "a", "p", "i", "tab"}},
 		{name: "confirm-kill", keys: []string{"K"}},

@@ -63,6 +63,9 @@ type Model struct {
 	spinning bool
 
 	status  statusLine
+	// streamDown is the status text of a lost event stream, cleared
+	// once a re-fetch succeeds.
+	streamDown string
 	confirm *confirmation
 	form    *form
 }
@@ -260,6 +263,7 @@ func (m *Model) handle(msg tea.Msg) tea.Cmd {
 	case streamErrMsg:
 		if msg.err != nil {
 			m.fail(msg.err)
+			m.streamDown = m.status.text
 		}
 		return nil
 	case resyncMsg:
@@ -290,7 +294,7 @@ func (m *Model) handle(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case spinner.TickMsg:
-		if len(m.ops) == 0 {
+		if len(m.ops) == 0 && len(m.buildNames()) == 0 {
 			m.spinning = false
 			return nil
 		}
@@ -344,6 +348,10 @@ func (m *Model) applyVMs(msg vmsMsg) tea.Cmd {
 	}
 	m.vms = fresh
 	m.loaded = true
+	if m.streamDown != "" && m.status.text == m.streamDown {
+		m.info("reconnected to bangerd")
+	}
+	m.streamDown = ""
 	return tea.Batch(next, m.relist())
 }
 
@@ -373,7 +381,7 @@ func (m *Model) applyEvent(ev api.Event) tea.Cmd {
 		if ev.Progress != nil {
 			m.builds[ev.Name] = *ev.Progress
 		}
-		return nil
+		return m.startSpinner()
 	default:
 		return nil
 	}
