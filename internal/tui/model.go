@@ -62,12 +62,12 @@ type Model struct {
 	// spinning is true while the spinner's tick loop runs.
 	spinning bool
 
-	status  statusLine
+	status statusLine
 	// streamDown is the status text of a lost event stream, cleared
 	// once a re-fetch succeeds.
 	streamDown string
-	confirm *confirmation
-	form    *form
+	confirm    *confirmation
+	form       *form
 }
 
 // operation is a long-running request in flight for one VM or image.
