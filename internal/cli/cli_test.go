@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -230,5 +231,16 @@ func TestDoctorJSONListsHostChecks(t *testing.T) {
 		if !names[want] {
 			t.Errorf("doctor lacks check %q", want)
 		}
+	}
+}
+
+func TestDevNullIsNotATerminal(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("/dev/null reported as a terminal: vm create would wait for SSH and draw a spinner")
 	}
 }
