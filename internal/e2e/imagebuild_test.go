@@ -79,7 +79,7 @@ func TestImageBuildAndInterrupt(t *testing.T) {
 	} else if b, err := summarize(log); err != nil {
 		t.Errorf("build log: %v\n%s", err, log)
 	} else {
-		t.Logf("build breakdown: %s", b)
+		t.Logf("build breakdown: %s\nbuild log:\n%s", b, log)
 	}
 	manifest, err := os.ReadFile(img.Manifest)
 	if err != nil || !strings.Contains(string(manifest), "banger-hello 1.0 all\n") {

@@ -95,7 +95,7 @@ func TestStepsOrderAndCommands(t *testing.T) {
 		"run " + ModulesCommand("6.1.0-28-cloud-amd64"),
 		"run " + ScriptCommand(WorkDir+"/01-setup_me.sh", true),
 		"run " + ScriptCommand(WorkDir+"/02-plain", false),
-		"run rm -rf " + WorkDir + " && sync",
+		"run rm -rf " + WorkDir,
 	}
 	if got, want := strings.Join(conn.calls, "\n"), strings.Join(wantCalls, "\n"); got != want {
 		t.Errorf("calls:\n%s\nwant:\n%s", got, want)
@@ -122,7 +122,7 @@ func TestStepsWithoutNamedPackagesSkipIndexUpdate(t *testing.T) {
 	if _, err := runAll(t, Plan{}, conn); err != nil {
 		t.Fatal(err)
 	}
-	if len(conn.calls) != 1 || !strings.Contains(conn.calls[0], "rm -rf "+WorkDir) {
+	if len(conn.calls) != 0 {
 		t.Errorf("an empty plan ran %v", conn.calls)
 	}
 }
