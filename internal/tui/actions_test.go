@@ -61,7 +61,7 @@ func newHarness(t *testing.T, vms ...string) *harness {
 func (h *harness) waitScreen(re *regexp.Regexp) {
 	h.t.Helper()
 	teatest.WaitFor(h.t, h.tm.Output(), func(b []byte) bool { return re.Match(b) },
-		teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(10*time.Millisecond))
+		teatest.WithDuration(20*time.Second), teatest.WithCheckInterval(10*time.Millisecond))
 }
 
 // keys types key presses: single characters, or names such as "enter".
@@ -85,7 +85,7 @@ func (h *harness) keys(ks ...string) {
 // eventually waits until cond holds.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s; host calls: %v", what, h.inst.Host.Calls())

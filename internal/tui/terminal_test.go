@@ -38,7 +38,7 @@ func (s *tmuxSession) screen() string { return s.run("capture-pane", "-p", "-t",
 // waitScreen polls the pane until it matches re.
 func (s *tmuxSession) waitScreen(re *regexp.Regexp) string {
 	s.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		sc := s.screen()
 		if re.MatchString(sc) {
