@@ -32,7 +32,7 @@ func TestLifecycleThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"record", "dirs", "clone", "identity", "workdisk", "stopped", "network", "tap", "boot", "ssh"}
+	wantSteps := []string{"record", "dirs", "clone", "identity", "workdisk", "network", "tap", "boot", "ssh"}
 	if diff := cmp.Diff(wantSteps, dedupe(steps)); diff != "" {
 		t.Errorf("progress steps (-want +got):\n%s", diff)
 	}

@@ -182,9 +182,19 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 			}
 		}
 		return nil
-	}, func(context.Context) error {
-		return errors.Join(os.RemoveAll(v.Dir), os.RemoveAll(v.StateDir))
+	}, func(ctx context.Context) error {
+		// Disks.Remove also forgets what the disk steps registered
+		// elsewhere (the pinned host key); it tolerates missing disks.
+		return errors.Join(d.deps.Disks.Remove(ctx, v), os.RemoveAll(v.Dir), os.RemoveAll(v.StateDir))
 	})
+	// The work disk does not depend on the root disk: make it while the
+	// root disk is cloned and written. Every path below waits for it.
+	workDone := make(chan error, 1)
+	if err == nil {
+		go func() { workDone <- d.deps.Disks.CreateWork(ctx, v) }()
+	} else {
+		workDone <- nil
+	}
 	if err == nil {
 		err = p.do(ctx, "clone", "cloning the root disk from image "+img.Name, func(ctx context.Context) error {
 			method, err := d.deps.Disks.CloneRoot(ctx, &img, v)
@@ -192,7 +202,7 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 				p.emit(api.Progress{Step: "clone", Message: "root disk cloned (" + method + ")"})
 			}
 			return err
-		}, func(ctx context.Context) error { return d.deps.Disks.Remove(ctx, v) })
+		}, nil)
 	}
 	if err == nil && req.RootBytes > img.SizeBytes {
 		err = p.do(ctx, "growroot", "growing the root disk to "+vm.FormatSize(req.RootBytes), func(ctx context.Context) error {
@@ -204,12 +214,15 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 			return d.deps.Disks.WriteIdentity(ctx, v, d.deps.Network.Info(v.IP))
 		}, nil)
 	}
+	workErr := <-workDone
 	if err == nil {
 		err = p.do(ctx, "workdisk", "creating the "+vm.FormatSize(v.DiskBytes)+" work disk", func(ctx context.Context) error {
-			return d.deps.Disks.CreateWork(ctx, v)
+			return workErr
 		}, nil)
 	}
-	if err == nil {
+	// A VM that boots next goes from creating straight to running (one
+	// database write less); one made stopped is recorded so now.
+	if err == nil && req.NoStart {
 		err = p.do(ctx, "stopped", "vm made", func(ctx context.Context) error {
 			v.State = vm.Stopped
 			return d.store.UpdateVM(ctx, v)

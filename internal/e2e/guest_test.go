@@ -26,7 +26,7 @@ import (
 // guestEnv is an env whose banger commands (and so its daemon and VMMs)
 // run inside a network namespace the test made, with the bootstrapped test
 // image available from the cache.
-func newGuestEnv(t *testing.T) *env {
+func newGuestEnv(t testing.TB) *env {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "qemu-system-x86_64", "ip", "iptables")

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 
 // env is one isolated banger installation: its binaries and XDG directories.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	home string
 	run  string
@@ -30,7 +31,7 @@ type env struct {
 	extraNetns []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	bin := testutil.Binaries(t)
 	home := t.TempDir()
@@ -139,3 +140,5 @@ func cleanEnv() []string {
 	}
 	return out
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

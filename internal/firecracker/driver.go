@@ -26,7 +26,7 @@ const (
 	DefaultTermTimeout   = 5 * time.Second
 	DefaultKillTimeout   = 2 * time.Second
 	// socketPoll is the step of the API socket wait.
-	socketPoll = 10 * time.Millisecond
+	socketPoll = 2 * time.Millisecond
 )
 
 // ErrNotRunning says that the recorded VMM process is gone (or its pid now

@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/internal/disk"
+	"banger/internal/firecracker"
+	"banger/internal/system"
+	"banger/internal/testutil"
+)
+
+// Issue 6 targets, measured with the real binaries inside a network
+// namespace the benchmark makes (run through bench/lifecycle.sh):
+//   - control-plane overhead of `vm create` with a VMM that returns at
+//     once: p50 <= 50 ms;
+//   - create-to-SSH through banger <= 1.10 x the bare VMM's boot-to-SSH
+//     of the same image, side by side;
+//   - `vm ssh NAME -- true` <= 1.2 x plain ssh with the same key.
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func benchGate(b *testing.B) {
+	if os.Getenv("BANGER_BENCH_E2E") != "1" {
+		b.Skip("run through bench/lifecycle.sh (BANGER_BENCH_E2E=1): it boots real guests")
+	}
+}
+
+func BenchmarkCreateControlPlane(b *testing.B) {
+	benchGate(b)
+	e := newGuestEnv(b)
+	// A copy named like banger-vmm-qemu, so that the daemon's preflight
+	// does not ask for KVM as it would for Firecracker.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	fake := filepath.Join(b.TempDir(), "fake-qemu-vmm")
+	if err := os.WriteFile(fake, self, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	e.vars = append(e.vars, "BANGER_VMM="+fake, "BANGER_E2E_FAKE_VMM=1")
+	fs := "the test's temp file system (sparse copies)"
+	if os.Getenv("BANGER_BENCH_XFS") == "1" {
+		mountXFS(b, filepath.Join(e.home, "data"))
+		fs = "XFS with reflink"
+	}
+	e.must("image", "bootstrap", "base")
+	e.must("vm", "list") // daemon up
+	rounds := 20
+	var took []time.Duration
+	for i := 0; i < rounds; i++ {
+		name := fmt.Sprintf("cp%d", i)
+		start := time.Now()
+		e.must("vm", "create", name, "--disk", "64M", "--memory", "256M", "--cpus", "1")
+		took = append(took, time.Since(start))
+		e.must("vm", "rm", "-f", name)
+	}
+	p50 := median(took)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "create-p50-ms")
+	fmt.Printf("  daemon step medians: %s\n", stepMedians(b, filepath.Join(e.home, "state", "banger", "bangerd.log")))
+	fmt.Printf("vm create control plane (fake VMM, whole CLI process, data dir on %s): p50 %.1f ms over %d (target <= 50 ms)\n", fs, float64(p50.Microseconds())/1000, rounds)
+}
+
+// mountXFS mounts a fresh loop-backed XFS with reflinks at dir, in the
+// private mount namespace bench/lifecycle.sh runs the benchmarks in.
+func mountXFS(b *testing.B, dir string) {
+	if os.Getenv("BANGER_BENCH_MOUNTNS") != "1" {
+		b.Fatal("BANGER_BENCH_XFS needs the private mount namespace of bench/lifecycle.sh")
+	}
+	img := filepath.Join(b.TempDir(), "xfs.img")
+	for _, argv := range [][]string{{"truncate", "-s", "4G", img}, {"mkfs.xfs", "-q", "-m", "reflink=1", img}, {"mkdir", "-p", dir}, {"mount", "-o", "loop", img, dir}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v %s", argv, err, out)
+		}
+	}
+	b.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+}
+
+// waitBanner polls addr:22 until the SSH banner arrives.
+func waitBanner(ctx context.Context, addr string) error {
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "22"), 200*time.Millisecond)
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 7)
+			n, _ := c.Read(buf)
+			c.Close()
+			if n == 7 && string(buf) == "SSH-2.0" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func BenchmarkCreateToSSHVersusBareVMM(b *testing.B) {
+	benchGate(b)
+	e := newGuestEnv(b)
+	img := testutil.GuestImage(b)
+	e.must("image", "bootstrap", "base")
+	e.must("vm", "list")
+	rounds := 3
+	if s := os.Getenv("BANGER_BENCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	vmm := filepath.Join(e.bin, "banger-vmm-qemu")
+	tmp := b.TempDir()
+	// The bare side: its own TAP, driven through the Firecracker API.
+	for _, args := range [][]string{
+		{"ip", "tuntap", "add", "dev", "bare0", "mode", "tap"},
+		{"ip", "addr", "add", "10.99.0.1/24", "dev", "bare0"},
+		{"ip", "link", "set", "bare0", "up"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", e.netns}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	drv := firecracker.New(firecracker.Deps{})
+	dm := disk.New(disk.Deps{Runner: system.Plain()})
+	var viaBanger, bare []time.Duration
+	ctx := context.Background()
+	for i := 0; i < rounds; i++ {
+		// banger: create (no wait) and poll the banner from here.
+		name := fmt.Sprintf("b%d", i)
+		start := time.Now()
+		e.must("vm", "create", name, "--cpus", "2", "--memory", "512M", "--disk", "64M")
+		ip := e.vm(name).IP
+		var err error
+		e.inNetns(func() {
+			c, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer cancel()
+			err = waitBanner(c, ip)
+		})
+		if err != nil {
+			b.Fatalf("banger vm %s: no ssh banner: %v", name, err)
+		}
+		viaBanger = append(viaBanger, time.Since(start))
+		e.must("vm", "rm", "-f", name)
+
+		// bare: same image, same size, a fresh root disk copy (not timed).
+		dir := filepath.Join(tmp, fmt.Sprint(i))
+		_ = os.MkdirAll(dir, 0o755)
+		root := filepath.Join(dir, "root.ext4")
+		if _, err := dm.CloneRoot(ctx, img.Rootfs, root); err != nil {
+			b.Fatal(err)
+		}
+		spec := firecracker.Spec{ID: fmt.Sprintf("bare%d", i), Binary: vmm, Socket: filepath.Join(e.run, fmt.Sprintf("bare%d.sock", i)), StateDir: dir,
+			Kernel: img.Kernel, Initrd: img.Initrd, RootDrive: root, TAP: "bare0", MAC: "02:00:00:00:99:02", VCPUs: 2, MemoryMiB: 512}
+		spec.Boot.Hostname = "bare"
+		var p firecracker.Process
+		e.inNetns(func() {
+			spec.Boot.GuestIP, spec.Boot.Gateway, spec.Boot.PrefixLen = mustAddr("10.99.0.2"), mustAddr("10.99.0.1"), 24
+			start = time.Now()
+			p, err = drv.Start(ctx, spec)
+			if err != nil {
+				return
+			}
+			c, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer cancel()
+			err = waitBanner(c, "10.99.0.2")
+		})
+		if err != nil {
+			b.Fatalf("bare vmm: %v", err)
+		}
+		bare = append(bare, time.Since(start))
+		_ = drv.Kill(ctx, p)
+		_ = os.RemoveAll(dir)
+	}
+	mb, mv := median(viaBanger), median(bare)
+	ratio := float64(mb) / float64(mv)
+	b.ReportMetric(ratio, "ratio")
+	fmt.Printf("create to SSH banner: banger %s vs bare banger-vmm-qemu %s (medians of %d, alternating): ratio %.3f (target <= 1.10)\n",
+		mb.Round(time.Millisecond), mv.Round(time.Millisecond), rounds, ratio)
+	fmt.Printf("  banger: %v\n  bare:   %v\n", viaBanger, bare)
+}
+
+func BenchmarkSSHVersusPlainSSH(b *testing.B) {
+	benchGate(b)
+	e := newGuestEnv(b)
+	e.must("image", "bootstrap", "base")
+	e.must("vm", "create", "s", "--cpus", "2", "--memory", "512M", "--disk", "64M", "--wait")
+	v := e.vm("s")
+	data := filepath.Join(e.home, "data", "banger", "ssh")
+	plain := []string{"ip", "netns", "exec", e.netns, "ssh", "-i", filepath.Join(data, "id_ed25519"), "-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile=" + filepath.Join(data, "known_hosts"), "-o", "HostKeyAlias=s.vm", "-o", "StrictHostKeyChecking=yes",
+		"-o", "LogLevel=ERROR", "root@" + v.IP, "true"}
+	rounds := 15
+	var viaBanger, viaSSH []time.Duration
+	for i := 0; i < rounds; i++ {
+		start := time.Now()
+		e.must("vm", "ssh", "s", "--", "true")
+		viaBanger = append(viaBanger, time.Since(start))
+		start = time.Now()
+		if out, err := exec.Command(plain[0], plain[1:]...).CombinedOutput(); err != nil {
+			b.Fatalf("plain ssh: %v %s", err, out)
+		}
+		viaSSH = append(viaSSH, time.Since(start))
+	}
+	mb, ms := median(viaBanger), median(viaSSH)
+	fmt.Printf("vm ssh -- true: banger %s vs plain ssh %s (medians of %d, alternating): ratio %.3f (target <= 1.2)\n",
+		mb.Round(time.Millisecond), ms.Round(time.Millisecond), rounds, float64(mb)/float64(ms))
+	b.ReportMetric(float64(mb)/float64(ms), "ratio")
+	e.must("vm", "rm", "-f", "s")
+}
+
+// stepMedians summarises the daemon log's lifecycle step durations.
+func stepMedians(b *testing.B, logPath string) string {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	steps := map[string][]time.Duration{}
+	var order []string
+	for _, line := range strings.Split(string(data), "\n") {
+		var rec struct {
+			Msg  string `json:"msg"`
+			Step string `json:"step"`
+			Op   string `json:"op"`
+			MS   int64  `json:"duration_ms"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "lifecycle step" || (rec.Op != "vm create" && rec.Op != "vm start") {
+			continue
+		}
+		if _, ok := steps[rec.Step]; !ok {
+			order = append(order, rec.Step)
+		}
+		steps[rec.Step] = append(steps[rec.Step], time.Duration(rec.MS)*time.Millisecond)
+	}
+	var parts []string
+	for _, st := range order {
+		parts = append(parts, fmt.Sprintf("%s %dms", st, median(steps[st]).Milliseconds()))
+	}
+	return strings.Join(parts, ", ")
+}
