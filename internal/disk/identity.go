@@ -268,10 +268,8 @@ func (m *Manager) writeFiles(ctx context.Context, image string, dirs []guestDir,
 	if err != nil {
 		return err
 	}
-	if _, err := m.debugfs(ctx, image, true, script); err != nil {
-		return fmt.Errorf("writing files: %w", err)
-	}
-
+	// Read everything back in the same session: debugfs exits 0 even when
+	// a command fails, so the read-back is how failures show.
 	var verify []string
 	for _, f := range files {
 		verify = append(verify, "stat "+f.Path, "cat "+f.Path)
@@ -279,11 +277,11 @@ func (m *Manager) writeFiles(ctx context.Context, image string, dirs []guestDir,
 	for _, d := range dirs {
 		verify = append(verify, "stat "+d.Path)
 	}
-	out, err = m.debugfs(ctx, image, false, verify)
+	out, err = m.debugfs(ctx, image, true, append(script, verify...))
 	if err != nil {
-		return fmt.Errorf("reading files back: %w", err)
+		return fmt.Errorf("writing files: %w", err)
 	}
-	return checkWritten(dirs, files, out)
+	return checkWritten(dirs, files, out[len(script):])
 }
 
 // inode is the part of debugfs's stat output banger checks.
