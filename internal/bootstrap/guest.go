@@ -57,7 +57,7 @@ const fstab = `# banger guest: the initramfs mounts the root disk (/dev/vda, lab
 # banger-root) read-write; the optional work disk (label banger-work) appears
 # at /work when attached, and its absence does not delay the boot.
 /dev/vda	/	ext4	rw,noatime	0	0
-LABEL=banger-work	/work	ext4	rw,noatime,nofail,x-systemd.device-timeout=10s	0	0
+LABEL=banger-work	/work	ext4	rw,noatime,nofail,x-systemd.device-timeout=90s	0	0
 `
 
 const sshdConfig = `# banger: root logs in with a key. Host keys are written into each VM's disk
