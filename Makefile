@@ -43,9 +43,11 @@ test-unit:
 bench: build
 	sh bench/run.sh
 
-## runtime-bundle: build a runtime bundle in ./runtime from a bootstrapped image (see docs/runtime-bundle.md)
+## runtime-bundle: bootstrap an image, assemble ./runtime from it and the VMM, package it as build/banger-runtime.tar.gz and write build/runtime-bundle.toml (local manifest copy with url and sha256)
+##   local-first, the checked-in runtime-bundle.toml carries no URLs: make runtime-bundle, then
+##   banger runtime install --manifest build/runtime-bundle.toml && banger runtime verify
 runtime-bundle: build
-	sh bench/../scripts/runtime-bundle.sh
+	bin/banger internal runtime-bundle --dir runtime --build build
 
 ## fmt: format the code
 fmt:
@@ -65,4 +67,4 @@ clean:
 ## help: list the targets
 help:
 	@echo "banger make targets:"
-	@sed -n 's/^## //p' $(MAKEFILE_LIST) | sed 's/^\([a-z-]*\):/  \1\t/' | expand -t 20
+	@awk '/^## [a-z-]+:/ {sub(/^## /, ""); n=index($$0, ":"); printf "  %-18s %s\n", substr($$0, 1, n-1), substr($$0, n+2); next} /^##   / {sub(/^##   /, ""); printf "  %-18s %s\n", "", $$0}' $(MAKEFILE_LIST)

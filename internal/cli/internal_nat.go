@@ -17,7 +17,7 @@ func (app *App) newInternalCommand() *cobra.Command {
 		Short:  "Plumbing for scripts and manual repair",
 		Hidden: true,
 	}
-	cmd.AddCommand(app.newInternalNATCommand())
+	cmd.AddCommand(app.newInternalNATCommand(), app.newInternalRuntimeBundleCommand())
 	return cmd
 }
 

@@ -7,19 +7,6 @@ import (
 	"testing"
 )
 
-// docPhrases are the exact phrases that users see in errors and that the
-// docs must repeat word for word. The lead's README/`make help` test can
-// reuse it: every phrase must appear in README.md and in `make help`
-// output too.
-func docPhrases() []string {
-	return []string{
-		"make runtime-bundle",
-		"banger runtime install --manifest",
-		"build/runtime-bundle.toml",
-		"banger runtime verify",
-	}
-}
-
 func TestDocsRepeatHints(t *testing.T) {
 	read := func(p string) string {
 		b, err := os.ReadFile(filepath.Join("..", "..", p))
@@ -33,7 +20,7 @@ func TestDocsRepeatHints(t *testing.T) {
 	if !strings.Contains(doc, NoBundleHint) {
 		t.Errorf("docs/runtime-bundle.md does not repeat the no-bundle hint %q", NoBundleHint)
 	}
-	for _, p := range docPhrases() {
+	for _, p := range DocPhrases() {
 		if !strings.Contains(doc, p) {
 			t.Errorf("docs/runtime-bundle.md lacks %q", p)
 		}

@@ -121,3 +121,14 @@ func locate(rawURL, manifestDir string) (location, error) {
 		return location{Path: filepath.Join(manifestDir, rawURL)}, nil
 	}
 }
+
+// DocPhrases are the exact phrases users see in errors that the docs, the
+// README and `make help` must repeat word for word; tests keep them in sync.
+func DocPhrases() []string {
+	return []string{
+		"make runtime-bundle",
+		"banger runtime install --manifest",
+		"build/runtime-bundle.toml",
+		"banger runtime verify",
+	}
+}
