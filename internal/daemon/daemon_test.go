@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -331,5 +332,36 @@ func TestResize(t *testing.T) {
 	v, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 2 << 30}, nil)
 	if err != nil || v.DiskBytes != 2<<30 {
 		t.Errorf("grow = %+v, %v", v, err)
+	}
+}
+
+func TestReconcileStopsVMMsOfStartsCutOffByACrash(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", NoStart: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A daemon killed during `vm start` leaves a VMM on the VM's socket and
+	// a TAP, while the database still says stopped.
+	rec, err := inst.Daemon.Store().VM(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := inst.Host.StartOrphanVMM(rec.Socket)
+	inst.Host.AddStrayTAP(v.TAP)
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(inst.Host.State(), fmt.Sprintf("vmm %d", pid)) {
+		t.Errorf("unrecorded vmm %d still runs:\n%s", pid, inst.Host.State())
+	}
+	if strings.Contains(inst.Host.State(), "tap "+v.TAP) {
+		t.Errorf("stopped vm's tap survived reconcile:\n%s", inst.Host.State())
+	}
+	got, err := inst.Client.VM(ctx, "dev")
+	if err != nil || got.State != "stopped" {
+		t.Errorf("vm = %+v, %v; want stopped", got, err)
 	}
 }

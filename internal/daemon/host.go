@@ -136,6 +136,14 @@ func (h *hostVMM) Kill(ctx context.Context, v *vm.VM) error {
 	return err
 }
 
+func (h *hostVMM) Serving() map[string]vm.Process {
+	out := map[string]vm.Process{}
+	for sock, p := range firecracker.ServingSockets() {
+		out[sock] = vm.Process{PID: p.PID, StartTime: p.StartTime, Socket: sock}
+	}
+	return out
+}
+
 func (h *hostVMM) Alive(p vm.Process) bool {
 	return h.drv.Alive(firecracker.Process{PID: p.PID, StartTime: p.StartTime, Socket: p.Socket})
 }

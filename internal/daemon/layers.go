@@ -22,6 +22,9 @@ type VMM interface {
 	Kill(ctx context.Context, v *vm.VM) error
 	// Alive reports whether the recorded process still runs.
 	Alive(p vm.Process) bool
+	// Serving maps the API socket of every VMM process on the host to its
+	// identity, to find VMMs a crashed daemon never recorded.
+	Serving() map[string]vm.Process
 }
 
 // NetInfo is what the guest needs to know about its network.

@@ -43,6 +43,7 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 	}
 	var errs []error
 	records := map[string]string{}
+	var serving map[string]vm.Process // read once, when needed
 	for i := range vms {
 		v := &vms[i]
 		if d.busy(v.Name) {
@@ -56,6 +57,22 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 			continue
 		}
 		alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
+		if !alive && d.deps.VMM != nil {
+			// A VMM serving this VM's socket that the database does not
+			// record: a start cut off by a daemon crash. It never became
+			// the VM's process; stop it so that nothing runs unowned.
+			if serving == nil {
+				serving = d.deps.VMM.Serving()
+			}
+			if p, ok := serving[v.Socket]; ok {
+				d.log.Warn("stopping a vmm whose start never completed", "vm", v.Name, "pid", p.PID)
+				orphan := *v
+				orphan.Process = p
+				if err := d.deps.VMM.Kill(ctx, &orphan); err != nil {
+					errs = append(errs, fmt.Errorf("stopping the unrecorded vmm of %s (pid %d): %w", v.Name, p.PID, err))
+				}
+			}
+		}
 		switch {
 		case alive:
 			if v.State != vm.Running {
@@ -118,7 +135,9 @@ func (d *Daemon) owners(ctx context.Context) (taps, ids map[string]bool, err err
 	taps, ids = map[string]bool{}, map[string]bool{}
 	for _, v := range vms {
 		ids[v.ID] = true
-		if v.TAP != "" {
+		// Only a running VM (or one an operation is working on) holds its
+		// TAP; a stopped VM's TAP is a leftover.
+		if v.TAP != "" && (v.State == vm.Running || v.State == vm.Stopping || d.busy(v.Name)) {
 			taps[v.TAP] = true
 		}
 	}

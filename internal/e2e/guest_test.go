@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"banger/internal/api"
+	"banger/internal/firecracker"
 	"banger/internal/system"
 	"banger/internal/testutil"
 )
@@ -262,6 +263,41 @@ func TestGuestLifecycle(t *testing.T) {
 		}
 		e.must("internal", "nat", "up")
 		up()
+	})
+	t.Run("daemon kill -9 mid-create is explained and leaves no vmm", func(t *testing.T) {
+		known := map[string]bool{}
+		for sock := range firecracker.ServingSockets() {
+			known[sock] = true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		create := exec.CommandContext(ctx, "ip", "netns", "exec", e.netns, filepath.Join(e.bin, "banger"), "vm", "create", "mid", "--memory", "256M", "--disk", "64M", "--wait")
+		create.Env = append(cleanEnv(), e.vars...)
+		if err := create.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var sock string
+		for sock == "" && ctx.Err() == nil {
+			for s := range firecracker.ServingSockets() {
+				if !known[s] && strings.HasPrefix(s, e.run) {
+					sock = s
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		st := e.status()
+		if err := system.Signal(st.PID, 0, 9); err != nil {
+			t.Fatal(err)
+		}
+		_ = create.Wait()
+		v := e.vm("mid") // restarts the daemon, which reconciles
+		if v.State != "error" || !strings.Contains(v.Reason, "interrupted") || !strings.Contains(v.Reason, "banger vm rm mid") {
+			t.Errorf("vm after daemon kill -9 mid-create: %s %q", v.State, v.Reason)
+		}
+		if _, still := firecracker.ServingSockets()[sock]; still {
+			t.Errorf("the vmm started for mid (%s) still runs after reconcile", sock)
+		}
+		e.must("vm", "rm", "mid")
 	})
 	t.Run("rm --all leaves nothing behind", func(t *testing.T) {
 		vms, err := e.client().VMs(context.Background(), true)

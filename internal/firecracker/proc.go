@@ -113,3 +113,37 @@ func cmdlineOrNil(pid int) []string {
 	a, _ := cmdline(pid)
 	return a
 }
+
+// ServingSockets maps the API socket of every running VMM (any process
+// whose command line has `--api-sock PATH`, other than sudo) to its
+// identity. Reconcile uses it to find VMMs whose start never completed
+// from the daemon's point of view, such as after a kill -9 mid-start.
+func ServingSockets() map[string]Process {
+	out := map[string]Process{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		args := cmdlineOrNil(pid)
+		if len(args) == 0 || filepath.Base(args[0]) == "sudo" {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] != "--api-sock" {
+				continue
+			}
+			st, err := system.ReadProcStat(pid)
+			if err != nil || st.State == 'Z' {
+				break
+			}
+			out[args[i+1]] = Process{PID: pid, StartTime: st.StartTime, Socket: args[i+1]}
+			break
+		}
+	}
+	return out
+}

@@ -2,7 +2,10 @@ package firecracker
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -68,5 +71,20 @@ func TestCmdline(t *testing.T) {
 	}
 	if args, err := cmdline(1<<22 + 1); err == nil {
 		t.Errorf("cmdline of a missing pid = %q, want an error", args)
+	}
+}
+
+func TestServingSocketsFindsAVMMBySocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "x.sock")
+	// sh keeps its whole argv in /proc/PID/cmdline while it waits for sleep.
+	cmd := exec.Command("sh", "-c", "sleep 30; true", "fake-vmm", "--api-sock", sock, "--id", "x")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	time.Sleep(50 * time.Millisecond)
+	p, ok := ServingSockets()[sock]
+	if !ok || p.PID != cmd.Process.Pid || p.StartTime == 0 {
+		t.Errorf("ServingSockets()[%s] = %+v, %v; want pid %d", sock, p, ok, cmd.Process.Pid)
 	}
 }

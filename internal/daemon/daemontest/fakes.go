@@ -27,6 +27,7 @@ type Host struct {
 	mu      sync.Mutex
 	taps    map[string]string // name → mac
 	procs   map[int]bool      // pid → alive
+	sockets map[int]string    // pid → API socket
 	nextPID int
 	disks   map[string]int64 // path → size
 	records map[string]string
@@ -38,7 +39,7 @@ type Host struct {
 
 // NewHost returns an empty fake host.
 func NewHost() *Host {
-	return &Host{taps: map[string]string{}, procs: map[int]bool{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}}
+	return &Host{taps: map[string]string{}, procs: map[int]bool{}, sockets: map[int]string{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}}
 }
 
 // FailNext makes the next call of op ("clone", "identity", "workdisk",
@@ -124,6 +125,7 @@ func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.Ne
 	defer f.h.mu.Unlock()
 	f.h.nextPID++
 	f.h.procs[f.h.nextPID] = true
+	f.h.sockets[f.h.nextPID] = v.Socket
 	return vm.Process{PID: f.h.nextPID, StartTime: 1, Socket: v.Socket}, nil
 }
 
@@ -141,6 +143,30 @@ func (f *VMM) Kill(ctx context.Context, v *vm.VM) error {
 	_ = f.h.record("kill", v.Name)
 	f.h.KillVMM(v.Process.PID)
 	return nil
+}
+
+// Serving implements daemon.VMM.
+func (f *VMM) Serving() map[string]vm.Process {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	out := map[string]vm.Process{}
+	for pid, alive := range f.h.procs {
+		if alive {
+			out[f.h.sockets[pid]] = vm.Process{PID: pid, StartTime: 1, Socket: f.h.sockets[pid]}
+		}
+	}
+	return out
+}
+
+// StartOrphanVMM starts a fake VMM on socket that no VM records, as a
+// daemon killed in the middle of a start leaves behind.
+func (h *Host) StartOrphanVMM(socket string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.nextPID++
+	h.procs[h.nextPID] = true
+	h.sockets[h.nextPID] = socket
+	return h.nextPID
 }
 
 // Alive implements daemon.VMM.
