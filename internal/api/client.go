@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -250,9 +251,17 @@ func (c *Client) RemoveVM(ctx context.Context, name string, req RemoveVMRequest)
 // VMLogs copies a VM's log ("console" or "vmm") to w; with follow it keeps
 // streaming until ctx ends.
 func (c *Client) VMLogs(ctx context.Context, name, source string, follow bool, w io.Writer) error {
+	return c.VMLogsTail(ctx, name, source, follow, 0, w)
+}
+
+// VMLogsTail is VMLogs starting at the last tail lines (0: the whole log).
+func (c *Client) VMLogsTail(ctx context.Context, name, source string, follow bool, tail int, w io.Writer) error {
 	q := url.Values{"source": {source}}
 	if follow {
 		q.Set("follow", "1")
+	}
+	if tail > 0 {
+		q.Set("tail", strconv.Itoa(tail))
 	}
 	resp, err := c.request(ctx, http.MethodGet, "/vms/"+esc(name)+"/logs?"+q.Encode(), nil)
 	if err != nil {

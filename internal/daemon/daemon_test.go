@@ -365,3 +365,31 @@ func TestReconcileStopsVMMsOfStartsCutOffByACrash(t *testing.T) {
 		t.Errorf("vm = %+v, %v; want stopped", got, err)
 	}
 }
+
+func TestLogsTail(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for i := 0; i < 50; i++ {
+		lines = append(lines, fmt.Sprintf("line %d", i))
+	}
+	if err := os.WriteFile(v.ConsoleLog, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := inst.Client.VMLogsTail(ctx, "dev", "console", false, 3, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != "line 47\nline 48\nline 49\n" {
+		t.Errorf("tail 3 = %q", got)
+	}
+	b.Reset()
+	if err := inst.Client.VMLogsTail(ctx, "dev", "console", false, 500, &b); err != nil || strings.Count(b.String(), "\n") != 50 {
+		t.Errorf("tail 500 = %d lines, %v", strings.Count(b.String(), "\n"), err)
+	}
+}

@@ -389,6 +389,7 @@ func (d *Daemon) stopLocked(ctx context.Context, v *vm.VM, kill bool, timeout ti
 		if err := d.store.UpdateVM(ctx, v); err != nil {
 			return err
 		}
+		d.events.publish(api.Event{Type: api.EventVMUpdated, Name: v.Name, VM: d.toAPI(v)})
 	}
 	// Stopping must finish even when the client goes away.
 	ctx = context.WithoutCancel(ctx)

@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,6 +173,12 @@ func (d *Daemon) handleVMLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if n, err := strconv.Atoi(r.URL.Query().Get("tail")); err == nil && n > 0 {
+		if err := seekTail(f, n); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	follow := r.URL.Query().Get("follow") != ""
@@ -231,4 +239,37 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 func (d *Daemon) handleShutdown(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "shutting down"})
 	go d.requestShutdown()
+}
+
+// seekTail positions f at the start of its last n lines, reading at most
+// the last 1 MiB, so that following a large console log starts cheaply.
+func seekTail(f *os.File, n int) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	start := st.Size() - 1<<20
+	if start < 0 {
+		start = 0
+	}
+	buf := make([]byte, st.Size()-start)
+	if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading log tail: %w", err)
+	}
+	end := len(buf)
+	if end > 0 && buf[end-1] == '\n' {
+		end--
+	}
+	cut := 0
+	for i := end - 1; i >= 0; i-- {
+		if buf[i] == '\n' {
+			n--
+			if n == 0 {
+				cut = i + 1
+				break
+			}
+		}
+	}
+	_, err = f.Seek(start+int64(cut), io.SeekStart)
+	return err
 }

@@ -21,7 +21,7 @@ type Client interface {
 	RestartVM(ctx context.Context, name string, onProgress func(api.Progress)) (api.VM, error)
 	ResizeVM(ctx context.Context, name string, req api.ResizeVMRequest, onProgress func(api.Progress)) (api.VM, error)
 	RemoveVM(ctx context.Context, name string, req api.RemoveVMRequest) error
-	VMLogs(ctx context.Context, name, source string, follow bool, w io.Writer) error
+	VMLogsTail(ctx context.Context, name, source string, follow bool, tail int, w io.Writer) error
 	Images(ctx context.Context) ([]api.Image, error)
 	RemoveImage(ctx context.Context, name string) error
 	Events(ctx context.Context, fn func(api.Event) error) error

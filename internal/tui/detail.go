@@ -65,7 +65,7 @@ func (m *Model) startLogs(msg logStartMsg) tea.Cmd {
 	c := m.cfg.Client
 	go func() {
 		w := writerFunc(func(p []byte) { m.send(logMsg{seq: msg.seq, data: string(p)}) })
-		err := c.VMLogs(ctx, msg.name, "console", true, w)
+		err := c.VMLogsTail(ctx, msg.name, "console", true, m.cfg.LogLines, w)
 		if ctx.Err() == nil {
 			m.send(logMsg{seq: msg.seq, err: err, ended: true})
 		}

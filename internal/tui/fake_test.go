@@ -95,7 +95,7 @@ func (c *cannedClient) RemoveVM(ctx context.Context, name string, r api.RemoveVM
 	return api.Errorf(api.CodeInvalid, "canned")
 }
 
-func (c *cannedClient) VMLogs(ctx context.Context, name, source string, follow bool, w io.Writer) error {
+func (c *cannedClient) VMLogsTail(ctx context.Context, name, source string, follow bool, tail int, w io.Writer) error {
 	c.mu.Lock()
 	l, ok := c.logs[name]
 	c.mu.Unlock()
