@@ -329,7 +329,7 @@ func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {
 	defer cancel()
 	// The builder's connection carries uploads: prefer the cipher guests
 	// decrypt fastest under emulation.
-	c, err := guest.WaitReadyCiphers(ctx, v.IP, guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb}, guest.BulkCiphers())
+	c, err := guest.WaitReady(ctx, v.IP, guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb, Ciphers: guest.BulkCiphers()})
 	if err != nil {
 		return nil, fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
 	}

@@ -301,7 +301,7 @@ func TestImageBuildBenchmark(t *testing.T) {
 	var c *guest.Client
 	e.inNetns(func() {
 		// The builder's own connection (hostGuest.Connect).
-		c, err = guest.WaitReadyCiphers(context.Background(), v.IP, guest.Config{Signer: key.Signer, HostKeyCallback: cb}, guest.BulkCiphers())
+		c, err = guest.WaitReady(context.Background(), v.IP, guest.Config{Signer: key.Signer, HostKeyCallback: cb, Ciphers: guest.BulkCiphers()})
 	})
 	if err != nil {
 		t.Fatal(err)

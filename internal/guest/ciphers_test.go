@@ -9,12 +9,14 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func TestWaitReadyCiphersRetriesAndRuns(t *testing.T) {
+func TestWaitReadyWithCiphersRetriesAndRuns(t *testing.T) {
 	e := newTestEnv(t)
 	e.guest.dropFirst.Store(2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := WaitReadyCiphers(ctx, e.guest.addr(), e.cfg, []string{ssh.CipherChaCha20Poly1305})
+	cfg := e.cfg
+	cfg.Ciphers = []string{ssh.CipherChaCha20Poly1305}
+	c, err := WaitReady(ctx, e.guest.addr(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,12 +30,14 @@ func TestWaitReadyCiphersRetriesAndRuns(t *testing.T) {
 	}
 }
 
-func TestWaitReadyCiphersOffersOnlyThoseGiven(t *testing.T) {
+func TestWaitReadyWithCiphersOffersOnlyThoseGiven(t *testing.T) {
 	e := newTestEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	// A cipher nobody implements leaves nothing to agree on.
-	_, err := WaitReadyCiphers(ctx, e.guest.addr(), e.cfg, []string{"rot13@banger.invalid"})
+	cfg := e.cfg
+	cfg.Ciphers = []string{"rot13@banger.invalid"}
+	_, err := WaitReady(ctx, e.guest.addr(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "no common algorithm") {
 		t.Errorf("err = %v, want no common algorithm", err)
 	}

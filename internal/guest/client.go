@@ -33,6 +33,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// PollInterval is how long WaitReady pauses between attempts; 75ms when zero.
 	PollInterval time.Duration
+	// Ciphers are offered in this order; x/crypto's default when empty.
+	// BulkCiphers suits connections that upload much data.
+	Ciphers []string
 	// Log receives one debug line per failed attempt; nil discards.
 	Log *slog.Logger
 }
@@ -52,12 +55,14 @@ func (c Config) clientConfig() (*ssh.ClientConfig, error) {
 	if len(algos) == 0 {
 		algos = []string{ssh.KeyAlgoED25519}
 	}
-	return &ssh.ClientConfig{
+	cc := &ssh.ClientConfig{
 		User:              user,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
 		HostKeyCallback:   c.HostKeyCallback,
 		HostKeyAlgorithms: algos,
-	}, nil
+	}
+	cc.Ciphers = c.Ciphers
+	return cc, nil
 }
 
 func (c Config) handshakeTimeout() time.Duration {
