@@ -54,6 +54,20 @@ func (app *App) targets(ctx context.Context, cmd *cobra.Command, c *api.Client, 
 	return names, nil
 }
 
+// eachVM connects, resolves the VMs a multi-VM command names (or all of
+// them with --all) and runs fn for each, going on after failures.
+func (app *App) eachVM(ctx context.Context, cmd *cobra.Command, args []string, all bool, fn func(c *api.Client, name string) error) error {
+	c, err := app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	names, err := app.targets(ctx, cmd, c, args, all)
+	if err != nil {
+		return err
+	}
+	return app.forEach(names, func(name string) error { return fn(c, name) })
+}
+
 // forEach runs fn for every named VM, reporting each failure and going on;
 // the command fails when any did.
 func (app *App) forEach(names []string, fn func(name string) error) error {

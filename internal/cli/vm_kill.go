@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"banger/internal/api"
 )
 
 func (app *App) newVMKillCommand() *cobra.Command {
@@ -22,15 +24,7 @@ func (app *App) newVMKillCommand() *cobra.Command {
 }
 
 func (app *App) runVMKill(ctx context.Context, cmd *cobra.Command, args []string, all bool) error {
-	c, err := app.connect(ctx)
-	if err != nil {
-		return err
-	}
-	names, err := app.targets(ctx, cmd, c, args, all)
-	if err != nil {
-		return err
-	}
-	return app.forEach(names, func(name string) error {
+	return app.eachVM(ctx, cmd, args, all, func(c *api.Client, name string) error {
 		if _, err := c.KillVM(ctx, name); err != nil {
 			return err
 		}

@@ -28,15 +28,7 @@ host key. A running VM is refused unless --force, which kills it first.`,
 }
 
 func (app *App) runVMRemove(ctx context.Context, cmd *cobra.Command, args []string, all, force bool) error {
-	c, err := app.connect(ctx)
-	if err != nil {
-		return err
-	}
-	names, err := app.targets(ctx, cmd, c, args, all)
-	if err != nil {
-		return err
-	}
-	return app.forEach(names, func(name string) error {
+	return app.eachVM(ctx, cmd, args, all, func(c *api.Client, name string) error {
 		if err := c.RemoveVM(ctx, name, api.RemoveVMRequest{Force: force}); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"banger/internal/api"
 )
 
 func (app *App) newVMStartCommand() *cobra.Command {
@@ -23,15 +25,7 @@ func (app *App) newVMStartCommand() *cobra.Command {
 }
 
 func (app *App) runVMStart(ctx context.Context, cmd *cobra.Command, args []string, all, wait bool) error {
-	c, err := app.connect(ctx)
-	if err != nil {
-		return err
-	}
-	names, err := app.targets(ctx, cmd, c, args, all)
-	if err != nil {
-		return err
-	}
-	return app.forEach(names, func(name string) error {
+	return app.eachVM(ctx, cmd, args, all, func(c *api.Client, name string) error {
 		pr := newProgress(app.Stderr)
 		v, err := c.StartVM(ctx, name, wait, pr.Update)
 		pr.Done()

@@ -30,15 +30,7 @@ the VMM. Disks and the address are kept; 'banger vm start' boots it again.`,
 }
 
 func (app *App) runVMStop(ctx context.Context, cmd *cobra.Command, args []string, all bool, timeout time.Duration) error {
-	c, err := app.connect(ctx)
-	if err != nil {
-		return err
-	}
-	names, err := app.targets(ctx, cmd, c, args, all)
-	if err != nil {
-		return err
-	}
-	return app.forEach(names, func(name string) error {
+	return app.eachVM(ctx, cmd, args, all, func(c *api.Client, name string) error {
 		pr := newProgress(app.Stderr)
 		_, err := c.StopVM(ctx, name, api.StopVMRequest{TimeoutSeconds: int(timeout.Seconds())}, pr.Update)
 		pr.Done()
