@@ -15,6 +15,7 @@ type vmCreateOptions struct {
 	cpus    int
 	memory  string
 	disk    string
+	root    string
 	noStart bool
 	wait    bool
 	output  string
@@ -45,6 +46,7 @@ the DNS name NAME.vm. On a terminal, create waits until SSH answers.`,
 	f.IntVar(&o.cpus, "cpus", 0, "vCPUs (default: the configured default_cpus)")
 	f.StringVar(&o.memory, "memory", "", "memory, e.g. 512M or 2G (default: the configured default_memory)")
 	f.StringVar(&o.disk, "disk", "", "work disk size, e.g. 8G (default: the configured default_disk)")
+	f.StringVar(&o.root, "root-size", "", "grow the root disk to this size before first boot, e.g. 8G (default: the image's size)")
 	f.BoolVar(&o.noStart, "no-start", false, "create the VM stopped")
 	f.BoolVar(&o.wait, "wait", false, "wait until the guest's SSH server answers (default on a terminal)")
 	addOutputFlag(cmd, &o.output)
@@ -72,6 +74,13 @@ func (app *App) runVMCreate(ctx context.Context, cmd *cobra.Command, name string
 			return usageError(cmd, "--disk: %v", err)
 		}
 		req.DiskBytes = b
+	}
+	if o.root != "" {
+		b, err := vm.ParseSize(o.root)
+		if err != nil {
+			return usageError(cmd, "--root-size: %v", err)
+		}
+		req.RootBytes = b
 	}
 	c, err := app.connect(ctx)
 	if err != nil {
