@@ -14,18 +14,7 @@ import (
 )
 
 func (d *Daemon) handleBootstrapImage(w http.ResponseWriter, r *http.Request) {
-	var req api.BootstrapImageRequest
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	pw := newProgressWriter(w)
-	img, err := d.bootstrapImage(r.Context(), req, pw.Progress)
-	if err != nil {
-		pw.finish(api.StreamLine{}, err)
-		return
-	}
-	pw.finish(api.StreamLine{Image: d.imageToAPI(img, 0)}, nil)
+	streamImageOp(d, w, r, d.bootstrapImage)
 }
 
 // bootstrapImage builds a base image and registers it. An interrupted or

@@ -23,28 +23,24 @@ import (
 const buildWorkDisk = 64 * vm.MiB
 
 func (d *Daemon) handleBuildImage(w http.ResponseWriter, r *http.Request) {
-	var req api.BuildImageRequest
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	pw := newProgressWriter(w)
-	img, err := d.buildImage(r.Context(), req, pw.Progress)
-	d.finishImageJob(pw, img, err)
+	streamImageOp(d, w, r, d.buildImage)
 }
 
 func (d *Daemon) handleCommitImage(w http.ResponseWriter, r *http.Request) {
-	var req api.CommitImageRequest
+	streamImageOp(d, w, r, d.commitImage)
+}
+
+// streamImageOp decodes an image operation's request, runs it with its progress
+// streamed, and ends the stream with the image or the error (a failed step
+// keeps its name and logs).
+func streamImageOp[R any](d *Daemon, w http.ResponseWriter, r *http.Request, op func(context.Context, R, func(api.Progress)) (*image.Image, error)) {
+	var req R
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
 	pw := newProgressWriter(w)
-	img, err := d.commitImage(r.Context(), req, pw.Progress)
-	d.finishImageJob(pw, img, err)
-}
-
-func (d *Daemon) finishImageJob(pw *progressWriter, img *image.Image, err error) {
+	img, err := op(r.Context(), req, pw.Progress)
 	if err != nil {
 		var se *StepError
 		if errors.As(err, &se) {
