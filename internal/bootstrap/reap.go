@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -63,25 +62,12 @@ func treeProcesses(procs []procInfo, self int, tree string) []procInfo {
 	return out
 }
 
-// readProcs reads the process table from /proc.
+// readProcs reads the process table, with each process's root directory.
 func readProcs() []procInfo {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []procInfo
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := system.ReadProcStat(pid)
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		root, _ := os.Readlink(filepath.Join("/proc", e.Name(), "root"))
-		out = append(out, procInfo{PID: pid, PPID: st.PPID, StartTime: st.StartTime, Cmdline: string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})), Root: root})
+	for _, p := range system.Processes() {
+		root, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(p.PID), "root"))
+		out = append(out, procInfo{PID: p.PID, PPID: p.PPID, StartTime: p.StartTime, Cmdline: strings.Join(p.Args, " "), Root: root})
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"banger/internal/system"
@@ -73,21 +72,10 @@ func servesSocket(args []string, socket string) bool {
 
 // parentMap maps every visible pid to its parent pid.
 func parentMap() map[int]int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	m := make(map[int]int, len(entries))
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := system.ReadProcStat(pid)
-		if err != nil {
-			continue
-		}
-		m[pid] = st.PPID
+	procs := system.Processes()
+	m := make(map[int]int, len(procs))
+	for _, p := range procs {
+		m[p.PID] = p.PPID
 	}
 	return m
 }
@@ -120,29 +108,15 @@ func cmdlineOrNil(pid int) []string {
 // from the daemon's point of view, such as after a kill -9 mid-start.
 func ServingSockets() map[string]Process {
 	out := map[string]Process{}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, p := range system.Processes() {
+		if len(p.Args) == 0 || filepath.Base(p.Args[0]) == "sudo" || p.State == 'Z' {
 			continue
 		}
-		args := cmdlineOrNil(pid)
-		if len(args) == 0 || filepath.Base(args[0]) == "sudo" {
-			continue
-		}
-		for i := 0; i+1 < len(args); i++ {
-			if args[i] != "--api-sock" {
-				continue
-			}
-			st, err := system.ReadProcStat(pid)
-			if err != nil || st.State == 'Z' {
+		for i := 0; i+1 < len(p.Args); i++ {
+			if p.Args[i] == "--api-sock" {
+				out[p.Args[i+1]] = Process{PID: p.PID, StartTime: p.StartTime, Socket: p.Args[i+1]}
 				break
 			}
-			out[args[i+1]] = Process{PID: pid, StartTime: st.StartTime, Socket: args[i+1]}
-			break
 		}
 	}
 	return out

@@ -177,3 +177,42 @@ func Tree(pid int) []int {
 	}
 	return out
 }
+
+// ProcInfo is one process of the process table.
+type ProcInfo struct {
+	PID, PPID int
+	StartTime uint64
+	State     byte
+	// Args is the command line, empty for kernel threads.
+	Args []string
+}
+
+// Processes reads the process table from /proc. Processes that exit while
+// it reads are left out.
+func Processes() []ProcInfo {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []ProcInfo
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := ReadProcStat(pid)
+		if err != nil {
+			continue
+		}
+		p := ProcInfo{PID: pid, PPID: st.PPID, StartTime: st.StartTime, State: st.State}
+		if data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil {
+			if data = bytes.TrimRight(data, "\x00"); len(data) > 0 {
+				for _, a := range bytes.Split(data, []byte{0}) {
+					p.Args = append(p.Args, string(a))
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}

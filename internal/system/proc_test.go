@@ -76,3 +76,15 @@ func TestTreeFindsChildren(t *testing.T) {
 		t.Errorf("Tree(self) = %v lacks child %d", Tree(os.Getpid()), cmd.Process.Pid)
 	}
 }
+
+func TestProcessesListsSelfWithArgs(t *testing.T) {
+	for _, p := range Processes() {
+		if p.PID == os.Getpid() {
+			if len(p.Args) == 0 || p.Args[0] != os.Args[0] || p.PPID != os.Getppid() || p.StartTime == 0 {
+				t.Errorf("self = %+v, want args %v and ppid %d", p, os.Args, os.Getppid())
+			}
+			return
+		}
+	}
+	t.Error("Processes() does not list this process")
+}
