@@ -229,7 +229,10 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 		}, nil)
 	}
 	if err != nil {
-		return nil, nil, d.abort(p, err)
+		err = d.abort(p, err)
+		// Subscribers saw it created; the rollback removed it again.
+		d.events.publish(api.Event{Type: api.EventVMRemoved, Name: v.Name})
+		return nil, nil, err
 	}
 	p.commit()
 	if req.NoStart {
