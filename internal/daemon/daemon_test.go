@@ -269,33 +269,38 @@ func mustLoad(t *testing.T, inst *daemontest.Instance) *config.Loaded {
 }
 
 func TestEventsStream(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	inst := daemontest.Start(t, nil)
 	inst.AddImage(t, "base")
-	got := make(chan string, 32)
-	ready := make(chan struct{})
+	got := make(chan string, 256)
 	go func() {
 		_ = inst.Client.Events(ctx, func(ev api.Event) error {
 			got <- ev.Type + " " + ev.Name
 			return nil
 		})
 	}()
-	// Wait until the subscription is live: publish probes until one arrives.
-	go func() {
-		for {
-			select {
-			case <-ready:
-				return
-			case <-time.After(20 * time.Millisecond):
-				_, _ = inst.Client.StopVM(ctx, "probe", api.StopVMRequest{}, nil)
-			}
+	// The subscription is live once a probe's events come through.
+	live := false
+	for i := 0; !live; i++ {
+		probe := fmt.Sprintf("probe%d", i)
+		if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: probe, Image: "base", NoStart: true}, nil); err != nil {
+			t.Fatal(err)
 		}
-	}()
+		if err := inst.Client.RemoveVM(ctx, probe, api.RemoveVMRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			live = true
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("event stream never delivered")
+		}
+	}
 	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", NoStart: true}, nil); err != nil {
 		t.Fatal(err)
 	}
-	close(ready)
 	if err := inst.Client.RemoveVM(ctx, "dev", api.RemoveVMRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +308,9 @@ func TestEventsStream(t *testing.T) {
 	for len(seen) < 3 {
 		select {
 		case ev := <-got:
-			seen = append(seen, ev)
+			if strings.HasSuffix(ev, " dev") {
+				seen = append(seen, ev)
+			}
 		case <-ctx.Done():
 			t.Fatalf("events seen: %v", seen)
 		}
