@@ -29,7 +29,7 @@ func (app *App) connect(ctx context.Context) (*api.Client, error) {
 		return nil, err
 	}
 	c := api.NewClient(cfg.Paths.Socket())
-	if app.NoAutostart {
+	if app.NoAutostart || os.Getenv("BANGER_NO_AUTOSTART") != "" {
 		app.client = c
 		return c, nil
 	}

@@ -91,8 +91,9 @@ func (app *App) newRootCommand() *cobra.Command {
   banger vm ssh dev           get a shell in it
   banger vm rm dev            remove it and everything it used on the host
 
-The CLI talks to your own daemon, bangerd, which it starts when needed.
-Paths follow the XDG base directories; see 'banger config show'.`,
+The CLI talks to your own daemon, bangerd, which it starts when needed
+(BANGER_NO_AUTOSTART=1 uses only a daemon that already runs). Paths follow
+the XDG base directories; see 'banger config show'.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           buildinfo.String(),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -23,9 +22,7 @@ func (app *App) newTUICommand() *cobra.Command {
 address, live CPU and memory, uptime) with a detail pane that follows the
 selected VM's console, an images view, and keys for every action (start,
 stop, restart, kill, delete, ssh, create, resize). Press ? for all keys and
-q to quit. NO_COLOR turns colors off.
-
-BANGER_NO_AUTOSTART=1 makes it use only a daemon that is already running.`,
+q to quit. NO_COLOR turns colors off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runTUI(cmd.Context(), user)
@@ -36,9 +33,6 @@ BANGER_NO_AUTOSTART=1 makes it use only a daemon that is already running.`,
 }
 
 func (app *App) runTUI(ctx context.Context, user string) error {
-	if os.Getenv("BANGER_NO_AUTOSTART") != "" {
-		app.NoAutostart = true
-	}
 	if !isTerminal(app.Stdout) {
 		return &api.Error{Code: api.CodeInvalid, Message: "banger tui needs a terminal", Hint: "for scripts use `banger vm list -o json` or `banger events -o json`"}
 	}
