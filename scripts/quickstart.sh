@@ -21,8 +21,8 @@ sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ "${BANGER_QUICKSTART_SKIP_APT:-}" != 1 ]; then
 	say "installing packages (qemu, mmdebstrap, e2fsprogs, iptables, openssh-client)"
 	sudo_if_needed apt-get update -qq
-	sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		qemu-system-x86 mmdebstrap e2fsprogs iptables iproute2 openssh-client busybox-static ca-certificates make >/dev/null
+	sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		qemu-system-x86 mmdebstrap debian-archive-keyring e2fsprogs iptables iproute2 openssh-client ca-certificates make >/dev/null
 fi
 command -v go >/dev/null || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "quickstart: Go is not installed; install it from your distribution (golang) or go.dev/dl" >&2; exit 1; }
