@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Runner runs a host command given as argv. Implementations must not invoke a
@@ -101,6 +103,12 @@ func (e Exec) RunInput(ctx context.Context, in io.Reader, argv ...string) ([]byt
 	}
 	full := e.Argv(argv)
 	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	// The command leads its own process group, so that a cancelled context
+	// ends its children too (mmdebstrap's apt, a shell's pipeline) instead
+	// of leaving them holding the output pipes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), e.Env...)
 	cmd.Stdin = in
 	var stdout, stderr bytes.Buffer

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExecRunnerErrorCarriesArgvAndStderr(t *testing.T) {
@@ -61,5 +62,25 @@ func TestLines(t *testing.T) {
 	got := Lines([]byte("  a \n\n b\n"))
 	if strings.Join(got, ",") != "a,b" {
 		t.Errorf("Lines = %q", got)
+	}
+}
+
+func TestCancelEndsTheWholeCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		// The grandchild keeps the output pipe open: without killing the
+		// group, Output would wait for it.
+		_, err := Plain().Output(ctx, "sh", "-c", "sleep 60 & wait")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "deadline") {
+			t.Errorf("err = %v, want the context's deadline", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a cancelled command did not return: its children kept it alive")
 	}
 }
