@@ -400,3 +400,49 @@ func TestLogsTail(t *testing.T) {
 		t.Errorf("tail 500 = %d lines, %v", strings.Count(b.String(), "\n"), err)
 	}
 }
+
+// A client that goes away (Ctrl-C on `banger vm create`) rolls the create
+// back, whichever step it interrupts.
+func TestInterruptedCreateLeavesNothing(t *testing.T) {
+	for _, step := range []string{"clone", "boot"} {
+		t.Run(step, func(t *testing.T) {
+			inst := daemontest.Start(t, nil)
+			inst.AddImage(t, "base")
+			blocked := inst.Host.BlockNext(step)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base"}, nil)
+				done <- err
+			}()
+			select {
+			case <-blocked:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("create never reached %s", step)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, api.ErrInterrupted) {
+				t.Errorf("interrupted create: err = %v, want interrupted", err)
+			}
+			// The daemon finishes the rollback after the client left.
+			deadline := time.Now().Add(10 * time.Second)
+			var vms []api.VM
+			for time.Now().Before(deadline) {
+				vms, _ = inst.Client.VMs(context.Background(), true)
+				if len(vms) == 0 && inst.Host.State() == "" {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if len(vms) != 0 {
+				t.Errorf("vm survived a create interrupted at %s: %+v", step, vms)
+			}
+			if state := inst.Host.State(); state != "" {
+				t.Errorf("host state after a create interrupted at %s:\n%s", step, state)
+			}
+			if entries, _ := os.ReadDir(inst.Paths.DataDir + "/vms"); len(entries) != 0 {
+				t.Errorf("vm directories left behind: %v", entries)
+			}
+		})
+	}
+}

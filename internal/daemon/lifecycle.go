@@ -240,6 +240,13 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 		return v, warnings, nil
 	}
 	if err := d.startLocked(ctx, v, &img, req.WaitSSH, progress); err != nil {
+		if ctx.Err() != nil {
+			// The user interrupted the create: take it back entirely.
+			if rerr := d.removeLocked(ctx, v, true, nil); rerr != nil {
+				return nil, warnings, errors.Join(err, fmt.Errorf("removing the interrupted vm: %w", rerr))
+			}
+			return nil, warnings, err
+		}
 		var se *StepError
 		if errors.As(err, &se) {
 			se.Hint = fmt.Sprintf("the vm was made but did not boot; read the logs, then `banger vm start %s` to retry or `banger vm rm %s` to remove it", v.Name, v.Name)
@@ -458,6 +465,11 @@ func (d *Daemon) removeVM(ctx context.Context, name string, force bool, progress
 	if err != nil {
 		return err
 	}
+	return d.removeLocked(ctx, v, force, progress)
+}
+
+// removeLocked removes v, whose operation lock is held.
+func (d *Daemon) removeLocked(ctx context.Context, v *vm.VM, force bool, progress func(api.Progress)) error {
 	ctx = context.WithoutCancel(ctx)
 	if v.State == vm.Running || v.State == vm.Stopping || v.State == vm.Starting || v.Process.PID != 0 {
 		alive := d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)

@@ -35,11 +35,12 @@ type Host struct {
 	failAt  map[string]error // operation name → error to return once
 	bridge  bool
 	pause   chan struct{}
+	blockAt map[string]chan struct{} // operation name → signalled when blocked
 }
 
 // NewHost returns an empty fake host.
 func NewHost() *Host {
-	return &Host{taps: map[string]string{}, procs: map[int]bool{}, sockets: map[int]string{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}}
+	return &Host{taps: map[string]string{}, procs: map[int]bool{}, sockets: map[int]string{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}, blockAt: map[string]chan struct{}{}}
 }
 
 // FailNext makes the next call of op ("clone", "identity", "workdisk",
@@ -48,6 +49,31 @@ func (h *Host) FailNext(op string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failAt[op] = err
+}
+
+// BlockNext makes the next call of op ("clone", "boot", "ssh") wait until
+// its context ends, as a slow host would while the user presses Ctrl-C. The
+// returned channel receives once the call is blocked.
+func (h *Host) BlockNext(op string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	h.blockAt[op] = ch
+	return ch
+}
+
+// block waits for ctx to end when op was set up to block.
+func (h *Host) block(ctx context.Context, op string) error {
+	h.mu.Lock()
+	ch, ok := h.blockAt[op]
+	delete(h.blockAt, op)
+	h.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ch <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func (h *Host) record(op string, args ...string) error {
@@ -116,6 +142,9 @@ type VMM struct{ h *Host }
 // Start implements daemon.VMM.
 func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.NetInfo) (vm.Process, error) {
 	if err := f.h.record("boot", v.Name, img.Name, n.IP); err != nil {
+		return vm.Process{}, err
+	}
+	if err := f.h.block(ctx, "boot"); err != nil {
 		return vm.Process{}, err
 	}
 	for _, p := range []string{v.ConsoleLog(), v.VMMLog()} {
@@ -256,6 +285,9 @@ type Disks struct{ h *Host }
 // CloneRoot implements daemon.Disks.
 func (f *Disks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error) {
 	if err := f.h.record("clone", v.Name, img.Name); err != nil {
+		return "", err
+	}
+	if err := f.h.block(ctx, "clone"); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(v.RootDisk(), []byte("root"), 0o600); err != nil {
