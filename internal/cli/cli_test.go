@@ -244,3 +244,18 @@ func TestDevNullIsNotATerminal(t *testing.T) {
 		t.Error("/dev/null reported as a terminal: vm create would wait for SSH and draw a spinner")
 	}
 }
+
+func TestDNSTeardownForgetsTheSetup(t *testing.T) {
+	paths := daemontest.Isolate(t)
+	marker := paths.StateDir + "/dns-setup"
+	if err := os.MkdirAll(paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker, []byte("resolved\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "dns", "teardown")
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("dns teardown left the setup marker: %v", err)
+	}
+}

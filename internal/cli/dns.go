@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"banger/internal/dns"
-	"banger/internal/network"
 	"banger/internal/system"
 )
 
@@ -36,16 +38,7 @@ func (app *App) dnsHostConfig() (dns.HostConfig, error) {
 	if err != nil {
 		return dns.HostConfig{}, err
 	}
-	loop, err := netip.ParseAddrPort(cfg.DNSListen)
-	if err != nil {
-		return dns.HostConfig{}, err
-	}
-	rev, err := dns.ReverseZonesOf(subnet.Masked())
-	if err != nil {
-		return dns.HostConfig{}, err
-	}
-	gw := netip.AddrPortFrom(network.Gateway(subnet.Masked()), uint16(cfg.DNSGuestPort))
-	return dns.HostConfig{Link: cfg.Bridge, Gateway: gw, Loopback: loop, Zone: "vm.", ReverseZones: rev}, nil
+	return dns.HostConfigFor(cfg.Bridge, subnet, cfg.DNSListen, cfg.DNSGuestPort)
 }
 
 func dnsDeps() dns.HostDeps {
@@ -79,9 +72,21 @@ func (app *App) runDNSSetup(ctx context.Context, teardown bool) error {
 	if err != nil {
 		return err
 	}
+	marker := filepath.Join(app.cfg.Paths.StateDir, dns.SetupMarker)
 	op, verb := dns.Setup, "set up"
 	if teardown {
 		op, verb = dns.Teardown, "removed"
+		if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("forgetting dns setup: %w", err)
+		}
+	} else if _, err := net.InterfaceByName(hc.Link); err != nil && dns.Detect(ctx, dnsDeps()).Method == dns.MethodResolved {
+		// resolved's per-link settings need the bridge, which bangerd
+		// makes with the first VM: record the wish and let it apply them.
+		if err := writeMarker(marker); err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Stdout, "recorded: bangerd routes ~vm to %s through systemd-resolved when it creates %s (with the first VM)\n", hc.Gateway, hc.Link)
+		return nil
 	}
 	res, err := op(ctx, dnsDeps(), hc)
 	if errors.Is(err, dns.ErrNoResolver) {
@@ -100,7 +105,23 @@ func (app *App) runDNSSetup(ctx context.Context, teardown bool) error {
 		}
 		return nil
 	}
+	if !teardown && res.Method == dns.MethodResolved {
+		if err := writeMarker(marker); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(app.Stdout, ".vm resolution %s (%s)\n", verb, res.Method)
+	return nil
+}
+
+// writeMarker records that dns setup ran, so bangerd re-applies it.
+func writeMarker(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("recording dns setup: %w", err)
+	}
+	if err := os.WriteFile(path, []byte("resolved\n"), 0o600); err != nil {
+		return fmt.Errorf("recording dns setup: %w", err)
+	}
 	return nil
 }
 

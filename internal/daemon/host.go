@@ -50,7 +50,14 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		srv.Close()
 		return Deps{}, nil, fmt.Errorf("%w (change dns_listen in %s if the port is taken)", err, paths.ConfigFile)
 	}
-	records := &dnsRecords{srv: srv, guestAddr: netip.AddrPortFrom(gw, uint16(cfg.DNSGuestPort)).String(), log: log}
+	records := &dnsRecords{srv: srv, guestAddr: netip.AddrPortFrom(gw, uint16(cfg.DNSGuestPort)).String(), log: log,
+		marker: filepath.Join(paths.StateDir, dns.SetupMarker)}
+	if hc, err := dns.HostConfigFor(cfg.Bridge, subnet, cfg.DNSListen, cfg.DNSGuestPort); err == nil {
+		records.resolver = func(ctx context.Context) error {
+			_, err := dns.Setup(ctx, dns.HostDeps{Privileged: system.Privileged(), Plain: system.Plain()}, hc)
+			return err
+		}
+	}
 
 	netMgr, err := network.New(network.Config{Bridge: cfg.Bridge, Subnet: subnet}, network.Deps{Logger: log.With("component", "network")})
 	if err != nil {
@@ -342,10 +349,17 @@ type dnsRecords struct {
 	srv       *dns.Server
 	guestAddr string
 	log       *slog.Logger
-	mu        sync.Mutex
-	guestUp   bool
+	// marker and resolver re-apply `banger dns setup` (systemd-resolved
+	// forgets a link's settings when the link goes away).
+	marker   string
+	resolver func(context.Context) error
+	mu       sync.Mutex
+	guestUp  bool
 }
 
+// listenOnBridge opens the guests' resolver once the bridge exists and, if
+// the user ran `banger dns setup`, routes ~vm to it again in the host's
+// resolver. It acts once per daemon.
 func (r *dnsRecords) listenOnBridge() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -356,6 +370,15 @@ func (r *dnsRecords) listenOnBridge() error {
 		return fmt.Errorf("starting the guests' resolver: %w", err)
 	}
 	r.guestUp = true
+	if _, err := os.Stat(r.marker); err == nil && r.resolver != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.resolver(ctx); err != nil {
+			r.log.Warn("re-applying dns setup; NAME.vm may not resolve on the host (run `banger dns status`)", "err", err)
+		} else {
+			r.log.Info("re-applied dns setup for the bridge")
+		}
+	}
 	return nil
 }
 

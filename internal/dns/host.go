@@ -283,3 +283,26 @@ func Teardown(ctx context.Context, deps HostDeps, cfg HostConfig) (SetupResult, 
 	}
 	return res, nil
 }
+
+// HostConfigFor derives the resolver integration's settings from banger's
+// configuration: the bridge, the VM subnet, the loopback listener and the
+// listener port on the bridge gateway.
+func HostConfigFor(bridge string, subnet netip.Prefix, loopback string, gatewayPort int) (HostConfig, error) {
+	subnet = subnet.Masked()
+	loop, err := netip.ParseAddrPort(loopback)
+	if err != nil {
+		return HostConfig{}, fmt.Errorf("dns listener %q: %w", loopback, err)
+	}
+	rev, err := reverseZones(subnet)
+	if err != nil {
+		return HostConfig{}, err
+	}
+	gw := subnet.Addr().Next()
+	return HostConfig{Link: bridge, Gateway: netip.AddrPortFrom(gw, uint16(gatewayPort)), Loopback: loop, Zone: "vm.", ReverseZones: rev}, nil
+}
+
+// SetupMarker is the file, in banger's state directory, that records that
+// the user ran `banger dns setup` with systemd-resolved. resolved forgets a
+// link's settings when the link goes away, so bangerd applies them again
+// whenever it creates the bridge.
+const SetupMarker = "dns-setup"
