@@ -8,7 +8,7 @@ func (app *App) newImageCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "image",
 		Aliases: []string{"images"},
-		Short:   "List, inspect and remove guest images",
+		Short:   "Bootstrap, build, commit, list and remove guest images",
 	}
 	cmd.AddCommand(
 		app.newImageBootstrapCommand(),
