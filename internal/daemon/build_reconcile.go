@@ -27,7 +27,8 @@ func (d *Daemon) removeOrphanBuildVM(ctx context.Context, v *vm.VM) error {
 }
 
 // sweepBuildStages removes staging directories (images/.build-<id>,
-// images/.commit-<id>) of builds and commits that are not running.
+// images/.commit-<id>, images/.<name>-<id>.bootstrap-*) of builds, commits
+// and bootstraps that are not running.
 func (d *Daemon) sweepBuildStages() error {
 	dir := d.cfg.Paths.ImagesDir()
 	entries, err := os.ReadDir(dir)
@@ -37,7 +38,19 @@ func (d *Daemon) sweepBuildStages() error {
 	var errs []error
 	for _, e := range entries {
 		op, ok := strings.CutPrefix(e.Name(), ".")
-		if !ok || !(strings.HasPrefix(op, "build-") || strings.HasPrefix(op, "commit-")) || d.busy(buildKey(op)) {
+		if !ok {
+			continue
+		}
+		// A bootstrap stages its result as ".<name>-<id>.bootstrap-XXXX".
+		if target, _, isBootstrap := strings.Cut(op, ".bootstrap-"); isBootstrap {
+			name := target
+			if i := strings.LastIndexByte(target, '-'); i > 0 {
+				name = target[:i]
+			}
+			if d.busy("image/" + name) {
+				continue
+			}
+		} else if !(strings.HasPrefix(op, "build-") || strings.HasPrefix(op, "commit-")) || d.busy(buildKey(op)) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())

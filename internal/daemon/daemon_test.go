@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -444,5 +445,25 @@ func TestInterruptedCreateLeavesNothing(t *testing.T) {
 				t.Errorf("vm directories left behind: %v", entries)
 			}
 		})
+	}
+}
+
+func TestReconcileRemovesStagesOfInterruptedBootstraps(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	stage := filepath.Join(inst.Paths.ImagesDir(), ".base-0123456789.bootstrap-42")
+	keep := filepath.Join(inst.Paths.ImagesDir(), "base-0123456789")
+	for _, d := range []string{stage, keep} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inst.Daemon.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stage); !os.IsNotExist(err) {
+		t.Errorf("stage of an interrupted bootstrap survived reconcile: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("reconcile removed a finished image directory: %v", err)
 	}
 }
