@@ -272,15 +272,11 @@ func (d *Daemon) startVM(ctx context.Context, name string, waitSSH bool, progres
 	if err := d.preflight(ctx, "vm start"); err != nil {
 		return nil, err
 	}
-	unlock, err := d.lockVM(name, "start")
+	v, unlock, err := d.lockAndLoad(ctx, name, "start")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	v, err := d.loadVM(ctx, name)
-	if err != nil {
-		return nil, err
-	}
 	if v.State == vm.Running {
 		return v, nil
 	}
@@ -367,15 +363,11 @@ func (d *Daemon) stopVM(ctx context.Context, name string, kill bool, timeout tim
 	if kill {
 		what = "kill"
 	}
-	unlock, err := d.lockVM(name, what)
+	v, unlock, err := d.lockAndLoad(ctx, name, what)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	v, err := d.loadVM(ctx, name)
-	if err != nil {
-		return nil, err
-	}
 	if v.State == vm.Stopped {
 		return v, nil
 	}
@@ -456,15 +448,11 @@ func (d *Daemon) release(ctx context.Context, v *vm.VM, reason string) error {
 
 // removeVM deletes a VM and everything banger made for it.
 func (d *Daemon) removeVM(ctx context.Context, name string, force bool, progress func(api.Progress)) error {
-	unlock, err := d.lockVM(name, "rm")
+	v, unlock, err := d.lockAndLoad(ctx, name, "rm")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	v, err := d.loadVM(ctx, name)
-	if err != nil {
-		return err
-	}
 	return d.removeLocked(ctx, v, force, progress)
 }
 
@@ -516,15 +504,11 @@ func (d *Daemon) resizeVM(ctx context.Context, name string, size int64, progress
 	if err := d.preflight(ctx, "vm create"); err != nil {
 		return nil, err
 	}
-	unlock, err := d.lockVM(name, "resize")
+	v, unlock, err := d.lockAndLoad(ctx, name, "resize")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	v, err := d.loadVM(ctx, name)
-	if err != nil {
-		return nil, err
-	}
 	if v.State != vm.Stopped {
 		return nil, api.Errorf(api.CodeConflict, "vm %s is %s; the work disk can only grow while it is stopped", v.Name, v.State).
 			WithHint("`banger vm stop %s` first", v.Name)
@@ -548,6 +532,21 @@ func (d *Daemon) resizeVM(ctx context.Context, name string, size int64, progress
 	}
 	d.events.publish(api.Event{Type: api.EventVMUpdated, Name: v.Name, VM: d.toAPI(v)})
 	return v, nil
+}
+
+// lockAndLoad takes a VM's operation lock and reads the VM; the caller
+// releases the lock with unlock.
+func (d *Daemon) lockAndLoad(ctx context.Context, name, what string) (*vm.VM, func(), error) {
+	unlock, err := d.lockVM(name, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := d.loadVM(ctx, name)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return v, unlock, nil
 }
 
 func (d *Daemon) loadVM(ctx context.Context, name string) (*vm.VM, error) {
