@@ -72,7 +72,7 @@ func (e *env) teardownNetns() {
 		}
 	}
 	e.stopDaemon()
-	for _, ns := range append([]string{e.netns}, e.extraNetns...) {
+	for _, ns := range append([]string{e.netns}, *e.extraNetns...) {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
 }
@@ -157,11 +157,13 @@ func TestGuestLifecycle(t *testing.T) {
 	dev := e.vm("dev")
 
 	t.Run("ssh and identity", func(t *testing.T) {
+		e := e.with(t)
 		if got := e.ssh("dev", "cat /etc/hostname"); got != "dev" {
 			t.Errorf("hostname = %q, want dev", got)
 		}
 	})
 	t.Run("dns from host and guest", func(t *testing.T) {
+		e := e.with(t)
 		if ip, _ := e.resolve("dev"); ip != dev.IP {
 			t.Errorf("dev.vm resolves to %q on the host listener, want %s", ip, dev.IP)
 		}
@@ -174,6 +176,7 @@ func TestGuestLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("work disk survives stop, start and resize", func(t *testing.T) {
+		e := e.with(t)
 		e.ssh("dev", "mountpoint -q /work && echo kept > /work/marker && sync")
 		e.must("vm", "stop", "dev")
 		if ip, rcode := e.resolve("dev"); ip != "" || rcode != mdns.RcodeNameError {
@@ -197,6 +200,7 @@ func TestGuestLifecycle(t *testing.T) {
 		dev = again
 	})
 	t.Run("daemon kill -9 leaves the vm running and is adopted", func(t *testing.T) {
+		e := e.with(t)
 		st := e.status()
 		if err := system.Signal(st.PID, 0, 9); err != nil {
 			t.Fatal(err)
@@ -217,6 +221,7 @@ func TestGuestLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("vmm kill -9 is noticed within 2s", func(t *testing.T) {
+		e := e.with(t)
 		for _, p := range system.Tree(dev.PID) {
 			_ = system.Signal(p, 0, 9)
 		}
@@ -240,6 +245,7 @@ func TestGuestLifecycle(t *testing.T) {
 		dev = e.vm("dev")
 	})
 	t.Run("two vms reach each other by name", func(t *testing.T) {
+		e := e.with(t)
 		e.must("vm", "create", "web", "--cpus", "1", "--memory", "512M", "--disk", "64M", "--wait")
 		web := e.vm("web")
 		if web.IP == dev.IP {
@@ -251,6 +257,7 @@ func TestGuestLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("nat masquerades to the uplink", func(t *testing.T) {
+		e := e.with(t)
 		up := e.uplink()
 		got := e.ssh("dev", "timeout 5 bash -c 'exec 3<>/dev/tcp/198.18.0.2/8080 && cat <&3'")
 		if strings.TrimSpace(got) != "198.18.0.1" {
@@ -265,6 +272,7 @@ func TestGuestLifecycle(t *testing.T) {
 		up()
 	})
 	t.Run("daemon kill -9 mid-create is explained or repaired", func(t *testing.T) {
+		e := e.with(t)
 		known := map[string]bool{}
 		for sock := range firecracker.ServingSockets() {
 			known[sock] = true
@@ -318,6 +326,7 @@ func TestGuestLifecycle(t *testing.T) {
 		e.must("vm", "rm", "--force", "mid")
 	})
 	t.Run("rm --all leaves nothing behind", func(t *testing.T) {
+		e := e.with(t)
 		vms, err := e.client().VMs(context.Background(), true)
 		if err != nil {
 			t.Fatal(err)
@@ -361,7 +370,7 @@ func TestGuestLifecycle(t *testing.T) {
 func (e *env) uplink() func() {
 	e.t.Helper()
 	up := e.netns + "u"
-	e.extraNetns = append(e.extraNetns, up)
+	*e.extraNetns = append(*e.extraNetns, up)
 	run := func(args ...string) {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			e.t.Fatalf("%v: %v: %s", args, err, out)

@@ -28,7 +28,7 @@ type env struct {
 	// netns, when set, is the network namespace every banger command (and
 	// so the daemon and its VMMs) runs in.
 	netns      string
-	extraNetns []string
+	extraNetns *[]string // shared by copies made with with()
 }
 
 func newEnv(t testing.TB) *env {
@@ -41,7 +41,7 @@ func newEnv(t testing.TB) *env {
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, bin: bin, home: home, run: run}
+	e := &env{t: t, bin: bin, home: home, run: run, extraNetns: new([]string)}
 	e.vars = []string{
 		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
 		"XDG_STATE_HOME=" + filepath.Join(home, "state"),
@@ -56,6 +56,14 @@ func newEnv(t testing.TB) *env {
 		os.RemoveAll(run)
 	})
 	return e
+}
+
+// with returns the env reporting to t, for use inside a subtest (failing
+// the parent test from a subtest is not allowed).
+func (e *env) with(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
 }
 
 func (e *env) socket() string { return filepath.Join(e.run, "banger", "bangerd.sock") }
