@@ -185,13 +185,13 @@ func (app *App) doctorChecks(ctx context.Context) []doctorCheck {
 
 	checker := preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind})
 	seen := map[string]bool{}
-	for _, op := range []string{"vm start", "disk growth", "image bootstrap"} {
+	for _, op := range []preflight.Op{preflight.StartVM, preflight.GrowDisk, preflight.BootstrapImage} {
 		for _, p := range checker.Problems(op) {
 			if seen[p.What] {
 				continue
 			}
 			seen[p.What] = true
-			add("preflight "+op, "fail", p.What, p.Fix)
+			add("preflight "+string(op), "fail", p.What, p.Fix)
 		}
 	}
 

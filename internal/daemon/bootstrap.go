@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,7 +9,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/image"
-	"banger/internal/store"
+	"banger/internal/preflight"
 )
 
 func (d *Daemon) handleBootstrapImage(w http.ResponseWriter, r *http.Request) {
@@ -20,28 +19,11 @@ func (d *Daemon) handleBootstrapImage(w http.ResponseWriter, r *http.Request) {
 // bootstrapImage builds a base image and registers it. An interrupted or
 // failed build registers nothing and leaves no files in the images dir.
 func (d *Daemon) bootstrapImage(ctx context.Context, req api.BootstrapImageRequest, progress func(api.Progress)) (*image.Image, error) {
-	if err := image.ValidateName(req.Name); err != nil {
-		return nil, api.Errorf(api.CodeInvalid, "%v", err)
-	}
-	if d.deps.Bootstrap == nil {
-		return nil, api.Errorf(api.CodePrecondition, "cannot bootstrap images: this bangerd was built without the image bootstrap")
-	}
-	if d.deps.Preflight != nil {
-		if err := d.deps.Preflight.Check(ctx, "image bootstrap"); err != nil {
-			return nil, err
-		}
-	}
-	unlock, err := d.lockVM("image/"+req.Name, "bootstrap")
+	unlock, err := d.reserveImage(ctx, req.Name, "bootstrap", preflight.BootstrapImage)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if _, err := d.store.Image(ctx, req.Name); err == nil {
-		return nil, api.Errorf(api.CodeConflict, "image %s already exists", req.Name).
-			WithHint("pick another name, or remove it first with `banger image rm %s`", req.Name)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
 	id := newID()
 	outDir := filepath.Join(d.cfg.Paths.ImagesDir(), req.Name+"-"+id)
 	if err := os.MkdirAll(d.cfg.Paths.ImagesDir(), 0o755); err != nil {

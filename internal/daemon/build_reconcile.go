@@ -10,14 +10,10 @@ import (
 	"banger/internal/vm"
 )
 
-// buildKey is the operation-lock key a build or commit holds while it
-// runs; its temporary VM carries the same name without the prefix.
-func buildKey(op string) string { return "build/" + op }
-
 // orphanBuildVM reports whether v is a temporary build VM that no build in
 // this daemon owns: a daemon crash or restart interrupted its build.
 func (d *Daemon) orphanBuildVM(v *vm.VM) bool {
-	return v.Hidden && !d.busy(buildKey(v.Name)) && !d.busy(v.Name)
+	return v.Hidden && !d.locks.busy(buildKey(v.Name)) && !d.locks.busy(vmKey(v.Name))
 }
 
 // removeOrphanBuildVM removes an orphaned build VM and everything it holds.
@@ -47,10 +43,10 @@ func (d *Daemon) sweepBuildStages() error {
 			if i := strings.LastIndexByte(target, '-'); i > 0 {
 				name = target[:i]
 			}
-			if d.busy("image/" + name) {
+			if d.locks.busy(imageKey(name)) {
 				continue
 			}
-		} else if !(strings.HasPrefix(op, "build-") || strings.HasPrefix(op, "commit-")) || d.busy(buildKey(op)) {
+		} else if !(strings.HasPrefix(op, "build-") || strings.HasPrefix(op, "commit-")) || d.locks.busy(buildKey(op)) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())

@@ -59,8 +59,7 @@ type Daemon struct {
 	interval    time.Duration
 
 	allocMu sync.Mutex // serializes address allocation with row insertion
-	opsMu   sync.Mutex
-	ops     map[string]*vmOp // per-VM operation locks, by VM name
+	locks   *locks     // one operation at a time per VM, image name and build
 
 	netReady atomic.Bool // the bridge, NAT and guest resolver were ensured
 
@@ -95,7 +94,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 		started:     deps.Now(),
 		stopTimeout: config.MustDuration(cfg.StopTimeout),
 		interval:    config.MustDuration(cfg.ReconcileInterval),
-		ops:         map[string]*vmOp{},
+		locks:       newLocks(),
 		samples:     map[int]cpuSample{},
 		shutdown:    make(chan struct{}),
 	}

@@ -34,7 +34,7 @@ func TestLifecycleThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"record", "dirs", "clone", "identity", "workdisk", "network", "tap", "boot", "ssh"}
+	wantSteps := []string{"record", "dirs", "workdisk", "clone", "identity", "starting", "network", "tap", "boot", "dns", "ssh"}
 	if diff := cmp.Diff(wantSteps, dedupe(steps)); diff != "" {
 		t.Errorf("progress steps (-want +got):\n%s", diff)
 	}
@@ -274,31 +274,7 @@ func TestEventsStream(t *testing.T) {
 	defer cancel()
 	inst := daemontest.Start(t, nil)
 	inst.AddImage(t, "base")
-	got := make(chan string, 256)
-	go func() {
-		_ = inst.Client.Events(ctx, func(ev api.Event) error {
-			got <- ev.Type + " " + ev.Name
-			return nil
-		})
-	}()
-	// The subscription is live once a probe's events come through.
-	live := false
-	for i := 0; !live; i++ {
-		probe := fmt.Sprintf("probe%d", i)
-		if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: probe, Image: "base", NoStart: true}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := inst.Client.RemoveVM(ctx, probe, api.RemoveVMRequest{}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-got:
-			live = true
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatal("event stream never delivered")
-		}
-	}
+	got := subscribe(ctx, t, inst)
 	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", NoStart: true}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -309,8 +285,8 @@ func TestEventsStream(t *testing.T) {
 	for len(seen) < 3 {
 		select {
 		case ev := <-got:
-			if strings.HasSuffix(ev, " dev") {
-				seen = append(seen, ev)
+			if ev.Name == "dev" {
+				seen = append(seen, ev.Type+" "+ev.Name)
 			}
 		case <-ctx.Done():
 			t.Fatalf("events seen: %v", seen)
@@ -465,5 +441,42 @@ func TestReconcileRemovesStagesOfInterruptedBootstraps(t *testing.T) {
 	}
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("reconcile removed a finished image directory: %v", err)
+	}
+}
+
+// subscribe follows the daemon's events until ctx ends. It returns once the
+// subscription is live: a probe VM's events have come through.
+func subscribe(ctx context.Context, t *testing.T, inst *daemontest.Instance) <-chan api.Event {
+	t.Helper()
+	got := make(chan api.Event, 256)
+	go func() {
+		_ = inst.Client.Events(ctx, func(ev api.Event) error {
+			got <- ev
+			return nil
+		})
+	}()
+	for i := 0; ; i++ {
+		probe := fmt.Sprintf("probe%d", i)
+		if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: probe, Image: "base", NoStart: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.Client.RemoveVM(ctx, probe, api.RemoveVMRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			// Drain the probe's other events.
+			for drained := false; !drained; {
+				select {
+				case <-got:
+				case <-time.After(50 * time.Millisecond):
+					drained = true
+				}
+			}
+			return got
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("event stream never delivered")
+		}
 	}
 }

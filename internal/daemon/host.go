@@ -97,12 +97,6 @@ type hostVMM struct {
 }
 
 func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetInfo) (vm.Process, error) {
-	ip, err := netip.ParseAddr(n.IP)
-	if err != nil {
-		return vm.Process{}, fmt.Errorf("vm %s address %q: %w", v.Name, n.IP, err)
-	}
-	gw, _ := netip.ParseAddr(n.Gateway)
-	ns, _ := netip.ParseAddr(n.Nameserver)
 	// Firecracker before bzImage support boots the ELF vmlinux; QEMU
 	// boots the bzImage directly.
 	kernel := img.Vmlinux
@@ -112,7 +106,7 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 	spec := firecracker.Spec{
 		ID: v.ID, Binary: h.binary, Socket: v.Socket, StateDir: v.StateDir,
 		Kernel: kernel, Initrd: img.Initrd,
-		Boot:      firecracker.Boot{GuestIP: ip, Gateway: gw, PrefixLen: n.PrefixLen, Hostname: v.Name, Nameserver: ns},
+		Boot:      firecracker.Boot{GuestIP: n.IP, Gateway: n.Gateway, PrefixLen: n.PrefixLen, Hostname: v.Name, Nameserver: n.Nameserver},
 		RootDrive: v.RootDisk(), WorkDrive: v.WorkDisk(),
 		TAP: v.TAP, MAC: v.MAC, VCPUs: v.CPUs, MemoryMiB: v.MemoryMiB, Sudo: h.sudo,
 	}
@@ -120,7 +114,7 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 	if err != nil {
 		return vm.Process{}, err
 	}
-	return vm.Process{PID: p.PID, StartTime: p.StartTime, Socket: p.Socket}, nil
+	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
 }
 
 func fcProcess(v *vm.VM) firecracker.Process {
@@ -146,13 +140,13 @@ func (h *hostVMM) Kill(ctx context.Context, v *vm.VM) error {
 func (h *hostVMM) Serving() map[string]vm.Process {
 	out := map[string]vm.Process{}
 	for sock, p := range firecracker.ServingSockets() {
-		out[sock] = vm.Process{PID: p.PID, StartTime: p.StartTime, Socket: sock}
+		out[sock] = vm.Process{PID: p.PID, StartTime: p.StartTime}
 	}
 	return out
 }
 
 func (h *hostVMM) Alive(p vm.Process) bool {
-	return h.drv.Alive(firecracker.Process{PID: p.PID, StartTime: p.StartTime, Socket: p.Socket})
+	return h.drv.Alive(firecracker.Process{PID: p.PID, StartTime: p.StartTime})
 }
 
 // hostNetwork is the bridge, TAPs and NAT.
@@ -173,22 +167,12 @@ func (h *hostNetwork) Ensure(ctx context.Context) error {
 	return h.afterBridge()
 }
 
-func (h *hostNetwork) Allocate(taken []string) (string, error) {
-	var addrs []netip.Addr
-	for _, t := range taken {
-		if a, err := netip.ParseAddr(t); err == nil {
-			addrs = append(addrs, a)
-		}
-	}
-	a, err := network.Allocate(h.subnet, addrs)
-	if err != nil {
-		return "", err
-	}
-	return a.String(), nil
+func (h *hostNetwork) Allocate(taken []netip.Addr) (netip.Addr, error) {
+	return network.Allocate(h.subnet, taken)
 }
 
-func (h *hostNetwork) Info(ip string) NetInfo {
-	gw := network.Gateway(h.subnet).String()
+func (h *hostNetwork) Info(ip netip.Addr) NetInfo {
+	gw := network.Gateway(h.subnet)
 	return NetInfo{IP: ip, Gateway: gw, PrefixLen: h.subnet.Bits(), Nameserver: gw}
 }
 
@@ -237,10 +221,7 @@ func (k *sshKeys) user() (guest.UserKey, error) {
 
 func (k *sshKeys) knownHosts() *guest.KnownHosts { return guest.NewKnownHosts(k.paths.KnownHosts()) }
 
-func hostNames(v *vm.VM) []string {
-	addr, _ := netip.ParseAddr(v.IP)
-	return guest.HostNames(v.Name, "vm", addr)
-}
+func hostNames(v *vm.VM) []string { return guest.HostNames(v.Name, "vm", v.IP) }
 
 // hostDisks makes and removes VM disks and writes guest identity.
 type hostDisks struct {
@@ -262,9 +243,7 @@ func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) erro
 	if err != nil {
 		return err
 	}
-	ip, _ := netip.ParseAddr(n.IP)
-	gw, _ := netip.ParseAddr(n.Gateway)
-	id := disk.Identity{Hostname: v.Name, Domain: "vm", Address: ip, Gateway: gw,
+	id := disk.Identity{Hostname: v.Name, Domain: "vm", Address: n.IP, Gateway: n.Gateway,
 		AuthorizedKeys: user.AuthorizedKey, HostKeyPrivate: hk.PrivatePEM, HostKeyPublic: hk.AuthorizedKey}
 	if err := h.m.WriteIdentity(ctx, v.RootDisk(), id); err != nil {
 		return err
@@ -316,7 +295,7 @@ func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	c, err := guest.WaitReady(ctx, v.IP, guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb})
+	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb})
 	if err != nil {
 		return fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
 	}
@@ -336,7 +315,7 @@ func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {
 	defer cancel()
 	// The builder's connection carries uploads: prefer the cipher guests
 	// decrypt fastest under emulation.
-	c, err := guest.WaitReady(ctx, v.IP, guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb, Ciphers: guest.BulkCiphers()})
+	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb, Ciphers: guest.BulkCiphers()})
 	if err != nil {
 		return nil, fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
 	}
@@ -382,22 +361,18 @@ func (r *dnsRecords) listenOnBridge() error {
 	return nil
 }
 
-func (r *dnsRecords) Set(name, ip string) {
-	if a, err := netip.ParseAddr(ip); err == nil {
-		if err := r.srv.Set(name, a); err != nil {
-			r.log.Warn("setting dns record", "vm", name, "err", err)
-		}
+func (r *dnsRecords) Set(name string, ip netip.Addr) {
+	if err := r.srv.Set(name, ip); err != nil {
+		r.log.Warn("setting dns record", "vm", name, "err", err)
 	}
 }
 
 func (r *dnsRecords) Remove(name string) { r.srv.Remove(name) }
 
-func (r *dnsRecords) Replace(records map[string]string) {
+func (r *dnsRecords) Replace(records map[string]netip.Addr) {
 	var recs []dns.Record
 	for n, ip := range records {
-		if a, err := netip.ParseAddr(ip); err == nil {
-			recs = append(recs, dns.Record{Name: n, IP: a})
-		}
+		recs = append(recs, dns.Record{Name: n, IP: ip})
 	}
 	if err := r.srv.Replace(recs); err != nil {
 		r.log.Warn("rebuilding dns records", "err", err)

@@ -84,7 +84,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // toAPIError maps internal errors to the API's error shape.
 func toAPIError(err error) *api.Error {
 	var ae *api.Error
+	var se *StepError
 	switch {
+	case errors.As(err, &se):
+		return se.APIError()
 	case errors.As(err, &ae):
 		return api.AsError(err)
 	case errors.Is(err, store.ErrNotFound):

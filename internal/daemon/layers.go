@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/image"
 	"banger/internal/imagebuild"
+	"banger/internal/preflight"
 	"banger/internal/vm"
 )
 
@@ -29,10 +31,10 @@ type VMM interface {
 
 // NetInfo is what the guest needs to know about its network.
 type NetInfo struct {
-	IP         string
-	Gateway    string
+	IP         netip.Addr
+	Gateway    netip.Addr
 	PrefixLen  int
-	Nameserver string
+	Nameserver netip.Addr
 }
 
 // Network owns the bridge, the VMs' TAPs, address allocation and NAT.
@@ -40,9 +42,9 @@ type Network interface {
 	// Ensure makes the bridge and the NAT rules exist.
 	Ensure(ctx context.Context) error
 	// Allocate picks a free guest address given the ones taken.
-	Allocate(taken []string) (string, error)
+	Allocate(taken []netip.Addr) (netip.Addr, error)
 	// Info describes the guest network for an address.
-	Info(ip string) NetInfo
+	Info(ip netip.Addr) NetInfo
 	// TAPName and MAC derive a VM's device names from its id.
 	TAPName(id string) string
 	MAC(id string) string
@@ -78,9 +80,9 @@ type Disks interface {
 
 // Records is the DNS server's view of the running VMs.
 type Records interface {
-	Set(name, ip string)
+	Set(name string, ip netip.Addr)
 	Remove(name string)
-	Replace(records map[string]string)
+	Replace(records map[string]netip.Addr)
 	Count() int
 	Listeners() []api.Listener
 }
@@ -100,10 +102,10 @@ type GuestConn interface {
 	Close() error
 }
 
-// Preflight checks host prerequisites for an operation ("vm start", …) and
-// returns an error naming what is missing and how to fix it.
+// Preflight checks the host prerequisites of operations and returns an
+// error naming what is missing and how to fix it.
 type Preflight interface {
-	Check(ctx context.Context, op string) error
+	Check(ctx context.Context, ops ...preflight.Op) error
 }
 
 // Bootstrapper builds base images from Debian packages.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"banger/internal/api"
 	"banger/internal/vm"
 )
 
@@ -36,92 +36,109 @@ func (d *Daemon) reconcileLoop(ctx context.Context) {
 // interrupted as errors, removes leftovers nobody owns (TAPs, sockets,
 // half-made directories) and rebuilds the DNS records from the running VMs.
 // Doubt never deletes user data: such a VM is marked error with the reason.
+// Each repaired VM is written once and announced once.
 func (d *Daemon) Reconcile(ctx context.Context) error {
 	vms, err := d.store.VMs(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	records := map[string]string{}
-	var serving map[string]vm.Process // read once, when needed
+	rc := &reconciliation{d: d, records: map[string]netip.Addr{}}
 	for i := range vms {
-		v := &vms[i]
-		if d.busy(v.Name) {
-			if v.State == vm.Running {
-				records[v.Name] = v.IP
-			}
-			continue
-		}
-		if d.orphanBuildVM(v) {
-			errs = append(errs, d.removeOrphanBuildVM(ctx, v))
-			continue
-		}
-		alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
-		if !alive && d.deps.VMM != nil {
-			// A VMM serving this VM's socket that the database does not
-			// record: a start cut off by a daemon crash. It never became
-			// the VM's process; stop it so that nothing runs unowned.
-			if serving == nil {
-				serving = d.deps.VMM.Serving()
-			}
-			if p, ok := serving[v.Socket]; ok {
-				d.log.Warn("stopping a vmm whose start never completed", "vm", v.Name, "pid", p.PID)
-				orphan := *v
-				orphan.Process = p
-				if err := d.deps.VMM.Kill(ctx, &orphan); err != nil {
-					errs = append(errs, fmt.Errorf("stopping the unrecorded vmm of %s (pid %d): %w", v.Name, p.PID, err))
-				}
-			}
-		}
-		switch {
-		case alive:
-			if v.State != vm.Running {
-				d.log.Info("adopting running vmm", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
-				v.State = vm.Running
-				v.Reason = ""
-				if err := d.store.UpdateVM(ctx, v); err != nil {
-					errs = append(errs, err)
-				}
-				d.events.publish(api.Event{Type: api.EventVMStarted, Name: v.Name, VM: d.toAPI(v)})
-			}
-			records[v.Name] = v.IP
-			d.sample(v.Process.PID)
-		case v.State == vm.Creating:
-			d.log.Warn("vm creation was interrupted", "vm", v.Name)
-			if err := d.release(ctx, v, ""); err != nil {
-				errs = append(errs, err)
-			}
-			v.State = vm.Error
-			v.Reason = fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)
-			if err := d.store.UpdateVM(ctx, v); err != nil {
-				errs = append(errs, err)
-			}
-			d.events.publish(api.Event{Type: api.EventVMError, Name: v.Name, VM: d.toAPI(v)})
-		case v.State == vm.Running || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
-			reason := ""
-			if v.State == vm.Running {
-				reason = fmt.Sprintf("the VMM (pid %d) exited without a stop request; see %s and %s", v.Process.PID, v.ConsoleLog(), v.VMMLog())
-			}
-			d.log.Warn("vmm is gone", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
-			if err := d.release(ctx, v, reason); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		rc.vm(ctx, &vms[i])
 	}
 	if d.deps.DNS != nil {
-		d.deps.DNS.Replace(records)
+		d.deps.DNS.Replace(rc.records)
 	}
-	if len(records) > 0 && !d.netReady.Load() && d.deps.Network != nil {
+	if len(rc.records) > 0 && !d.netReady.Load() && d.deps.Network != nil {
 		// Adopted VMs need the bridge-side services (NAT, guest resolver)
 		// that a start would have set up.
 		if err := d.deps.Network.Ensure(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("restoring the network of running vms: %w", err))
+			rc.errs = append(rc.errs, fmt.Errorf("restoring the network of running vms: %w", err))
 		} else {
 			d.netReady.Store(true)
 		}
 	}
-	errs = append(errs, d.sweepTAPs(ctx), d.sweepDirs(ctx), d.sweepBuildStages())
-	return errors.Join(errs...)
+	rc.errs = append(rc.errs, d.sweepTAPs(ctx), d.sweepDirs(ctx), d.sweepBuildStages())
+	return errors.Join(rc.errs...)
+}
+
+// reconciliation is one pass of Reconcile.
+type reconciliation struct {
+	d       *Daemon
+	records map[string]netip.Addr // the names of the running VMs
+	serving map[string]vm.Process // VMM processes by API socket, read once when needed
+	errs    []error
+}
+
+// vm repairs one VM that no operation holds.
+func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
+	d := rc.d
+	if d.locks.busy(vmKey(v.Name)) {
+		if v.State == vm.Running {
+			rc.records[v.Name] = v.IP
+		}
+		return
+	}
+	if d.orphanBuildVM(v) {
+		rc.errs = append(rc.errs, d.removeOrphanBuildVM(ctx, v))
+		return
+	}
+	alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
+	if !alive {
+		rc.stopUnrecorded(ctx, v)
+	}
+	var err error
+	switch {
+	case alive:
+		err = rc.adopt(ctx, v)
+	case v.State == vm.Creating:
+		d.log.Warn("vm creation was interrupted", "vm", v.Name)
+		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Error,
+			fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)))
+	case v.State == vm.Running || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
+		reason := ""
+		if v.State == vm.Running {
+			reason = fmt.Sprintf("the VMM (pid %d) exited without a stop request; see %s and %s", v.Process.PID, v.ConsoleLog(), v.VMMLog())
+		}
+		d.log.Warn("vmm is gone", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
+		err = d.markStopped(ctx, v, reason)
+	}
+	rc.errs = append(rc.errs, err)
+}
+
+// adopt takes a VMM that still runs as the VM's: a daemon restart, or an
+// operation cut off by a crash after the VMM started.
+func (rc *reconciliation) adopt(ctx context.Context, v *vm.VM) error {
+	rc.records[v.Name] = v.IP
+	rc.d.sample(v.Process.PID)
+	if v.State == vm.Running {
+		return nil
+	}
+	rc.d.log.Info("adopting running vmm", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
+	return rc.d.setState(ctx, v, vm.Running, "")
+}
+
+// stopUnrecorded stops a VMM that serves this VM's socket but that the
+// database does not record: a start cut off by a daemon crash. It never
+// became the VM's process; stopping it leaves nothing running unowned.
+func (rc *reconciliation) stopUnrecorded(ctx context.Context, v *vm.VM) {
+	d := rc.d
+	if d.deps.VMM == nil {
+		return
+	}
+	if rc.serving == nil {
+		rc.serving = d.deps.VMM.Serving()
+	}
+	p, ok := rc.serving[v.Socket]
+	if !ok {
+		return
+	}
+	d.log.Warn("stopping a vmm whose start never completed", "vm", v.Name, "pid", p.PID)
+	orphan := *v
+	orphan.Process = p
+	if err := d.deps.VMM.Kill(ctx, &orphan); err != nil {
+		rc.errs = append(rc.errs, fmt.Errorf("stopping the unrecorded vmm of %s (pid %d): %w", v.Name, p.PID, err))
+	}
 }
 
 // owners reads, after the host resources were listed, which TAPs and ids
@@ -137,7 +154,7 @@ func (d *Daemon) owners(ctx context.Context) (taps, ids map[string]bool, err err
 		ids[v.ID] = true
 		// Only a running VM (or one an operation is working on) holds its
 		// TAP; a stopped VM's TAP is a leftover.
-		if v.TAP != "" && (v.State == vm.Running || v.State == vm.Stopping || d.busy(v.Name)) {
+		if v.TAP != "" && (v.State == vm.Running || v.State == vm.Stopping || d.locks.busy(vmKey(v.Name))) {
 			taps[v.TAP] = true
 		}
 	}

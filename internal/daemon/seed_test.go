@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -35,7 +36,7 @@ func TestSeedForBenchmark(t *testing.T) {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("b%09d", i)
 		v := &vm.VM{ID: id, Name: fmt.Sprintf("vm-%04d", i), State: vm.Stopped, ImageID: img.ID, CPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30,
-			IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), MAC: "02:00:00:00:00:00", TAP: "bg-" + id,
+			IP: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), MAC: "02:00:00:00:00:00", TAP: "bg-" + id,
 			Dir: paths.VMDataDir(id), StateDir: paths.VMStateDir(id), Socket: paths.VMSocket(id), CreatedAt: time.Now()}
 		if err := s.CreateVM(ctx, v); err != nil {
 			t.Fatal(err)

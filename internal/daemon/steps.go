@@ -10,34 +10,206 @@ import (
 	"banger/internal/api"
 )
 
-// plan runs the ordered steps of one lifecycle operation. Each step may
-// register an undo; when a later step fails, the undos run in reverse order
-// (with a context that ignores the caller's cancellation, so an interrupted
-// command still cleans up) and the error names the failing step.
-type plan struct {
-	op       string
-	vm       string
+// step is one named unit of an operation: what it does and how to undo it.
+// Steps check before they act, so that running one twice is harmless.
+type step struct {
+	name    string
+	message string // progress shown while it runs
+	do      func(context.Context) error
+	// undo reverses do when a later step fails; nil when there is nothing
+	// to reverse (or an earlier step's undo covers it).
+	undo func(context.Context) error
+	// skip leaves the step out of this run: the request does not need it.
+	skip bool
+	// background runs the step beside the ones after it. The runner waits
+	// for it before the first later step marked join, and before the
+	// operation ends.
+	background bool
+	join       bool
+	// kind classifies the step for an observer (the image build log).
+	kind string
+}
+
+// operation is a named list of steps on one target (a VM or an image).
+// Declaring an operation is writing its list; the runner does the rest.
+type operation struct {
+	name   string // "vm create"
+	target string
+	steps  []step
+	// logs are the files a failure points to.
+	logs []string
+	// watch, when set, is told when each step begins and ends.
+	watch observer
+}
+
+// observer follows an operation's steps (the image builder writes them
+// into its build log).
+type observer interface {
+	begin(s *step)
+	end(s *step, took time.Duration, err error)
+}
+
+// run runs op's steps in order: it logs, times and reports each, keeps its
+// undo, and when a step fails undoes every completed step, newest first,
+// even when ctx was cancelled. The error is a *StepError naming the failed
+// step, with any undo failure joined.
+func (d *Daemon) run(ctx context.Context, op operation, progress func(api.Progress)) error {
+	r := &runner{op: &op, log: d.log, progress: progress}
+	if err := r.steps(ctx); err != nil {
+		return r.abort(err)
+	}
+	return nil
+}
+
+// runner is one run of an operation.
+type runner struct {
+	op       *operation
 	log      *slog.Logger
 	progress func(api.Progress)
-	logs     []string
-	undos    []undo
+	undos    []*step
+	pending  []*background
 }
 
-type undo struct {
-	step string
-	fn   func(context.Context) error
+// background is a step running beside the others.
+type background struct {
+	s      *step
+	start  time.Time
+	cancel context.CancelFunc
+	done   chan error
 }
 
-// StepError is a lifecycle step that failed.
+func (r *runner) emit(pr api.Progress) {
+	if r.progress != nil {
+		r.progress(pr)
+	}
+}
+
+func (r *runner) steps(ctx context.Context) error {
+	for i := range r.op.steps {
+		s := &r.op.steps[i]
+		if s.skip {
+			continue
+		}
+		if s.join {
+			if err := r.join(); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return r.fail(s, fmt.Errorf("interrupted before %s: %w", s.name, err))
+		}
+		if s.background {
+			r.launch(ctx, s)
+			continue
+		}
+		if err := r.one(ctx, s); err != nil {
+			return err
+		}
+	}
+	return r.join()
+}
+
+// one runs a step in the foreground.
+func (r *runner) one(ctx context.Context, s *step) error {
+	start := r.begin(s)
+	return r.end(s, start, s.do(ctx))
+}
+
+func (r *runner) begin(s *step) time.Time {
+	r.emit(api.Progress{Step: s.name, Message: s.message})
+	if r.op.watch != nil {
+		r.op.watch.begin(s)
+	}
+	return time.Now()
+}
+
+// end logs and reports a finished step and keeps its undo.
+func (r *runner) end(s *step, start time.Time, err error) error {
+	took := time.Since(start)
+	if r.op.watch != nil {
+		r.op.watch.end(s, took, err)
+	}
+	attrs := []any{"op", r.op.name, "target", r.op.target, "step", s.name, "duration_ms", took.Milliseconds()}
+	if err != nil {
+		r.log.Error("operation step failed", append(attrs, "err", err)...)
+		return r.fail(s, err)
+	}
+	r.log.Info("operation step", append(attrs, "outcome", "ok")...)
+	r.emit(api.Progress{Step: s.name, Finished: true, Seconds: took.Seconds()})
+	if s.undo != nil {
+		r.undos = append(r.undos, s)
+	}
+	return nil
+}
+
+func (r *runner) launch(ctx context.Context, s *step) {
+	ctx, cancel := context.WithCancel(ctx)
+	b := &background{s: s, start: r.begin(s), cancel: cancel, done: make(chan error, 1)}
+	go func() { b.done <- s.do(ctx) }()
+	r.pending = append(r.pending, b)
+}
+
+// join waits for the background steps and returns the first failure.
+func (r *runner) join() error {
+	var first error
+	for _, b := range r.pending {
+		err := r.end(b.s, b.start, <-b.done)
+		b.cancel()
+		if first == nil {
+			first = err
+		}
+	}
+	r.pending = nil
+	return first
+}
+
+func (r *runner) fail(s *step, err error) error {
+	return &StepError{Op: r.op.name, Target: r.op.target, Step: s.name, Err: err, Logs: r.op.logs}
+}
+
+// abort stops the background steps, undoes every completed step and
+// returns err with any undo failure attached.
+func (r *runner) abort(err error) error {
+	for _, b := range r.pending {
+		b.cancel()
+	}
+	_ = r.join()
+	if uerr := r.rollback(); uerr != nil {
+		return errors.Join(err, fmt.Errorf("cleaning up after the failure: %w (reconcile will retry)", uerr))
+	}
+	return err
+}
+
+// rollback undoes the completed steps in reverse order, with a context
+// that ignores the caller's cancellation so an interrupted command still
+// cleans up.
+func (r *runner) rollback() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for i := len(r.undos) - 1; i >= 0; i-- {
+		s := r.undos[i]
+		if err := s.undo(ctx); err != nil {
+			r.log.Error("undoing step failed", "op", r.op.name, "target", r.op.target, "step", s.name, "err", err)
+			errs = append(errs, fmt.Errorf("undoing %s: %w", s.name, err))
+			continue
+		}
+		r.log.Info("undid step", "op", r.op.name, "target", r.op.target, "step", s.name)
+	}
+	r.undos = nil
+	return errors.Join(errs...)
+}
+
+// StepError is an operation step that failed.
 type StepError struct {
-	Op, VM, Step string
-	Err          error
-	Logs         []string
-	Hint         string
+	Op, Target, Step string
+	Err              error
+	Logs             []string
+	Hint             string
 }
 
 func (e *StepError) Error() string {
-	return fmt.Sprintf("%s %s: step %q: %v", e.Op, e.VM, e.Step, e.Err)
+	return fmt.Sprintf("%s %s: step %q: %v", e.Op, e.Target, e.Step, e.Err)
 }
 
 func (e *StepError) Unwrap() error { return e.Err }
@@ -58,56 +230,3 @@ func (e *StepError) APIError() *api.Error {
 	}
 	return &api.Error{Code: code, Message: e.Error(), Hint: hint, Logs: e.Logs, Step: e.Step}
 }
-
-func (p *plan) emit(pr api.Progress) {
-	if p.progress != nil {
-		p.progress(pr)
-	}
-}
-
-// do runs one step, logs it with its duration and outcome, and records its
-// undo when it succeeds.
-func (p *plan) do(ctx context.Context, step, message string, fn func(context.Context) error, rollback func(context.Context) error) error {
-	start := time.Now()
-	p.emit(api.Progress{Step: step, Message: message})
-	if err := ctx.Err(); err != nil {
-		return p.fail(step, fmt.Errorf("interrupted before %s: %w", step, err))
-	}
-	err := fn(ctx)
-	dur := time.Since(start)
-	if err != nil {
-		p.log.Error("lifecycle step failed", "op", p.op, "vm", p.vm, "step", step, "duration_ms", dur.Milliseconds(), "err", err)
-		return p.fail(step, err)
-	}
-	p.log.Info("lifecycle step", "op", p.op, "vm", p.vm, "step", step, "duration_ms", dur.Milliseconds(), "outcome", "ok")
-	p.emit(api.Progress{Step: step, Finished: true, Seconds: dur.Seconds()})
-	if rollback != nil {
-		p.undos = append(p.undos, undo{step: step, fn: rollback})
-	}
-	return nil
-}
-
-func (p *plan) fail(step string, err error) error {
-	return &StepError{Op: p.op, VM: p.vm, Step: step, Err: err, Logs: p.logs}
-}
-
-// rollback undoes every completed step in reverse order.
-func (p *plan) rollback() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var errs []error
-	for i := len(p.undos) - 1; i >= 0; i-- {
-		u := p.undos[i]
-		if err := u.fn(ctx); err != nil {
-			p.log.Error("undoing step failed", "op", p.op, "vm", p.vm, "step", u.step, "err", err)
-			errs = append(errs, fmt.Errorf("undoing %s: %w", u.step, err))
-			continue
-		}
-		p.log.Info("undid step", "op", p.op, "vm", p.vm, "step", u.step)
-	}
-	p.undos = nil
-	return errors.Join(errs...)
-}
-
-// commit forgets the undos: the operation succeeded.
-func (p *plan) commit() { p.undos = nil }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/preflight"
 	"banger/internal/vm"
 )
 
@@ -19,7 +21,7 @@ import (
 func (d *Daemon) toAPI(v *vm.VM) *api.VM {
 	out := &api.VM{
 		ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Image: v.ImageName,
-		CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, DiskBytes: v.DiskBytes, IP: v.IP, MAC: v.MAC, TAP: v.TAP,
+		CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, DiskBytes: v.DiskBytes, IP: addrString(v.IP), MAC: v.MAC, TAP: v.TAP,
 		DNSName: v.DNSName(), PID: v.Process.PID, RootDisk: v.RootDisk(), WorkDisk: v.WorkDisk(),
 		ConsoleLog: v.ConsoleLog(), VMMLog: v.VMMLog(), Hidden: v.Hidden, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt,
 	}
@@ -63,10 +65,6 @@ func (d *Daemon) streamOp(w http.ResponseWriter, fn func(progress func(api.Progr
 	pw := newProgressWriter(w)
 	v, warnings, err := fn(pw.Progress)
 	if err != nil {
-		var se *StepError
-		if errors.As(err, &se) {
-			err = se.APIError()
-		}
 		pw.finish(api.StreamLine{}, err)
 		return
 	}
@@ -118,10 +116,7 @@ func (d *Daemon) handleKillVM(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) handleRestartVM(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
-		if _, err := d.stopVM(r.Context(), name, false, 0, progress); err != nil {
-			return nil, nil, err
-		}
-		v, err := d.startVM(r.Context(), name, false, progress)
+		v, err := d.restartVM(r.Context(), name, progress)
 		return v, nil, err
 	})
 }
@@ -230,7 +225,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		st.Listeners = append(st.Listeners, d.deps.DNS.Listeners()...)
 		st.DNSRecords = d.deps.DNS.Count()
 	}
-	if missing := d.missingLayers("vm start"); len(missing) > 0 {
+	if missing := d.missingLayers(preflight.StartVM); len(missing) > 0 {
 		st.Problems = append(st.Problems, "cannot run VMs: built without host layers ("+strings.Join(missing, ", ")+")")
 	}
 	return st, nil
@@ -272,4 +267,12 @@ func seekTail(f *os.File, n int) error {
 	}
 	_, err = f.Seek(start+int64(cut), io.SeekStart)
 	return err
+}
+
+// addrString renders an address for clients, the zero address as "".
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

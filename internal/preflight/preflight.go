@@ -53,28 +53,87 @@ func (c *Checker) tool(name, pkg string) *Problem {
 	return nil
 }
 
-// Problems lists what op needs and the host lacks. Known ops: "vm create",
-// "vm start", "disk growth", "nat", "image bootstrap".
-func (c *Checker) Problems(op string) []Problem {
-	var ps []*Problem
-	switch op {
-	case "vm create":
-		ps = append(ps, c.tool("mkfs.ext4", "e2fsprogs"), c.tool("debugfs", "e2fsprogs"))
-	case "vm start":
-		ps = append(ps, c.tool("mkfs.ext4", "e2fsprogs"), c.tool("debugfs", "e2fsprogs"))
-		ps = append(ps, c.vmm()...)
-		ps = append(ps, c.network()...)
-	case "disk growth":
-		ps = append(ps, c.tool("e2fsck", "e2fsprogs"), c.tool("resize2fs", "e2fsprogs"))
-	case "nat":
-		ps = append(ps, c.network()...)
-	case "image bootstrap":
-		ps = append(ps, c.tool("mmdebstrap", "mmdebstrap"), c.tool("mkfs.ext4", "e2fsprogs"))
-	}
+// Op is an operation whose host prerequisites are checked before it runs.
+type Op string
+
+// The checked operations. Each names the daemon layers and the host tools
+// it needs; an operation that does several things checks each of them
+// (a create that grows its root disk checks CreateVM and GrowDisk).
+const (
+	CreateVM       Op = "vm create"
+	StartVM        Op = "vm start"
+	GrowDisk       Op = "disk growth"
+	CommitImage    Op = "image commit"
+	BuildImage     Op = "image build"
+	BootstrapImage Op = "image bootstrap"
+)
+
+// Ops lists every checked operation.
+func Ops() []Op {
+	return []Op{CreateVM, StartVM, GrowDisk, CommitImage, BuildImage, BootstrapImage}
+}
+
+// Layer is one of the daemon's host layers an operation needs.
+type Layer string
+
+// The daemon's host layers.
+const (
+	Disks     Layer = "disks"
+	Network   Layer = "network"
+	VMM       Layer = "vmm"
+	Guest     Layer = "guest"
+	Bootstrap Layer = "bootstrap"
+)
+
+// needs is what each operation needs: the daemon layers and the host
+// checks. The doctor runs the union of the checks.
+var needs = map[Op]struct {
+	layers []Layer
+	checks []check
+}{
+	CreateVM:       {[]Layer{Disks}, []check{mkfs, debugfs}},
+	StartVM:        {[]Layer{Disks, Network, VMM}, []check{vmmCheck, tun, iptables, netAdmin}},
+	GrowDisk:       {[]Layer{Disks}, []check{e2fsck, resize2fs}},
+	CommitImage:    {[]Layer{Disks}, []check{e2fsck, debugfs}},
+	BuildImage:     {[]Layer{Disks, Network, VMM, Guest}, []check{mkfs, debugfs, vmmCheck, tun, iptables, netAdmin, e2fsck}},
+	BootstrapImage: {[]Layer{Bootstrap}, []check{mmdebstrap, mkfs}},
+}
+
+// Layers lists the daemon layers op needs.
+func (op Op) Layers() []Layer { return needs[op].layers }
+
+// check is one host prerequisite.
+type check func(c *Checker) []*Problem
+
+func toolCheck(name, pkg string) check {
+	return func(c *Checker) []*Problem { return []*Problem{c.tool(name, pkg)} }
+}
+
+var (
+	mkfs       = toolCheck("mkfs.ext4", "e2fsprogs")
+	debugfs    = toolCheck("debugfs", "e2fsprogs")
+	e2fsck     = toolCheck("e2fsck", "e2fsprogs")
+	resize2fs  = toolCheck("resize2fs", "e2fsprogs")
+	mmdebstrap = toolCheck("mmdebstrap", "mmdebstrap")
+	iptables   = toolCheck("iptables", "iptables")
+	vmmCheck   = (*Checker).vmm
+	tun        = (*Checker).tun
+	netAdmin   = (*Checker).netAdmin
+)
+
+// Problems lists what the operations need and the host lacks, each
+// problem once.
+func (c *Checker) Problems(ops ...Op) []Problem {
 	var out []Problem
-	for _, p := range ps {
-		if p != nil {
-			out = append(out, *p)
+	seen := map[string]bool{}
+	for _, op := range ops {
+		for _, ck := range needs[op].checks {
+			for _, p := range ck(c) {
+				if p != nil && !seen[p.What] {
+					seen[p.What] = true
+					out = append(out, *p)
+				}
+			}
 		}
 	}
 	return out
@@ -102,23 +161,25 @@ func (c *Checker) vmm() []*Problem {
 	return ps
 }
 
-func (c *Checker) network() []*Problem {
-	var ps []*Problem
+func (c *Checker) tun() []*Problem {
 	if _, err := c.cfg.Stat("/dev/net/tun"); err != nil {
-		ps = append(ps, &Problem{What: "/dev/net/tun is missing, so TAP devices cannot be made", Fix: "sudo modprobe tun"})
+		return []*Problem{{What: "/dev/net/tun is missing, so TAP devices cannot be made", Fix: "sudo modprobe tun"}}
 	}
-	ps = append(ps, c.tool("iptables", "iptables"))
+	return nil
+}
+
+func (c *Checker) netAdmin() []*Problem {
 	if c.cfg.Euid() != 0 {
-		ps = append(ps, &Problem{What: "bangerd is not root, and creating bridges and TAPs needs CAP_NET_ADMIN",
-			Fix: "run bangerd as root, or `sudo setcap cap_net_admin+ep $(command -v bangerd)`"})
+		return []*Problem{{What: "bangerd is not root, and creating bridges and TAPs needs CAP_NET_ADMIN",
+			Fix: "run bangerd as root, or `sudo setcap cap_net_admin+ep $(command -v bangerd)`"}}
 	}
-	return ps
+	return nil
 }
 
 // Check implements the daemon's preflight: nil, or one precondition error
-// listing every problem and its fix.
-func (c *Checker) Check(_ context.Context, op string) error {
-	ps := c.Problems(op)
+// naming the first operation and listing every problem and its fix.
+func (c *Checker) Check(_ context.Context, ops ...Op) error {
+	ps := c.Problems(ops...)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -128,7 +189,7 @@ func (c *Checker) Check(_ context.Context, op string) error {
 		fixes = append(fixes, p.Fix)
 	}
 	return &api.Error{Code: api.CodePrecondition,
-		Message: fmt.Sprintf("cannot %s: %s", op, strings.Join(what, "; ")),
+		Message: fmt.Sprintf("cannot %s: %s", ops[0], strings.Join(what, "; ")),
 		Hint:    strings.Join(fixes, "; ") + " (`banger doctor` checks everything)"}
 }
 

@@ -181,3 +181,11 @@ func fromUnixNano(n int64) time.Time {
 	}
 	return time.Unix(0, n).UTC()
 }
+
+// Changes counts the rows inserted, updated or deleted through this store
+// since it was opened (SQLite's total_changes), so tests can count writes.
+func (s *Store) Changes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT total_changes()").Scan(&n)
+	return n, s.wrap("counting changes", err)
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"banger/internal/image"
 	"banger/internal/vm"
@@ -50,8 +52,8 @@ func TestVMRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.State = vm.Running
-	v.IP, v.MAC, v.TAP = "172.30.0.2", "02:00:00:00:00:01", "bg-dev"
-	v.Process = vm.Process{PID: 42, StartTime: 777, Socket: v.Socket}
+	v.IP, v.MAC, v.TAP = netip.MustParseAddr("172.30.0.2"), "02:00:00:00:00:01", "bg-dev"
+	v.Process = vm.Process{PID: 42, StartTime: 777}
 	v.StartedAt = time.Unix(300, 0).UTC()
 	if err := s.UpdateVM(ctx, v); err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func TestVMRoundTrip(t *testing.T) {
 	}
 	want := *v
 	want.ImageName = "base"
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("vm round trip (-want +got):\n%s", diff)
 	}
 	counts, err := s.CountVMs(ctx)
@@ -99,7 +101,7 @@ func TestConstraints(t *testing.T) {
 		t.Errorf("missing vm: err = %v, want ErrNotFound", err)
 	}
 	a, b := testVM("a", img.ID), testVM("b", img.ID)
-	a.IP, b.IP = "172.30.0.9", "172.30.0.9"
+	a.IP, b.IP = netip.MustParseAddr("172.30.0.9"), netip.MustParseAddr("172.30.0.9")
 	if err := s.CreateVM(ctx, a); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"banger/internal/vm"
 )
@@ -18,17 +19,32 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanVM(r scanner) (vm.VM, error) {
 	var v vm.VM
-	var state string
+	var state, ip string
 	var created, started int64
 	var hidden int
 	err := r.Scan(&v.ID, &v.Name, &state, &v.Reason, &v.ImageID, &v.ImageName, &v.CPUs, &v.MemoryMiB, &v.DiskBytes,
-		&v.IP, &v.MAC, &v.TAP, &v.Dir, &v.StateDir, &v.Socket, &v.Process.PID, &v.Process.StartTime, &hidden, &created, &started)
+		&ip, &v.MAC, &v.TAP, &v.Dir, &v.StateDir, &v.Socket, &v.Process.PID, &v.Process.StartTime, &hidden, &created, &started)
+	if err != nil {
+		return v, err
+	}
 	v.State = vm.State(state)
 	v.Hidden = hidden != 0
-	v.Process.Socket = v.Socket
 	v.CreatedAt = fromUnixNano(created)
 	v.StartedAt = fromUnixNano(started)
-	return v, err
+	if ip != "" {
+		if v.IP, err = netip.ParseAddr(ip); err != nil {
+			return v, fmt.Errorf("vm %s has a malformed address %q in the database: %w", v.Name, ip, err)
+		}
+	}
+	return v, nil
+}
+
+// addrText stores an address as text, the zero address as "".
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // CreateVM inserts a new VM. A taken name gives ErrExists.
@@ -37,7 +53,7 @@ func (s *Store) CreateVM(ctx context.Context, v *vm.VM) error {
 		ip, mac, tap, dir, state_dir, socket, pid, pid_start, hidden, created_at, started_at)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		v.ID, v.Name, string(v.State), v.Reason, v.ImageID, v.CPUs, v.MemoryMiB, v.DiskBytes,
-		v.IP, v.MAC, v.TAP, v.Dir, v.StateDir, v.Socket, v.Process.PID, v.Process.StartTime, boolInt(v.Hidden),
+		addrText(v.IP), v.MAC, v.TAP, v.Dir, v.StateDir, v.Socket, v.Process.PID, v.Process.StartTime, boolInt(v.Hidden),
 		unixNano(v.CreatedAt), unixNano(v.StartedAt))
 	return s.wrap("recording vm "+v.Name, err)
 }
@@ -46,7 +62,7 @@ func (s *Store) CreateVM(ctx context.Context, v *vm.VM) error {
 func (s *Store) UpdateVM(ctx context.Context, v *vm.VM) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE vms SET state=?, reason=?, cpus=?, memory_mib=?, disk_bytes=?, ip=?, mac=?, tap=?,
 		pid=?, pid_start=?, hidden=?, started_at=? WHERE id=?`,
-		string(v.State), v.Reason, v.CPUs, v.MemoryMiB, v.DiskBytes, v.IP, v.MAC, v.TAP,
+		string(v.State), v.Reason, v.CPUs, v.MemoryMiB, v.DiskBytes, addrText(v.IP), v.MAC, v.TAP,
 		v.Process.PID, v.Process.StartTime, boolInt(v.Hidden), unixNano(v.StartedAt), v.ID)
 	if err != nil {
 		return s.wrap("updating vm "+v.Name, err)

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -70,15 +71,15 @@ func TestFormatSizeRoundTrip(t *testing.T) {
 
 func TestTransitions(t *testing.T) {
 	allowed := [][2]State{
-		{Creating, Stopped}, {Creating, Running}, {Stopped, Starting}, {Starting, Running},
-		{Running, Stopping}, {Stopping, Stopped}, {Running, Stopped}, {Error, Stopped},
+		{Creating, Stopped}, {Creating, Starting}, {Stopped, Starting}, {Starting, Running},
+		{Running, Stopping}, {Stopping, Stopped}, {Running, Stopped}, {Error, Stopped}, {Stopping, Running},
 	}
 	for _, tr := range allowed {
 		if err := Transition("dev", tr[0], tr[1]); err != nil {
 			t.Errorf("%s -> %s refused: %v", tr[0], tr[1], err)
 		}
 	}
-	refused := [][2]State{{Stopped, Stopping}, {Stopped, Running}, {Running, Starting}, {Creating, Stopping}}
+	refused := [][2]State{{Stopped, Stopping}, {Stopped, Running}, {Running, Starting}, {Creating, Stopping}, {Creating, Running}, {Running, Running}}
 	for _, tr := range refused {
 		if err := Transition("dev", tr[0], tr[1]); err == nil {
 			t.Errorf("%s -> %s allowed, want refused", tr[0], tr[1])
@@ -86,6 +87,54 @@ func TestTransitions(t *testing.T) {
 	}
 	if State("deleted").Valid() {
 		t.Error("unknown state reported valid")
+	}
+	for _, s := range States() {
+		if !s.Valid() {
+			t.Errorf("state %s has no row in the transition table", s)
+		}
+	}
+}
+
+func TestOpTable(t *testing.T) {
+	for _, op := range Ops() {
+		for _, s := range States() {
+			noop, err := Check(op, "dev", s)
+			var oe *OpError
+			if err != nil && !errors.As(err, &oe) {
+				t.Errorf("%s in %s: error %v is not an *OpError", op, s, err)
+			}
+			if noop && err != nil {
+				t.Errorf("%s in %s: both nothing to do and refused", op, s)
+			}
+			if oe != nil && (!strings.Contains(oe.Error(), string(s)) || !strings.Contains(oe.Error(), "dev")) {
+				t.Errorf("%s in %s: message %q names neither the vm nor its state", op, s, oe.Error())
+			}
+		}
+	}
+	cases := []struct {
+		op      Op
+		s       State
+		noop    bool
+		refused bool
+	}{
+		{OpStart, Stopped, false, false}, {OpStart, Running, true, false}, {OpStart, Stopping, false, true},
+		{OpStop, Running, false, false}, {OpStop, Stopped, true, false}, {OpStop, Creating, false, true},
+		{OpRemove, Running, false, true}, {OpForceRemove, Running, false, false}, {OpForceRemove, Creating, false, false},
+		{OpResize, Running, false, true}, {OpResize, Stopped, false, false}, {OpCommit, Error, false, true},
+	}
+	for _, c := range cases {
+		noop, err := Check(c.op, "dev", c.s)
+		if noop != c.noop || (err != nil) != c.refused {
+			t.Errorf("Check(%s, %s) = %v, %v; want noop %v refused %v", c.op, c.s, noop, err, c.noop, c.refused)
+		}
+	}
+	if _, err := Check("fly", "dev", Stopped); err == nil {
+		t.Error("unknown operation accepted")
+	}
+	_, err := Check(OpRemove, "dev", Running)
+	var oe *OpError
+	if !errors.As(err, &oe) || !strings.Contains(oe.Hint, "banger vm rm --force dev") {
+		t.Errorf("rm of a running vm: hint %+v lacks the force command", oe)
 	}
 }
 

@@ -141,7 +141,7 @@ type VMM struct{ h *Host }
 
 // Start implements daemon.VMM.
 func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.NetInfo) (vm.Process, error) {
-	if err := f.h.record("boot", v.Name, img.Name, n.IP); err != nil {
+	if err := f.h.record("boot", v.Name, img.Name, n.IP.String()); err != nil {
 		return vm.Process{}, err
 	}
 	if err := f.h.block(ctx, "boot"); err != nil {
@@ -155,7 +155,7 @@ func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.Ne
 	f.h.nextPID++
 	f.h.procs[f.h.nextPID] = true
 	f.h.sockets[f.h.nextPID] = v.Socket
-	return vm.Process{PID: f.h.nextPID, StartTime: 1, Socket: v.Socket}, nil
+	return vm.Process{PID: f.h.nextPID, StartTime: 1}, nil
 }
 
 // Shutdown implements daemon.VMM.
@@ -181,7 +181,7 @@ func (f *VMM) Serving() map[string]vm.Process {
 	out := map[string]vm.Process{}
 	for pid, alive := range f.h.procs {
 		if alive {
-			out[f.h.sockets[pid]] = vm.Process{PID: pid, StartTime: 1, Socket: f.h.sockets[pid]}
+			out[f.h.sockets[pid]] = vm.Process{PID: pid, StartTime: 1}
 		}
 	}
 	return out
@@ -220,23 +220,23 @@ func (f *Network) Ensure(ctx context.Context) error {
 }
 
 // Allocate implements daemon.Network.
-func (f *Network) Allocate(taken []string) (string, error) {
-	used := map[string]bool{}
+func (f *Network) Allocate(taken []netip.Addr) (netip.Addr, error) {
+	used := map[netip.Addr]bool{}
 	for _, t := range taken {
 		used[t] = true
 	}
 	a := f.subnet.Addr().Next().Next()
 	for ; f.subnet.Contains(a); a = a.Next() {
-		if !used[a.String()] && f.subnet.Contains(a.Next()) {
-			return a.String(), nil
+		if !used[a] && f.subnet.Contains(a.Next()) {
+			return a, nil
 		}
 	}
-	return "", fmt.Errorf("subnet %s is full", f.subnet)
+	return netip.Addr{}, fmt.Errorf("subnet %s is full", f.subnet)
 }
 
 // Info implements daemon.Network.
-func (f *Network) Info(ip string) daemon.NetInfo {
-	gw := f.subnet.Addr().Next().String()
+func (f *Network) Info(ip netip.Addr) daemon.NetInfo {
+	gw := f.subnet.Addr().Next()
 	return daemon.NetInfo{IP: ip, Gateway: gw, PrefixLen: f.subnet.Bits(), Nameserver: gw}
 }
 
@@ -301,7 +301,7 @@ func (f *Disks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (stri
 
 // WriteIdentity implements daemon.Disks.
 func (f *Disks) WriteIdentity(ctx context.Context, v *vm.VM, n daemon.NetInfo) error {
-	return f.h.record("identity", v.Name, n.IP)
+	return f.h.record("identity", v.Name, n.IP.String())
 }
 
 // CreateWork implements daemon.Disks.
@@ -385,10 +385,10 @@ func (f *Disks) Remove(ctx context.Context, v *vm.VM) error {
 type DNS struct{ h *Host }
 
 // Set implements daemon.Records.
-func (f *DNS) Set(name, ip string) {
+func (f *DNS) Set(name string, ip netip.Addr) {
 	f.h.mu.Lock()
 	defer f.h.mu.Unlock()
-	f.h.records[name] = ip
+	f.h.records[name] = ip.String()
 }
 
 // Remove implements daemon.Records.
@@ -399,12 +399,12 @@ func (f *DNS) Remove(name string) {
 }
 
 // Replace implements daemon.Records.
-func (f *DNS) Replace(r map[string]string) {
+func (f *DNS) Replace(r map[string]netip.Addr) {
 	f.h.mu.Lock()
 	defer f.h.mu.Unlock()
 	f.h.records = map[string]string{}
 	for k, v := range r {
-		f.h.records[k] = v
+		f.h.records[k] = v.String()
 	}
 }
 

@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"banger/internal/api"
+	"banger/internal/preflight"
+	"banger/internal/vm"
+)
+
+// startVM boots a stopped VM; a running one is left as it is.
+func (d *Daemon) startVM(ctx context.Context, name string, waitSSH bool, progress func(api.Progress)) (*vm.VM, error) {
+	if err := d.preflight(ctx, preflight.StartVM); err != nil {
+		return nil, err
+	}
+	v, unlock, noop, err := d.lockAndLoad(ctx, name, vm.OpStart)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if noop {
+		return v, nil
+	}
+	return v, d.boot(ctx, v, waitSSH, progress)
+}
+
+// restartVM stops a VM (when it runs) and boots it again, under one lock.
+func (d *Daemon) restartVM(ctx context.Context, name string, progress func(api.Progress)) (*vm.VM, error) {
+	if err := d.preflight(ctx, preflight.StartVM); err != nil {
+		return nil, err
+	}
+	v, unlock, _, err := d.lockAndLoad(ctx, name, vm.OpRestart)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if v.State != vm.Stopped {
+		if err := d.halt(ctx, v, false, 0, progress); err != nil {
+			return nil, err
+		}
+	}
+	return v, d.boot(ctx, v, false, progress)
+}
+
+// booting is one boot of a VM whose operation lock is held.
+type booting struct {
+	d *Daemon
+	v *vm.VM
+}
+
+// boot declares and runs vm start: mark the VM starting, make sure the
+// bridge and NAT exist, make its TAP, start the VMM, publish its name and
+// (when asked) wait for SSH. A failure leaves the VM stopped with the
+// reason.
+func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func(api.Progress)) error {
+	b := &booting{d: d, v: v}
+	err := d.run(ctx, operation{name: "vm start", target: v.Name, logs: append(v.Logs(), d.cfg.Paths.DaemonLog()), steps: []step{
+		{name: "starting", message: "marking the vm starting", do: b.markStarting},
+		{name: "network", message: "ensuring the bridge and NAT", do: b.ensureNetwork},
+		{name: "tap", message: "creating tap " + v.TAP, do: b.createTAP, undo: b.deleteTAP},
+		{name: "boot", message: "starting the VMM and booting the guest", do: b.startVMM, undo: b.killVMM},
+		{name: "dns", message: "answering " + v.DNSName(), do: b.publishName, undo: b.withdrawName, skip: d.deps.DNS == nil},
+		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: !waitSSH || d.deps.Guest == nil},
+	}}, progress)
+	if err != nil && (v.State == vm.Starting || v.State == vm.Running) {
+		v.Released()
+		if serr := d.setState(context.WithoutCancel(ctx), v, vm.Stopped, err.Error()); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	return err
+}
+
+func (b *booting) markStarting(ctx context.Context) error {
+	return b.d.setState(ctx, b.v, vm.Starting, "")
+}
+
+func (b *booting) ensureNetwork(ctx context.Context) error {
+	if err := b.d.deps.Network.Ensure(ctx); err != nil {
+		return err
+	}
+	b.d.netReady.Store(true)
+	return nil
+}
+
+func (b *booting) createTAP(ctx context.Context) error { return b.d.deps.Network.CreateTAP(ctx, b.v) }
+
+func (b *booting) deleteTAP(ctx context.Context) error {
+	return b.d.deps.Network.DeleteTAP(ctx, b.v.TAP)
+}
+
+// startVMM launches the VMM and records its process with the running
+// state in one write.
+func (b *booting) startVMM(ctx context.Context) error {
+	d, v := b.d, b.v
+	// The runtime directory is a tmpfs on most hosts: recreate it after a
+	// reboot.
+	if err := os.MkdirAll(filepath.Dir(v.Socket), 0o700); err != nil {
+		return fmt.Errorf("creating socket directory: %w", err)
+	}
+	img, err := d.store.Image(ctx, v.ImageName)
+	if err != nil {
+		return fmt.Errorf("reading image %s of vm %s: %w", v.ImageName, v.Name, err)
+	}
+	_ = removeSockets(v.Socket)
+	proc, err := d.deps.VMM.Start(ctx, v, &img, d.deps.Network.Info(v.IP))
+	if err != nil {
+		return err
+	}
+	v.Process = proc
+	v.StartedAt = d.deps.Now().UTC()
+	if err := d.setState(ctx, v, vm.Running, ""); err != nil {
+		// Unrecorded, the VMM would have no owner: stop it now.
+		return errors.Join(err, b.killVMM(context.WithoutCancel(ctx)))
+	}
+	return nil
+}
+
+func (b *booting) killVMM(ctx context.Context) error {
+	err := b.d.deps.VMM.Kill(ctx, b.v)
+	return errors.Join(err, removeSockets(b.v.Socket))
+}
+
+func (b *booting) publishName(context.Context) error {
+	b.d.deps.DNS.Set(b.v.Name, b.v.IP)
+	return nil
+}
+
+func (b *booting) withdrawName(context.Context) error {
+	b.d.deps.DNS.Remove(b.v.Name)
+	return nil
+}
+
+func (b *booting) waitSSH(ctx context.Context) error { return b.d.deps.Guest.WaitSSH(ctx, b.v) }
