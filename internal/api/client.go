@@ -179,6 +179,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, err
 }
 
+// Doctor runs the daemon's host checks.
+func (c *Client) Doctor(ctx context.Context) ([]Check, error) {
+	var out []Check
+	err := c.do(ctx, http.MethodGet, "/doctor", nil, &out)
+	return out, err
+}
+
 // Shutdown asks the daemon to exit. Running VMs keep running.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/shutdown", nil, nil)

@@ -225,3 +225,20 @@ type CommitImageRequest struct {
 	VM   string `json:"vm"`
 	Name string `json:"name"`
 }
+
+// Check statuses: a failed check blocks the operations that need it; a
+// warning does not.
+const (
+	CheckOK   = "ok"
+	CheckWarn = "warn"
+	CheckFail = "fail"
+)
+
+// Check is one line of `banger doctor`: a host prerequisite or fact as the
+// daemon sees it.
+type Check struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // CheckOK, CheckWarn or CheckFail
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}

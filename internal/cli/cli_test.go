@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -12,7 +13,9 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/config"
+	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
+	"banger/internal/preflight"
 )
 
 // run executes the real CLI in-process against the test's daemon.
@@ -210,16 +213,40 @@ func TestSudoersRulesAreExactAndAbsolute(t *testing.T) {
 	}
 }
 
-func TestDoctorJSONListsHostChecks(t *testing.T) {
-	daemontest.Isolate(t)
-	out, errOut, _ := run(t, "doctor", "-o", "json")
-	var checks []doctorCheck
+// TestDoctorRendersTheDaemonsChecks: doctor shows what the daemon's
+// preflight reports (here a host without resize2fs), adds the daemon, and
+// fails when a check fails.
+func TestDoctorRendersTheDaemonsChecks(t *testing.T) {
+	daemontest.Start(t, func(_ *daemon.Config, deps *daemon.Deps) {
+		deps.Preflight = preflight.New(preflight.Config{
+			VMMBinary: "/usr/bin/banger-vmm-qemu", VMMKind: "qemu", DataDir: t.TempDir(),
+			LookPath: func(n string) (string, error) {
+				if n == "resize2fs" {
+					return "", errors.New("not found")
+				}
+				return "/usr/bin/" + n, nil
+			},
+			Stat:    func(string) (os.FileInfo, error) { return nil, nil },
+			Euid:    func() int { return 0 },
+			Output:  func(context.Context, ...string) ([]byte, error) { return []byte("iptables v1.8.9\n"), nil },
+			Reflink: func(string) (bool, error) { return true, nil },
+			KVM:     func() error { return nil },
+		})
+	})
+	out, errOut, code := run(t, "doctor", "-o", "json")
+	var checks []api.Check
 	if err := json.Unmarshal([]byte(out), &checks); err != nil {
 		t.Fatalf("doctor -o json: %v\n%s\n%s", err, out, errOut)
 	}
-	names := map[string]bool{}
+	if code != 1 {
+		t.Errorf("doctor exit code %d with a failing check, want 1", code)
+	}
+	byName := map[string]api.Check{}
 	for _, c := range checks {
-		names[c.Name] = true
+		if _, dup := byName[c.Name]; dup {
+			t.Errorf("check %s listed twice", c.Name)
+		}
+		byName[c.Name] = c
 		if c.Status != "ok" && c.Status != "warn" && c.Status != "fail" {
 			t.Errorf("check %s has status %q", c.Name, c.Status)
 		}
@@ -227,10 +254,32 @@ func TestDoctorJSONListsHostChecks(t *testing.T) {
 			t.Errorf("failing check %s names no fix", c.Name)
 		}
 	}
-	for _, want := range []string{"kvm", "vmm", "qemu", "ip_forward", "iptables", "reflink", "disk space", "cgroup v2", "privileges", "daemon"} {
-		if !names[want] {
+	for _, want := range []string{"kvm", "vmm", "ip_forward", "iptables", "reflink", "disk space", "cgroup v2", "privileges", "ssh", "daemon"} {
+		if _, ok := byName[want]; !ok {
 			t.Errorf("doctor lacks check %q", want)
 		}
+	}
+	if c := byName["resize2fs"]; c.Status != "fail" || !strings.Contains(c.Detail, "disk growth") {
+		t.Errorf("resize2fs check = %+v, want a failure naming disk growth", c)
+	}
+	if c := byName["daemon"]; c.Status != "ok" {
+		t.Errorf("daemon check = %+v", c)
+	}
+	text, _, _ := run(t, "doctor")
+	if !strings.Contains(text, "fix: sudo apt-get install e2fsprogs") {
+		t.Errorf("doctor table lacks the fix:\n%s", text)
+	}
+}
+
+func TestDoctorWithoutADaemonSaysWhy(t *testing.T) {
+	daemontest.Isolate(t)
+	out, _, code := run(t, "doctor", "-o", "json")
+	var checks []api.Check
+	if err := json.Unmarshal([]byte(out), &checks); err != nil {
+		t.Fatalf("doctor -o json: %v\n%s", err, out)
+	}
+	if code != 1 || len(checks) != 1 || checks[0].Name != "daemon" || checks[0].Status != "fail" || !strings.Contains(checks[0].Detail, "is bangerd running") {
+		t.Errorf("doctor without a daemon: code %d, checks %+v", code, checks)
 	}
 }
 

@@ -72,17 +72,19 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 	keys := &sshKeys{paths: paths}
 	binary, kind := preflight.ResolveVMM(cfg.VMM)
 	log.Info("vmm chosen", "binary", binary, "kind", kind, "configured", cfg.VMM)
+	vmm := &hostVMM{
+		drv:    firecracker.New(firecracker.Deps{Log: log.With("component", "vmm")}),
+		binary: binary, kind: kind, sudo: cfg.VMMSudo,
+	}
 	deps := Deps{
 		Log: log,
-		VMM: &hostVMM{
-			drv:    firecracker.New(firecracker.Deps{Log: log.With("component", "vmm")}),
-			binary: binary, kind: kind, sudo: cfg.VMMSudo,
-		},
+		VMM:       vmm,
 		Network:   &hostNetwork{mgr: netMgr, nat: fw, subnet: subnet, afterBridge: records.listenOnBridge},
 		Disks:     &hostDisks{m: disk.New(disk.Deps{Runner: system.Plain(), Log: log.With("component", "disk")}), keys: keys},
 		DNS:       records,
 		Guest:     &hostGuest{keys: keys},
-		Preflight: preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind}),
+		Preflight: preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind, VMMReason: preflight.VMMReason(cfg.VMM, kind),
+			DataDir: paths.DataDir, Reflink: disk.ReflinkSupported, Version: vmm.version}),
 		Bootstrap: &hostBootstrap{cacheDir: filepath.Join(paths.CacheDir, "bootstrap"), log: log.With("component", "bootstrap")},
 	}
 	return deps, func() { srv.Close() }, nil
@@ -115,6 +117,17 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 		return vm.Process{}, err
 	}
 	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
+}
+
+// version asks a VMM binary for its version, for the doctor.
+func (h *hostVMM) version(ctx context.Context, binary string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := h.drv.Version(ctx, binary)
+	if err != nil {
+		return "", err
+	}
+	return info.String(), nil
 }
 
 func fcProcess(v *vm.VM) firecracker.Process {

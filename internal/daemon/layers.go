@@ -106,6 +106,8 @@ type GuestConn interface {
 // error naming what is missing and how to fix it.
 type Preflight interface {
 	Check(ctx context.Context, ops ...preflight.Op) error
+	// Report runs every check once and the host facts, for the doctor.
+	Report(ctx context.Context) []api.Check
 }
 
 // Bootstrapper builds base images from Debian packages.

@@ -2,24 +2,41 @@ package preflight
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"banger/internal/api"
 	"banger/internal/system"
 )
 
-// Config names what the checks look for.
+// Config names what the checks look for. The functions are injectable for
+// tests; nil means the real ones.
 type Config struct {
 	// VMMBinary is the resolved VMM program and VMMKind "firecracker" or "qemu".
 	VMMBinary string
 	VMMKind   string
-	// LookPath and Stat are injectable for tests; nil means the real ones.
+	// VMMReason says why "auto" picked the VMM it did (for the doctor).
+	VMMReason string
+	// DataDir is where disks and images live (reflink and free space).
+	DataDir string
+
 	LookPath func(string) (string, error)
 	Stat     func(string) (os.FileInfo, error)
 	Euid     func() int
+	// Version asks a VMM binary for its version.
+	Version func(ctx context.Context, binary string) (string, error)
+	// Output runs a command and returns its output (tool versions).
+	Output func(ctx context.Context, argv ...string) ([]byte, error)
+	// ReadFile reads /proc and /sys files.
+	ReadFile func(string) ([]byte, error)
+	// Reflink reports whether a directory's file system clones files.
+	Reflink func(dir string) (bool, error)
+	// FreeBytes reports the space left for the user in a directory.
+	FreeBytes func(dir string) (int64, error)
+	// KVM reports why KVM cannot run a stock guest, or nil.
+	KVM func() error
 }
 
 // Checker runs the checks.
@@ -36,7 +53,27 @@ func New(cfg Config) *Checker {
 	if cfg.Euid == nil {
 		cfg.Euid = os.Geteuid
 	}
+	if cfg.Output == nil {
+		cfg.Output = system.Plain().Output
+	}
+	if cfg.ReadFile == nil {
+		cfg.ReadFile = os.ReadFile
+	}
+	if cfg.FreeBytes == nil {
+		cfg.FreeBytes = freeBytes
+	}
+	if cfg.KVM == nil {
+		cfg.KVM = KVMUsable
+	}
 	return &Checker{cfg: cfg}
+}
+
+func freeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("reading free space of %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }
 
 // Problem is one failed check with its fix.
@@ -45,141 +82,29 @@ type Problem struct {
 	Fix  string `json:"fix"`
 }
 
-// tool returns a problem when a program is missing.
-func (c *Checker) tool(name, pkg string) *Problem {
-	if _, err := c.cfg.LookPath(name); err != nil {
-		return &Problem{What: name + " is not installed", Fix: "sudo apt-get install " + pkg}
-	}
-	return nil
-}
-
-// Op is an operation whose host prerequisites are checked before it runs.
-type Op string
-
-// The checked operations. Each names the daemon layers and the host tools
-// it needs; an operation that does several things checks each of them
-// (a create that grows its root disk checks CreateVM and GrowDisk).
-const (
-	CreateVM       Op = "vm create"
-	StartVM        Op = "vm start"
-	GrowDisk       Op = "disk growth"
-	CommitImage    Op = "image commit"
-	BuildImage     Op = "image build"
-	BootstrapImage Op = "image bootstrap"
-)
-
-// Ops lists every checked operation.
-func Ops() []Op {
-	return []Op{CreateVM, StartVM, GrowDisk, CommitImage, BuildImage, BootstrapImage}
-}
-
-// Layer is one of the daemon's host layers an operation needs.
-type Layer string
-
-// The daemon's host layers.
-const (
-	Disks     Layer = "disks"
-	Network   Layer = "network"
-	VMM       Layer = "vmm"
-	Guest     Layer = "guest"
-	Bootstrap Layer = "bootstrap"
-)
-
-// needs is what each operation needs: the daemon layers and the host
-// checks. The doctor runs the union of the checks.
-var needs = map[Op]struct {
-	layers []Layer
-	checks []check
-}{
-	CreateVM:       {[]Layer{Disks}, []check{mkfs, debugfs}},
-	StartVM:        {[]Layer{Disks, Network, VMM}, []check{vmmCheck, tun, iptables, netAdmin}},
-	GrowDisk:       {[]Layer{Disks}, []check{e2fsck, resize2fs}},
-	CommitImage:    {[]Layer{Disks}, []check{e2fsck, debugfs}},
-	BuildImage:     {[]Layer{Disks, Network, VMM, Guest}, []check{mkfs, debugfs, vmmCheck, tun, iptables, netAdmin, e2fsck}},
-	BootstrapImage: {[]Layer{Bootstrap}, []check{mmdebstrap, mkfs}},
-}
-
-// Layers lists the daemon layers op needs.
-func (op Op) Layers() []Layer { return needs[op].layers }
-
-// check is one host prerequisite.
-type check func(c *Checker) []*Problem
-
-func toolCheck(name, pkg string) check {
-	return func(c *Checker) []*Problem { return []*Problem{c.tool(name, pkg)} }
-}
-
-var (
-	mkfs       = toolCheck("mkfs.ext4", "e2fsprogs")
-	debugfs    = toolCheck("debugfs", "e2fsprogs")
-	e2fsck     = toolCheck("e2fsck", "e2fsprogs")
-	resize2fs  = toolCheck("resize2fs", "e2fsprogs")
-	mmdebstrap = toolCheck("mmdebstrap", "mmdebstrap")
-	iptables   = toolCheck("iptables", "iptables")
-	vmmCheck   = (*Checker).vmm
-	tun        = (*Checker).tun
-	netAdmin   = (*Checker).netAdmin
-)
-
 // Problems lists what the operations need and the host lacks, each
 // problem once.
-func (c *Checker) Problems(ops ...Op) []Problem {
+func (c *Checker) Problems(ctx context.Context, ops ...Op) []Problem {
 	var out []Problem
 	seen := map[string]bool{}
 	for _, op := range ops {
 		for _, ck := range needs[op].checks {
-			for _, p := range ck(c) {
-				if p != nil && !seen[p.What] {
-					seen[p.What] = true
-					out = append(out, *p)
-				}
+			if seen[ck.name] {
+				continue
+			}
+			seen[ck.name] = true
+			if r := ck.run(c, ctx); r.Status == api.CheckFail {
+				out = append(out, Problem{What: r.Detail, Fix: r.Fix})
 			}
 		}
 	}
 	return out
 }
 
-func (c *Checker) vmm() []*Problem {
-	var ps []*Problem
-	if c.cfg.VMMBinary == "" {
-		return []*Problem{{What: "no VMM is configured", Fix: "set vmm = \"auto\" in the config file"}}
-	}
-	if _, err := c.cfg.LookPath(c.cfg.VMMBinary); err != nil {
-		if _, serr := c.cfg.Stat(c.cfg.VMMBinary); serr != nil {
-			fix := "install Firecracker (https://github.com/firecracker-microvm/firecracker/releases) or set vmm = \"banger-vmm-qemu\""
-			if c.cfg.VMMKind == "qemu" {
-				fix = "install banger-vmm-qemu beside bangerd (`make install`)"
-			}
-			ps = append(ps, &Problem{What: "the VMM " + c.cfg.VMMBinary + " was not found", Fix: fix})
-		}
-	}
-	if c.cfg.VMMKind == "qemu" {
-		ps = append(ps, c.tool("qemu-system-x86_64", "qemu-system-x86"))
-	} else if err := KVMUsable(); err != nil {
-		ps = append(ps, &Problem{What: "Firecracker needs KVM: " + err.Error(), Fix: "set vmm = \"auto\" or \"banger-vmm-qemu\" to run guests under QEMU"})
-	}
-	return ps
-}
-
-func (c *Checker) tun() []*Problem {
-	if _, err := c.cfg.Stat("/dev/net/tun"); err != nil {
-		return []*Problem{{What: "/dev/net/tun is missing, so TAP devices cannot be made", Fix: "sudo modprobe tun"}}
-	}
-	return nil
-}
-
-func (c *Checker) netAdmin() []*Problem {
-	if c.cfg.Euid() != 0 {
-		return []*Problem{{What: "bangerd is not root, and creating bridges and TAPs needs CAP_NET_ADMIN",
-			Fix: "run bangerd as root, or `sudo setcap cap_net_admin+ep $(command -v bangerd)`"}}
-	}
-	return nil
-}
-
 // Check implements the daemon's preflight: nil, or one precondition error
 // naming the first operation and listing every problem and its fix.
-func (c *Checker) Check(_ context.Context, ops ...Op) error {
-	ps := c.Problems(ops...)
+func (c *Checker) Check(ctx context.Context, ops ...Op) error {
+	ps := c.Problems(ctx, ops...)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -191,23 +116,4 @@ func (c *Checker) Check(_ context.Context, ops ...Op) error {
 	return &api.Error{Code: api.CodePrecondition,
 		Message: fmt.Sprintf("cannot %s: %s", ops[0], strings.Join(what, "; ")),
 		Hint:    strings.Join(fixes, "; ") + " (`banger doctor` checks everything)"}
-}
-
-// KVMUsable reports why KVM cannot run a stock guest kernel, or nil. A
-// PVM-only /dev/kvm (the kvm_pvm module) exists but cannot run one.
-func KVMUsable() error {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return errors.New("/dev/kvm does not exist (no KVM on this host, or the kvm module is not loaded)")
-	case errors.Is(err, os.ErrPermission):
-		return errors.New("/dev/kvm is not accessible to this user (add the user to the kvm group)")
-	case err != nil:
-		return fmt.Errorf("opening /dev/kvm: %w", err)
-	}
-	f.Close()
-	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
-		return errors.New("/dev/kvm is provided by kvm_pvm (PVM), which cannot run a stock guest kernel")
-	}
-	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 func fakeHost(have map[string]bool, root bool) Config {
 	return Config{
-		VMMBinary: "/usr/bin/banger-vmm-qemu", VMMKind: "qemu",
+		VMMBinary: "/usr/bin/banger-vmm-qemu", VMMKind: "qemu", DataDir: "/data",
 		LookPath: func(n string) (string, error) {
 			if have[n] {
 				return "/usr/bin/" + n, nil
@@ -32,29 +32,39 @@ func fakeHost(have map[string]bool, root bool) Config {
 			}
 			return 1000
 		},
+		Output:    func(context.Context, ...string) ([]byte, error) { return []byte("iptables v1.8.9 (nf_tables)\n"), nil },
+		ReadFile:  func(string) ([]byte, error) { return []byte("0\n"), nil },
+		Reflink:   func(string) (bool, error) { return false, nil },
+		FreeBytes: func(string) (int64, error) { return 80 << 30, nil },
+		KVM:       func() error { return errors.New("/dev/kvm does not exist") },
 	}
 }
 
+var complete = map[string]bool{"mkfs.ext4": true, "debugfs": true, "e2fsck": true, "resize2fs": true, "mmdebstrap": true,
+	"/usr/bin/banger-vmm-qemu": true, "qemu-system-x86_64": true, "/dev/net/tun": true, "iptables": true, "ssh": true,
+	"/sys/fs/cgroup/cgroup.controllers": true}
+
 func TestCheckPassesOnACompleteHost(t *testing.T) {
-	have := map[string]bool{"mkfs.ext4": true, "debugfs": true, "/usr/bin/banger-vmm-qemu": true, "qemu-system-x86_64": true, "/dev/net/tun": true, "iptables": true}
-	if err := New(fakeHost(have, true)).Check(context.Background(), "vm start"); err != nil {
-		t.Errorf("complete host: %v", err)
+	for _, op := range Ops() {
+		if err := New(fakeHost(complete, true)).Check(context.Background(), op); err != nil {
+			t.Errorf("complete host, %s: %v", op, err)
+		}
 	}
 }
 
 func TestCheckNamesEveryMissingPieceAndItsFix(t *testing.T) {
 	have := map[string]bool{"mkfs.ext4": true, "debugfs": true, "/dev/net/tun": true}
-	err := New(fakeHost(have, false)).Check(context.Background(), "vm start")
+	err := New(fakeHost(have, false)).Check(context.Background(), StartVM)
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodePrecondition {
 		t.Fatalf("err = %v, want a precondition error", err)
 	}
-	for _, want := range []string{"banger-vmm-qemu was not found", "qemu-system-x86_64 is not installed", "iptables is not installed", "CAP_NET_ADMIN"} {
+	for _, want := range []string{"cannot vm start", "banger-vmm-qemu was not found", "iptables is not installed", "CAP_NET_ADMIN"} {
 		if !strings.Contains(ae.Message, want) {
 			t.Errorf("message %q lacks %q", ae.Message, want)
 		}
 	}
-	for _, want := range []string{"apt-get install qemu-system-x86", "apt-get install iptables", "setcap"} {
+	for _, want := range []string{"make install", "apt-get install iptables", "setcap"} {
 		if !strings.Contains(ae.Hint, want) {
 			t.Errorf("hint %q lacks %q", ae.Hint, want)
 		}
@@ -62,11 +72,71 @@ func TestCheckNamesEveryMissingPieceAndItsFix(t *testing.T) {
 }
 
 func TestOpsCheckOnlyWhatTheyNeed(t *testing.T) {
-	c := New(fakeHost(map[string]bool{"e2fsck": true, "resize2fs": true}, false))
-	if ps := c.Problems("disk growth"); len(ps) != 0 {
-		t.Errorf("disk growth problems = %v", ps)
+	ctx := context.Background()
+	c := New(fakeHost(map[string]bool{"e2fsck": true}, false))
+	// Growing a disk needs resize2fs and e2fsck, and nothing of the network.
+	ps := c.Problems(ctx, GrowDisk)
+	if len(ps) != 1 || !strings.Contains(ps[0].What, "resize2fs") || !strings.Contains(ps[0].Fix, "e2fsprogs") {
+		t.Errorf("disk growth problems = %v, want resize2fs alone", ps)
 	}
-	if ps := c.Problems("image bootstrap"); len(ps) != 2 || !strings.Contains(ps[0].Fix, "mmdebstrap") {
+	if ps := c.Problems(ctx, BootstrapImage); len(ps) != 2 || !strings.Contains(ps[0].Fix, "mmdebstrap") {
 		t.Errorf("image bootstrap problems = %v", ps)
+	}
+	// Several operations name a shared problem once.
+	if ps := c.Problems(ctx, CreateVM, BuildImage, BootstrapImage); countWhat(ps, "mkfs.ext4 is not installed") != 1 {
+		t.Errorf("shared problem not listed once: %v", ps)
+	}
+}
+
+func countWhat(ps []Problem, what string) int {
+	n := 0
+	for _, p := range ps {
+		if p.What == what {
+			n++
+		}
+	}
+	return n
+}
+
+func TestEveryOpDeclaresLayersAndChecks(t *testing.T) {
+	for _, op := range Ops() {
+		if len(op.Layers()) == 0 || len(needs[op].checks) == 0 {
+			t.Errorf("%s declares layers %v and %d checks", op, op.Layers(), len(needs[op].checks))
+		}
+	}
+}
+
+func TestReportListsEachCheckOnceAndNamesWhatAFailureBlocks(t *testing.T) {
+	have := map[string]bool{}
+	for k, v := range complete {
+		have[k] = v
+	}
+	delete(have, "resize2fs")
+	delete(have, "iptables")
+	checks := New(fakeHost(have, true)).Report(context.Background())
+	names := map[string]int{}
+	byName := map[string]api.Check{}
+	for _, c := range checks {
+		names[c.Name]++
+		byName[c.Name] = c
+	}
+	for n, k := range names {
+		if k != 1 {
+			t.Errorf("check %s listed %d times", n, k)
+		}
+	}
+	if c := byName["resize2fs"]; c.Status != api.CheckFail || !strings.Contains(c.Detail, "disk growth") || c.Fix == "" {
+		t.Errorf("resize2fs = %+v, want a failure naming disk growth with a fix", c)
+	}
+	if c := byName["iptables"]; c.Status != api.CheckFail || !strings.Contains(c.Detail, "vm start") || !strings.Contains(c.Detail, "image build") {
+		t.Errorf("iptables = %+v, want a failure naming vm start and image build", c)
+	}
+	for _, n := range []string{"kvm", "vmm", "mkfs.ext4", "privileges", "ip_forward", "reflink", "disk space", "cgroup v2", "ssh"} {
+		if _, ok := byName[n]; !ok {
+			t.Errorf("report lacks %s: %v", n, checks)
+		}
+	}
+	if c := byName["kvm"]; c.Status != api.CheckWarn {
+		t.Errorf("kvm without /dev/kvm = %+v, want a warning (QEMU runs guests)", c)
 	}
 }

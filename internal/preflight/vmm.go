@@ -43,3 +43,18 @@ func ResolveVMM(configured string) (string, string) {
 	}
 	return configured, kind
 }
+
+// VMMReason says why vmm = "auto" picked QEMU, for the doctor: "" when
+// the choice was configured or Firecracker was picked.
+func VMMReason(configured, kind string) string {
+	if (configured != "auto" && configured != "") || kind != "qemu" {
+		return ""
+	}
+	if _, err := system.LookPath("firecracker"); err != nil {
+		return " (Firecracker cannot run here: it is not installed)"
+	}
+	if err := KVMUsable(); err != nil {
+		return " (Firecracker cannot run here: " + err.Error() + ")"
+	}
+	return ""
+}

@@ -133,7 +133,8 @@ func (h *Host) AddStrayTAP(name string) {
 
 // Layers returns daemon dependencies backed by this host.
 func (h *Host) Layers() daemon.Deps {
-	return daemon.Deps{VMM: &VMM{h}, Network: &Network{h, netip.MustParsePrefix("10.213.0.0/24")}, Disks: &Disks{h}, DNS: &DNS{h}, Guest: &Guest{h}, Stats: stats{}}
+	return daemon.Deps{VMM: &VMM{h}, Network: &Network{h, netip.MustParsePrefix("10.213.0.0/24")}, Disks: &Disks{h}, DNS: &DNS{h}, Guest: &Guest{h},
+		Bootstrap: &Bootstrapper{h}, Stats: stats{}}
 }
 
 // VMM is a fake VMM driver.
@@ -484,4 +485,27 @@ type stats struct{}
 
 func (stats) Sample(pid int) (time.Duration, int64, error) {
 	return time.Duration(pid%7) * time.Millisecond, 64 << 20, nil
+}
+
+// Bootstrapper is a fake image bootstrap that writes small kernel, initrd
+// and root file system files. FailNext("bootstrap") fails it.
+type Bootstrapper struct{ h *Host }
+
+// Bootstrap implements daemon.Bootstrapper.
+func (f *Bootstrapper) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error) {
+	if err := f.h.record("bootstrap", req.Name); err != nil {
+		return image.Image{}, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return image.Image{}, err
+	}
+	img := image.Image{Kernel: outDir + "/vmlinuz", Vmlinux: outDir + "/vmlinux", Initrd: outDir + "/initrd.img", Rootfs: outDir + "/rootfs.ext4",
+		KernelVersion: "6.1.0-fake", SizeBytes: 1 << 30, CreatedAt: time.Now().UTC()}
+	for _, p := range []string{img.Kernel, img.Vmlinux, img.Initrd, img.Rootfs} {
+		if err := os.WriteFile(p, []byte("fake "+p), 0o644); err != nil {
+			return image.Image{}, err
+		}
+	}
+	progress(api.Progress{Step: "fake", Message: "bootstrapped " + req.Name})
+	return img, nil
 }
