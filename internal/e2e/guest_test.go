@@ -122,13 +122,14 @@ func (e *env) inNetns(fn func()) {
 // resolve asks the daemon's host DNS listener for NAME.vm.
 func (e *env) resolve(name string) (string, int) {
 	e.t.Helper()
+	server := e.dnsAddr()
 	var addr string
 	var rcode int
 	e.inNetns(func() {
 		m := new(mdns.Msg)
 		m.SetQuestion(name+".vm.", mdns.TypeA)
 		c := &mdns.Client{Timeout: 2 * time.Second}
-		r, _, err := c.Exchange(m, "127.0.0.1:42069")
+		r, _, err := c.Exchange(m, server)
 		if err != nil {
 			e.t.Fatalf("querying %s.vm: %v", name, err)
 		}
