@@ -51,7 +51,8 @@ func newGuestEnv(t testing.TB) *env {
 	if err := os.Symlink(testutil.GuestImageCacheDir(), filepath.Join(cache, "bootstrap")); err != nil {
 		t.Fatal(err)
 	}
-	e.vars = append(e.vars, "BANGER_VMM=banger-vmm-qemu", "BANGER_STOP_TIMEOUT=20s")
+	// The namespace is the test's own, so the default bridge is too.
+	e.vars = append(e.vars, "BANGER_VMM=banger-vmm-qemu", "BANGER_STOP_TIMEOUT=20s", "BANGER_BRIDGE=banger0")
 	t.Logf("guest image %s (kernel %s)", img.Rootfs, img.KernelVersion)
 	return e
 }

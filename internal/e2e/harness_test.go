@@ -53,6 +53,10 @@ func newEnv(t testing.TB) *env {
 		// the developer's own bangerd on 127.0.0.1:42069; dnsAddr says
 		// which one.
 		"BANGER_DNS_LISTEN=127.0.0.1:0",
+		// A bridge of its own: a daemon sweeps the banger TAPs on its
+		// bridge that its database does not own, and in the host's
+		// namespace those on banger0 are the developer's VMs'.
+		"BANGER_BRIDGE=bgebr" + hex.EncodeToString(b[:]),
 		"NO_COLOR=1",
 	}
 	t.Cleanup(func() {
