@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-30}
 work=$(mktemp -d "${TMPDIR:-/tmp}/banger-bench-cp.XXXXXX")
 export XDG_CONFIG_HOME="$work/config" XDG_STATE_HOME="$work/state" XDG_DATA_HOME="$work/data" XDG_CACHE_HOME="$work/cache" XDG_RUNTIME_DIR="$work/run"
+# A free DNS port, so that the benchmark runs beside the user's own bangerd.
+export BANGER_DNS_LISTEN=127.0.0.1:0
 cleanup() { bin/banger daemon stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 [ -x bin/banger ] || make -s build

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-20}
 work=$(mktemp -d "${TMPDIR:-/tmp}/banger-bench-tui.XXXXXX")
 export XDG_CONFIG_HOME="$work/config" XDG_STATE_HOME="$work/state" XDG_DATA_HOME="$work/data" XDG_CACHE_HOME="$work/cache" XDG_RUNTIME_DIR="$work/run"
+# A free DNS port, so that the benchmark runs beside the user's own bangerd.
+export BANGER_DNS_LISTEN=127.0.0.1:0
 sock="$work/tmux.sock"
 cleanup() {
 	tmux -S "$sock" kill-server >/dev/null 2>&1 || true

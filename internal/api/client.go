@@ -13,17 +13,23 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
 // Client talks to bangerd over its unix socket. The zero value uses the
-// default socket of the current user.
+// default socket of the current user. A Client keeps its connections open
+// between requests and is safe for concurrent use; set Socket and HTTP
+// before the first request and do not copy a Client after it.
 type Client struct {
 	// Socket is the daemon's socket path; empty means DefaultSocket().
 	Socket string
 	// HTTP is the HTTP client; nil means one dialing Socket. Tests inject
 	// their own transport here.
 	HTTP *http.Client
+
+	once sync.Once
+	own  *http.Client // built on first use when HTTP is nil
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -36,19 +42,31 @@ func (c *Client) socket() string {
 	return DefaultSocket()
 }
 
+// httpClient returns the injected HTTP client, or the Client's own one,
+// built once so that every request shares its transport and connections.
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	sock := c.socket()
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-		DisableCompression: true,
-	}}
+	c.once.Do(func() {
+		sock := c.socket()
+		c.own = &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			},
+			DisableCompression: true,
+			// Every request goes to the one daemon; keep enough idle
+			// connections for the TUI's concurrent polls and actions.
+			MaxIdleConnsPerHost: 8,
+		}}
+	})
+	return c.own
 }
+
+// CloseIdleConnections closes the connections the Client keeps open
+// between requests. The Client stays usable.
+func (c *Client) CloseIdleConnections() { c.httpClient().CloseIdleConnections() }
 
 // DialError says the daemon could not be reached at all.
 type DialError struct {
@@ -96,10 +114,17 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		return nil, fmt.Errorf("talking to bangerd (%s %s): %w", method, path, err)
 	}
 	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
+		defer closeBody(resp)
 		return nil, decodeError(resp)
 	}
 	return resp, nil
+}
+
+// closeBody reads what is left of a finished answer before closing it: a
+// body closed before its end takes its connection down with it.
+func closeBody(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
 }
 
 func unwrapDial(err error) error {
@@ -124,9 +149,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
@@ -152,12 +176,14 @@ func (c *Client) stream(ctx context.Context, method, path string, body any, onPr
 		}
 		switch {
 		case line.Error != nil:
+			closeBody(resp)
 			return line, line.Error
 		case line.Progress != nil:
 			if onProgress != nil {
 				onProgress(*line.Progress)
 			}
 		case line.Done:
+			closeBody(resp)
 			return line, nil
 		}
 	}

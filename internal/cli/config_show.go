@@ -6,15 +6,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func (app *App) newConfigCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Show banger's configuration",
-	}
-	cmd.AddCommand(app.newConfigShowCommand())
-	return cmd
-}
-
 func (app *App) newConfigShowCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{

@@ -11,16 +11,6 @@ import (
 	"banger/internal/system"
 )
 
-func (app *App) newInternalCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:    "internal",
-		Short:  "Plumbing for scripts and manual repair",
-		Hidden: true,
-	}
-	cmd.AddCommand(app.newInternalNATCommand(), app.newInternalRuntimeBundleCommand())
-	return cmd
-}
-
 type natOptions struct {
 	subnet, bridge string
 	dnsPort        int

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -13,15 +14,6 @@ import (
 	"banger/internal/preflight"
 	"banger/internal/system"
 )
-
-func (app *App) newSystemCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "system",
-		Short: "Host integration helpers",
-	}
-	cmd.AddCommand(app.newSystemSudoersCommand())
-	return cmd
-}
 
 func (app *App) newSystemSudoersCommand() *cobra.Command {
 	return &cobra.Command{
@@ -39,18 +31,24 @@ per command: run bangerd with CAP_NET_ADMIN instead
 (sudo setcap cap_net_admin+ep "$(command -v bangerd)").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := app.config()
-			if err != nil {
-				return err
-			}
-			name := "USER"
-			if u, err := user.Current(); err == nil {
-				name = u.Username
-			}
-			vmm, _ := preflight.ResolveVMM(cfg.VMM)
-			return writeSudoers(app.Stdout, name, os.Getuid(), os.Getgid(), cfg.Paths.RuntimeDir, vmm, cfg.VMMSudo)
+			return app.runSystemSudoers(cmd.Context())
 		},
 	}
+}
+
+// runSystemSudoers prints the rules for the current user and the
+// configured VMM.
+func (app *App) runSystemSudoers(_ context.Context) error {
+	cfg, err := app.config()
+	if err != nil {
+		return err
+	}
+	name := "USER"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	vmm, _ := preflight.ResolveVMM(cfg.VMM)
+	return writeSudoers(app.Stdout, name, os.Getuid(), os.Getgid(), cfg.Paths.RuntimeDir, vmm, cfg.VMMSudo)
 }
 
 // sudoersCommands lists the privileged argv patterns bangerd runs.

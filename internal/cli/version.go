@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-
 	"time"
 
 	"github.com/spf13/cobra"

@@ -35,9 +35,6 @@ the DNS name NAME.vm. On a terminal, create waits until SSH answers.`,
   banger vm create web --image base --cpus 4 --memory 2G --disk 20G`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("wait") {
-				o.wait = isTerminal(app.Stdout)
-			}
 			return app.runVMCreate(cmd.Context(), cmd, args[0], o)
 		},
 	}
@@ -54,6 +51,9 @@ the DNS name NAME.vm. On a terminal, create waits until SSH answers.`,
 }
 
 func (app *App) runVMCreate(ctx context.Context, cmd *cobra.Command, name string, o vmCreateOptions) error {
+	if !cmd.Flags().Changed("wait") {
+		o.wait = isTerminal(app.Stdout)
+	}
 	if err := checkOutput(cmd, o.output); err != nil {
 		return err
 	}

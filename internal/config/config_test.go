@@ -91,3 +91,16 @@ func TestDefaultsValid(t *testing.T) {
 		t.Errorf("key count changed (update docs/config.md): %s", diff)
 	}
 }
+
+// Test daemons listen on a free port; the daemon reports which one.
+func TestDNSListenAcceptsPortZero(t *testing.T) {
+	p := isolate(t)
+	t.Setenv(EnvName("dns_listen"), "127.0.0.1:0")
+	l, err := Load(p)
+	if err != nil {
+		t.Fatalf("dns_listen 127.0.0.1:0: %v", err)
+	}
+	if l.DNSListen != "127.0.0.1:0" {
+		t.Errorf("dns_listen = %q, want 127.0.0.1:0", l.DNSListen)
+	}
+}

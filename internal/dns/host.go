@@ -293,6 +293,9 @@ func HostConfigFor(bridge string, subnet netip.Prefix, loopback string, gatewayP
 	if err != nil {
 		return HostConfig{}, fmt.Errorf("dns listener %q: %w", loopback, err)
 	}
+	if loop.Port() == 0 {
+		return HostConfig{}, fmt.Errorf("dns listener %s: port 0 takes a different free port at every daemon start, so the host's resolver cannot be pointed at it; set a fixed port in dns_listen", loopback)
+	}
 	rev, err := reverseZones(subnet)
 	if err != nil {
 		return HostConfig{}, err

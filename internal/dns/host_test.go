@@ -293,3 +293,17 @@ func checkByName(st HostStatus, name string) Check {
 	}
 	return Check{Name: name, Detail: "missing"}
 }
+
+func TestHostConfigForRefusesAnEphemeralLoopbackPort(t *testing.T) {
+	subnet := netip.MustParsePrefix("172.16.0.0/24")
+	if _, err := HostConfigFor("banger0", subnet, "127.0.0.1:0", 42069); err == nil || !strings.Contains(err.Error(), "fixed port") {
+		t.Errorf("HostConfigFor with port 0: %v, want a refusal asking for a fixed port", err)
+	}
+	hc, err := HostConfigFor("banger0", subnet, "127.0.0.1:42069", 42069)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.Loopback != testHost.Loopback || hc.Gateway != testHost.Gateway {
+		t.Errorf("loopback %s, gateway %s; want %s, %s", hc.Loopback, hc.Gateway, testHost.Loopback, testHost.Gateway)
+	}
+}

@@ -51,7 +51,8 @@ func newGuestEnv(t testing.TB) *env {
 	if err := os.Symlink(testutil.GuestImageCacheDir(), filepath.Join(cache, "bootstrap")); err != nil {
 		t.Fatal(err)
 	}
-	e.vars = append(e.vars, "BANGER_VMM=banger-vmm-qemu", "BANGER_STOP_TIMEOUT=20s")
+	// The namespace is the test's own, so the default bridge is too.
+	e.vars = append(e.vars, "BANGER_VMM=banger-vmm-qemu", "BANGER_STOP_TIMEOUT=20s", "BANGER_BRIDGE=banger0")
 	t.Logf("guest image %s (kernel %s)", img.Rootfs, img.KernelVersion)
 	return e
 }
@@ -122,13 +123,14 @@ func (e *env) inNetns(fn func()) {
 // resolve asks the daemon's host DNS listener for NAME.vm.
 func (e *env) resolve(name string) (string, int) {
 	e.t.Helper()
+	server := e.dnsAddr()
 	var addr string
 	var rcode int
 	e.inNetns(func() {
 		m := new(mdns.Msg)
 		m.SetQuestion(name+".vm.", mdns.TypeA)
 		c := &mdns.Client{Timeout: 2 * time.Second}
-		r, _, err := c.Exchange(m, "127.0.0.1:42069")
+		r, _, err := c.Exchange(m, server)
 		if err != nil {
 			e.t.Fatalf("querying %s.vm: %v", name, err)
 		}

@@ -49,6 +49,14 @@ func newEnv(t testing.TB) *env {
 		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
 		"XDG_RUNTIME_DIR=" + run,
 		"BANGER_DAEMON=" + filepath.Join(bin, "bangerd"),
+		// A free port, so that test daemons never meet each other or
+		// the developer's own bangerd on 127.0.0.1:42069; dnsAddr says
+		// which one.
+		"BANGER_DNS_LISTEN=127.0.0.1:0",
+		// A bridge of its own: a daemon sweeps the banger TAPs on its
+		// bridge that its database does not own, and in the host's
+		// namespace those on banger0 are the developer's VMs'.
+		"BANGER_BRIDGE=bgebr" + hex.EncodeToString(b[:]),
 		"NO_COLOR=1",
 	}
 	t.Cleanup(func() {
@@ -111,6 +119,24 @@ func (e *env) status() api.Status {
 		e.t.Fatal(err)
 	}
 	return st
+}
+
+// dnsAddr is the daemon's loopback DNS listener, as `banger daemon status`
+// reports it.
+func (e *env) dnsAddr() string {
+	e.t.Helper()
+	st := e.status()
+	for _, l := range st.Listeners {
+		ap, err := netip.ParseAddrPort(l.Address)
+		if l.Name == "dns" && err == nil && ap.Addr().IsLoopback() {
+			if ap.Port() == 0 {
+				e.t.Fatalf("daemon status reports the dns listener as %s, not the port it bound", l.Address)
+			}
+			return l.Address
+		}
+	}
+	e.t.Fatalf("daemon status lists no loopback dns listener: %+v", st.Listeners)
+	return ""
 }
 
 func (e *env) daemonLogTail() string {

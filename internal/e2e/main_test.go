@@ -11,17 +11,21 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+
+	"banger/internal/testutil"
 )
 
 // TestMain lets the test binary double as a VMM that answers Firecracker's
 // API at once and boots nothing, for measuring the control plane alone.
 // The daemon starts it as `<binary> --api-sock S --id ID` when the
-// benchmark sets vmm to this binary and BANGER_E2E_FAKE_VMM=1.
+// benchmark sets vmm to this binary and BANGER_E2E_FAKE_VMM=1. Otherwise it
+// runs the tests through testutil.Main, which removes the binaries built
+// for them.
 func TestMain(m *testing.M) {
 	if os.Getenv("BANGER_E2E_FAKE_VMM") == "1" && len(os.Args) > 1 && os.Args[1] == "--api-sock" {
 		os.Exit(fakeVMM(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	os.Exit(testutil.Main(m))
 }
 
 func fakeVMM(args []string) int {

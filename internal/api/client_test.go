@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// countingListener counts the connections a test server accepts.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// serveFake serves a few daemon routes on a unix socket in dir and returns
+// the socket and the listener counting its connections.
+func serveFake(t *testing.T, dir string) (string, *countingListener) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, SocketName)
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &countingListener{Listener: ul}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(Status{PID: 42, Socket: sock})
+	})
+	// A long list is sent chunked, as the TUI's polls of many VMs are.
+	vms := make([]VM, 500)
+	for i := range vms {
+		vms[i] = VM{Name: fmt.Sprintf("vm%d", i), State: "running"}
+	}
+	mux.HandleFunc("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(vms)
+	})
+	mux.HandleFunc("POST /v1/vms/{name}/kill", func(w http.ResponseWriter, r *http.Request) {
+		enc := json.NewEncoder(w)
+		_ = enc.Encode(StreamLine{Progress: &Progress{Step: "kill"}})
+		w.(http.Flusher).Flush()
+		_ = enc.Encode(StreamLine{VM: &VM{Name: r.PathValue("name"), State: "stopped"}, Done: true})
+	})
+	mux.HandleFunc("GET /v1/vms/{name}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(ErrorBody{Error: &Error{Code: CodeNotFound, Message: "no vm named " + r.PathValue("name")}})
+	})
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return sock, l
+}
+
+func TestClientReusesOneConnection(t *testing.T) {
+	sock, l := serveFake(t, t.TempDir())
+	c := NewClient(sock)
+	t.Cleanup(c.CloseIdleConnections)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatalf("status %d: %v", i, err)
+		}
+		if st.PID != 42 {
+			t.Fatalf("status %d: pid %d, want 42", i, st.PID)
+		}
+		if vms, err := c.VMs(ctx, false); err != nil || len(vms) != 500 {
+			t.Fatalf("vms %d: %d vms, %v", i, len(vms), err)
+		}
+		if v, err := c.KillVM(ctx, "dev"); err != nil || v.State != "stopped" {
+			t.Fatalf("kill %d: %+v, %v", i, v, err)
+		}
+		if _, err := c.VM(ctx, "ghost"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("vm ghost %d: %v, want not found", i, err)
+		}
+	}
+	if n := l.accepted.Load(); n != 1 {
+		t.Errorf("20 sequential requests opened %d connections, want 1", n)
+	}
+}
+
+func TestZeroClientReusesConnectionsConcurrently(t *testing.T) {
+	run := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", run)
+	sock, l := serveFake(t, filepath.Join(run, "banger"))
+	var c Client
+	t.Cleanup(c.CloseIdleConnections)
+	if c.socket() != sock {
+		t.Fatalf("zero client socket = %s, want %s", c.socket(), sock)
+	}
+	const workers, rounds = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				if _, err := c.Status(context.Background()); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// A dial raced by a connection coming back may add a spare one, but
+	// never one per request.
+	if n := l.accepted.Load(); n > 2*workers {
+		t.Errorf("%d concurrent workers opened %d connections for %d requests, want at most %d", workers, n, workers*rounds, 2*workers)
+	}
+}
+
+func TestClientNamesTheSocketWhenNoDaemonAnswers(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), SocketName)
+	_, err := NewClient(sock).Status(context.Background())
+	if !IsDialError(err) {
+		t.Fatalf("status without a daemon: %v, want a dial error", err)
+	}
+	var d *DialError
+	if !errors.As(err, &d) || d.Socket != sock {
+		t.Errorf("dial error %v does not name %s", err, sock)
+	}
+}
