@@ -212,6 +212,15 @@ func (c *Client) Doctor(ctx context.Context) ([]Check, error) {
 	return out, err
 }
 
+// DNSSetup routes NAME.vm to the daemon in the host's resolver, or undoes
+// it (req.Remove). The daemon records the choice and re-applies it when it
+// makes the bridge.
+func (c *Client) DNSSetup(ctx context.Context, req DNSSetupRequest) (DNSSetup, error) {
+	var out DNSSetup
+	err := c.do(ctx, http.MethodPost, "/dns/setup", req, &out)
+	return out, err
+}
+
 // Shutdown asks the daemon to exit. Running VMs keep running.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/shutdown", nil, nil)

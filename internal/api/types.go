@@ -242,3 +242,31 @@ type Check struct {
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
 }
+
+// DNSSetupRequest turns the host resolver integration on or off.
+type DNSSetupRequest struct {
+	// Remove undoes the setup instead.
+	Remove bool `json:"remove,omitempty"`
+}
+
+// DNSSetup says what `banger dns setup` (or teardown) did.
+type DNSSetup struct {
+	// Method is the host resolver found: resolved, networkmanager, dnsmasq.
+	Method string `json:"method"`
+	// Ran lists the commands run (systemd-resolved).
+	Ran [][]string `json:"ran,omitempty"`
+	// Manual is the file for the user to install (or delete) by hand.
+	Manual *DNSSnippet `json:"manual,omitempty"`
+	// Deferred says the setup is recorded and bangerd applies it when it
+	// creates the bridge (with the first VM).
+	Deferred bool   `json:"deferred,omitempty"`
+	Link     string `json:"link,omitempty"`
+	Gateway  string `json:"gateway,omitempty"`
+}
+
+// DNSSnippet is resolver configuration to install by hand.
+type DNSSnippet struct {
+	Path    string     `json:"path"`
+	Content string     `json:"content"`
+	Apply   [][]string `json:"apply,omitempty"`
+}

@@ -294,17 +294,31 @@ func TestDevNullIsNotATerminal(t *testing.T) {
 	}
 }
 
-func TestDNSTeardownForgetsTheSetup(t *testing.T) {
-	paths := daemontest.Isolate(t)
-	marker := paths.StateDir + "/dns-setup"
-	if err := os.MkdirAll(paths.StateDir, 0o700); err != nil {
-		t.Fatal(err)
+func TestDNSSetupAndTeardownGoThroughTheDaemon(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	out, errOut, code := run(t, "dns", "setup")
+	if code != 0 || !strings.Contains(out, "recorded: bangerd routes ~vm") {
+		t.Fatalf("dns setup before the bridge: code %d\n%s%s", code, out, errOut)
 	}
-	if err := os.WriteFile(marker, []byte("resolved\n"), 0o600); err != nil {
-		t.Fatal(err)
+	inst.AddImage(t, "base")
+	if _, _, code := run(t, "vm", "create", "dev", "--image", "base"); code != 0 {
+		t.Fatal("create failed")
 	}
-	run(t, "dns", "teardown")
-	if _, err := os.Stat(marker); !os.IsNotExist(err) {
-		t.Errorf("dns teardown left the setup marker: %v", err)
+	out, _, code = run(t, "dns", "teardown")
+	if code != 0 || !strings.Contains(out, "ran: resolvectl") || !strings.Contains(out, ".vm resolution removed (resolved)") {
+		t.Errorf("dns teardown: code %d\n%s", code, out)
 	}
+	if diff := cmp.Diff([]string{"resolver on", "resolver off"}, grepCalls(inst.Host.Calls(), "resolver ")); diff != "" {
+		t.Errorf("resolver calls (-want +got):\n%s", diff)
+	}
+}
+
+func grepCalls(calls []string, prefix string) []string {
+	var out []string
+	for _, c := range calls {
+		if strings.HasPrefix(c, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -40,6 +40,7 @@ type Deps struct {
 	DNS       Records
 	Guest     Guest
 	Preflight Preflight
+	Resolver  HostResolver
 	Bootstrap Bootstrapper
 	Stats     Stats
 	Log       *slog.Logger

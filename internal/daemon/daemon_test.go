@@ -480,3 +480,56 @@ func subscribe(ctx context.Context, t *testing.T, inst *daemontest.Instance) <-c
 		}
 	}
 }
+
+// TestDNSSetupIsRecordedAndReappliedWithTheBridge: a setup before the bridge
+// exists is recorded and applied once the first VM brings the bridge up, once
+// per daemon, and again by the next daemon; teardown forgets it.
+func TestDNSSetupIsRecordedAndReappliedWithTheBridge(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	resolverCalls := func(h *daemontest.Host) []string {
+		var out []string
+		for _, c := range h.Calls() {
+			if strings.HasPrefix(c, "resolver ") {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	res, err := inst.Client.DNSSetup(ctx, api.DNSSetupRequest{})
+	if err != nil || !res.Deferred {
+		t.Fatalf("dns setup before the bridge = %+v, %v; want deferred", res, err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: name, Image: "base"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"resolver on"}, resolverCalls(inst.Host)); diff != "" {
+		t.Errorf("resolver calls after two creates (-want +got):\n%s", diff)
+	}
+	inst.Stop()
+	next := daemontest.Serve(t, daemon.Config{Loaded: mustLoad(t, inst), Version: "test2"}, inst.Host.Layers(), inst.Host)
+	// The daemon answers once its start-up reconcile is done.
+	if _, err := next.Client.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"resolver on", "resolver on"}, resolverCalls(inst.Host)); diff != "" {
+		t.Errorf("resolver calls after a daemon restart adopted running vms (-want +got):\n%s", diff)
+	}
+	if _, err := next.Client.DNSSetup(ctx, api.DNSSetupRequest{Remove: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolverCalls(inst.Host); got[len(got)-1] != "resolver off" {
+		t.Errorf("teardown did not undo the setup: %v", got)
+	}
+	next.Stop()
+	last := daemontest.Serve(t, daemon.Config{Loaded: mustLoad(t, inst), Version: "test3"}, inst.Host.Layers(), inst.Host)
+	if _, _, err := last.Client.CreateVM(ctx, api.CreateVMRequest{Name: "c", Image: "base"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolverCalls(inst.Host); len(got) != 3 {
+		t.Errorf("setup re-applied after teardown: %v", got)
+	}
+}

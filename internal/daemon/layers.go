@@ -117,3 +117,13 @@ type Bootstrapper interface {
 	// returns it, without an id or a record.
 	Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error)
 }
+
+// HostResolver routes the host's lookups of the .vm zone to the daemon
+// (`banger dns setup`).
+type HostResolver interface {
+	// Apply sets the routing up (on) or removes it. With
+	// systemd-resolved, whose per-link settings need the bridge, a setup
+	// before the bridge exists is deferred: Apply says so and changes
+	// nothing.
+	Apply(ctx context.Context, on bool) (api.DNSSetup, error)
+}

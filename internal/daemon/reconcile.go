@@ -52,10 +52,8 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 	if len(rc.records) > 0 && !d.netReady.Load() && d.deps.Network != nil {
 		// Adopted VMs need the bridge-side services (NAT, guest resolver)
 		// that a start would have set up.
-		if err := d.deps.Network.Ensure(ctx); err != nil {
+		if err := d.networkUp(ctx); err != nil {
 			rc.errs = append(rc.errs, fmt.Errorf("restoring the network of running vms: %w", err))
-		} else {
-			d.netReady.Store(true)
 		}
 	}
 	rc.errs = append(rc.errs, d.sweepTAPs(ctx), d.sweepDirs(ctx), d.sweepBuildStages())

@@ -79,13 +79,7 @@ func (b *booting) markStarting(ctx context.Context) error {
 	return b.d.setState(ctx, b.v, vm.Starting, "")
 }
 
-func (b *booting) ensureNetwork(ctx context.Context) error {
-	if err := b.d.deps.Network.Ensure(ctx); err != nil {
-		return err
-	}
-	b.d.netReady.Store(true)
-	return nil
-}
+func (b *booting) ensureNetwork(ctx context.Context) error { return b.d.networkUp(ctx) }
 
 func (b *booting) createTAP(ctx context.Context) error { return b.d.deps.Network.CreateTAP(ctx, b.v) }
 

@@ -303,9 +303,3 @@ func HostConfigFor(bridge string, subnet netip.Prefix, loopback string, gatewayP
 	gw := subnet.Addr().Next()
 	return HostConfig{Link: bridge, Gateway: netip.AddrPortFrom(gw, uint16(gatewayPort)), Loopback: loop, Zone: "vm.", ReverseZones: rev}, nil
 }
-
-// SetupMarker is the file, in banger's state directory, that records that
-// the user ran `banger dns setup` with systemd-resolved. resolved forgets a
-// link's settings when the link goes away, so bangerd applies them again
-// whenever it creates the bridge.
-const SetupMarker = "dns-setup"

@@ -122,8 +122,12 @@ func TestPragmas(t *testing.T) {
 			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
 		}
 	}
-	if v, _ := s.SchemaVersion(ctx); v != 1 {
-		t.Errorf("schema version = %d, want 1", v)
+	entries, err := migrations.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.SchemaVersion(ctx); v != len(entries) {
+		t.Errorf("schema version = %d, want %d (one per migration)", v, len(entries))
 	}
 }
 
@@ -226,5 +230,31 @@ func TestListManyVMs(t *testing.T) {
 	vms, err := s.VMs(ctx)
 	if err != nil || len(vms) != 300 || vms[0].Name != "vm-000" || vms[299].Name != "vm-299" {
 		t.Fatalf("VMs = %d rows, %v", len(vms), err)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Setting(ctx, "dns.setup"); err != nil || v != "" {
+		t.Fatalf("unset setting = %q, %v", v, err)
+	}
+	for _, want := range []string{"resolved", "again"} {
+		if err := s.SetSetting(ctx, "dns.setup", want); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Setting(ctx, "dns.setup"); err != nil || v != want {
+			t.Errorf("setting = %q, %v; want %q", v, err, want)
+		}
+	}
+	if err := s.SetSetting(ctx, "dns.setup", ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Setting(ctx, "dns.setup"); v != "" {
+		t.Errorf("removed setting = %q", v)
 	}
 }

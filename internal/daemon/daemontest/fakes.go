@@ -134,7 +134,7 @@ func (h *Host) AddStrayTAP(name string) {
 // Layers returns daemon dependencies backed by this host.
 func (h *Host) Layers() daemon.Deps {
 	return daemon.Deps{VMM: &VMM{h}, Network: &Network{h, netip.MustParsePrefix("10.213.0.0/24")}, Disks: &Disks{h}, DNS: &DNS{h}, Guest: &Guest{h},
-		Bootstrap: &Bootstrapper{h}, Stats: stats{}}
+		Bootstrap: &Bootstrapper{h}, Resolver: &Resolver{h}, Stats: stats{}}
 }
 
 // VMM is a fake VMM driver.
@@ -508,4 +508,30 @@ func (f *Bootstrapper) Bootstrap(ctx context.Context, req api.BootstrapImageRequ
 	}
 	progress(api.Progress{Step: "fake", Message: "bootstrapped " + req.Name})
 	return img, nil
+}
+
+// Resolver is a fake host resolver integration. Like systemd-resolved, it
+// defers a setup until the bridge exists. Its calls are recorded as
+// "resolver on" and "resolver off".
+type Resolver struct{ h *Host }
+
+// Apply implements daemon.HostResolver.
+func (f *Resolver) Apply(ctx context.Context, on bool) (api.DNSSetup, error) {
+	f.h.mu.Lock()
+	bridge := f.h.bridge
+	f.h.mu.Unlock()
+	out := api.DNSSetup{Method: "resolved", Link: "banger0"}
+	if on && !bridge {
+		out.Deferred = true
+		return out, nil
+	}
+	verb := "off"
+	if on {
+		verb = "on"
+	}
+	if err := f.h.record("resolver", verb); err != nil {
+		return out, err
+	}
+	out.Ran = [][]string{{"resolvectl", "dns", "banger0"}}
+	return out, nil
 }

@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"banger/internal/config"
+	"banger/internal/disk"
+	"banger/internal/guest"
+	"banger/internal/image"
+	"banger/internal/imagebuild"
+	"banger/internal/vm"
+)
+
+// sshKeys holds banger's own SSH key and known_hosts.
+type sshKeys struct {
+	paths config.Paths
+	mu    sync.Mutex
+}
+
+func (k *sshKeys) user() (guest.UserKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := os.MkdirAll(k.paths.SSHDir(), 0o700); err != nil {
+		return guest.UserKey{}, fmt.Errorf("creating %s: %w", k.paths.SSHDir(), err)
+	}
+	return guest.EnsureUserKey(k.paths.UserKey())
+}
+
+func (k *sshKeys) knownHosts() *guest.KnownHosts { return guest.NewKnownHosts(k.paths.KnownHosts()) }
+
+func hostNames(v *vm.VM) []string { return guest.HostNames(v.Name, "vm", v.IP) }
+
+// hostDisks makes and removes VM disks and writes guest identity.
+type hostDisks struct {
+	m    *disk.Manager
+	keys *sshKeys
+}
+
+func (h *hostDisks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error) {
+	m, err := h.m.CloneRoot(ctx, img.Rootfs, v.RootDisk())
+	return string(m), err
+}
+
+func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) error {
+	user, err := h.keys.user()
+	if err != nil {
+		return err
+	}
+	hk, err := guest.NewHostKey("banger host key of " + v.DNSName())
+	if err != nil {
+		return err
+	}
+	id := disk.Identity{Hostname: v.Name, Domain: "vm", Address: n.IP, Gateway: n.Gateway,
+		AuthorizedKeys: user.AuthorizedKey, HostKeyPrivate: hk.PrivatePEM, HostKeyPublic: hk.AuthorizedKey}
+	if err := h.m.WriteIdentity(ctx, v.RootDisk(), id); err != nil {
+		return err
+	}
+	return h.keys.knownHosts().Pin(hostNames(v), hk.Public)
+}
+
+func (h *hostDisks) CreateWork(ctx context.Context, v *vm.VM) error {
+	return h.m.CreateWork(ctx, v.WorkDisk(), v.DiskBytes)
+}
+
+func (h *hostDisks) Grow(ctx context.Context, v *vm.VM, size int64) error {
+	return h.m.Grow(ctx, v.WorkDisk(), size)
+}
+
+func (h *hostDisks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
+	return h.m.Grow(ctx, v.RootDisk(), size)
+}
+
+func (h *hostDisks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error) {
+	return imagebuild.CommitDisk(ctx, h.m, v.RootDisk(), dst, move)
+}
+
+func (h *hostDisks) Remove(ctx context.Context, v *vm.VM) error {
+	var errs []error
+	for _, p := range []string{v.RootDisk(), v.WorkDisk()} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := disk.RemoveTemps(v.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, h.keys.knownHosts().Unpin(hostNames(v)))
+	return errors.Join(errs...)
+}
+
+// hostGuest waits for guests' SSH servers with the pinned host key.
+type hostGuest struct{ keys *sshKeys }
+
+func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
+	user, err := h.keys.user()
+	if err != nil {
+		return err
+	}
+	cb, err := h.keys.knownHosts().Callback()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb})
+	if err != nil {
+		return fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
+	}
+	return c.Close()
+}
+
+func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {
+	user, err := h.keys.user()
+	if err != nil {
+		return nil, err
+	}
+	cb, err := h.keys.knownHosts().Callback()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	// The builder's connection carries uploads: prefer the cipher guests
+	// decrypt fastest under emulation.
+	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb, Ciphers: guest.BulkCiphers()})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
+	}
+	return c, nil
+}
