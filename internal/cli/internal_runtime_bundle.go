@@ -2,17 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
-	"banger/internal/bootstrap"
 	"banger/internal/runtimebundle"
-	"banger/internal/system"
 )
 
 // newInternalRuntimeBundleCommand is `make runtime-bundle`: bootstrap the
@@ -35,24 +34,11 @@ func (app *App) newInternalRuntimeBundleCommand() *cobra.Command {
 }
 
 func (app *App) runInternalRuntimeBundle(ctx context.Context, dir, build, vmm string) error {
-	cfg, err := app.config()
-	if err != nil {
-		return err
-	}
 	if vmm == "" {
 		exe, _ := os.Executable()
 		vmm = filepath.Join(filepath.Dir(exe), "banger-vmm-qemu")
 	}
-	pr := newProgress(app.Stderr)
-	res, err := bootstrapForBundle(ctx, filepath.Join(cfg.Paths.CacheDir, "bootstrap"), pr)
-	pr.Done()
-	if err != nil {
-		return err
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clearing %s: %w", dir, err)
-	}
-	b, err := runtimebundle.Assemble(ctx, dir, runtimebundle.FromImage(res, vmm))
+	b, err := app.assembleBundle(ctx, dir, vmm)
 	if err != nil {
 		return err
 	}
@@ -79,11 +65,33 @@ func (app *App) runInternalRuntimeBundle(ctx context.Context, dir, build, vmm st
 	return nil
 }
 
-// bootstrapForBundle builds (or reuses from the cache) the default image
-// for a runtime bundle, in this process: bundling is a build step, not a
-// daemon operation.
-func bootstrapForBundle(ctx context.Context, cacheDir string, pr *progress) (bootstrap.Result, error) {
-	return bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged(), Log: slog.New(slog.DiscardHandler)},
-		bootstrap.Options{Name: "banger-runtime", CacheDir: cacheDir},
-		func(p bootstrap.Progress) { pr.Update(api.Progress{Step: string(p.Step), Message: p.Message}) })
+// assembleBundle has the daemon bootstrap the default image (its cache
+// makes a repeat quick) as a temporary image, assembles the bundle
+// directory from that image's files and the VMM, and removes the image.
+func (app *App) assembleBundle(ctx context.Context, dir, vmm string) (runtimebundle.Bundle, error) {
+	c, err := app.connect(ctx)
+	if err != nil {
+		return runtimebundle.Bundle{}, err
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	name := "runtime-bundle-" + hex.EncodeToString(id[:])
+	pr := newProgress(app.Stderr)
+	img, err := c.BootstrapImage(ctx, api.BootstrapImageRequest{Name: name}, pr.Update)
+	pr.Done()
+	if err != nil {
+		return runtimebundle.Bundle{}, err
+	}
+	defer func() {
+		if err := c.RemoveImage(context.WithoutCancel(ctx), name); err != nil {
+			fmt.Fprintf(app.Stderr, "banger: removing the temporary image %s: %v (remove it with `banger image rm %s`)\n", name, err, name)
+		}
+	}()
+	if err := os.RemoveAll(dir); err != nil {
+		return runtimebundle.Bundle{}, fmt.Errorf("clearing %s: %w", dir, err)
+	}
+	return runtimebundle.Assemble(ctx, dir, runtimebundle.AssembleInput{
+		Name: "banger-runtime", KernelVersion: img.KernelVersion, Kernel: img.Kernel, Vmlinux: img.Vmlinux,
+		Initrd: img.Initrd, Rootfs: img.Rootfs, Manifest: img.Manifest, VMM: vmm,
+	})
 }

@@ -24,14 +24,6 @@ type AssembleInput struct {
 	Helpers map[string]string
 }
 
-// FromImage fills an AssembleInput from a bootstrap result.
-func FromImage(res bootstrap.Result, vmm string) AssembleInput {
-	return AssembleInput{
-		Name: res.Name, KernelVersion: res.KernelVersion, Kernel: res.Kernel, Vmlinux: res.Vmlinux,
-		Initrd: res.Initrd, Rootfs: res.Rootfs, Manifest: res.Manifest, VMM: vmm,
-	}
-}
-
 // Assemble creates the bundle directory dst (which must not exist) from
 // in: files are copied (reflinked or sparse-copied) into a fixed layout,
 // and bundle.json is written with the checksums of all of them. The
