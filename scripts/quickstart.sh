@@ -47,7 +47,7 @@ fi
 
 if banger vm show "$vm" >/dev/null 2>&1; then
 	say "starting $vm"
-	banger vm start "$vm" --wait
+	banger vm start "$vm"
 else
 	say "creating $vm"
 	banger vm create "$vm" --wait

@@ -221,6 +221,14 @@ func (c *Client) DNSSetup(ctx context.Context, req DNSSetupRequest) (DNSSetup, e
 	return out, err
 }
 
+// WaitVM returns when the VM's guest answers on SSH, waiting for a VM that
+// is still booting.
+func (c *Client) WaitVM(ctx context.Context, name string, req WaitVMRequest) (VM, error) {
+	var out VM
+	err := c.do(ctx, http.MethodPost, "/vms/"+esc(name)+"/wait", req, &out)
+	return out, err
+}
+
 // Shutdown asks the daemon to exit. Running VMs keep running.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/shutdown", nil, nil)
@@ -273,8 +281,12 @@ func (c *Client) KillVM(ctx context.Context, name string) (VM, error) {
 }
 
 // RestartVM stops and starts a VM.
-func (c *Client) RestartVM(ctx context.Context, name string, onProgress func(Progress)) (VM, error) {
-	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/restart", nil, onProgress)
+func (c *Client) RestartVM(ctx context.Context, name string, waitSSH bool, onProgress func(Progress)) (VM, error) {
+	path := "/vms/" + esc(name) + "/restart"
+	if waitSSH {
+		path += "?wait_ssh=1"
+	}
+	line, err := c.stream(ctx, http.MethodPost, path, nil, onProgress)
 	return vmOf(line), err
 }
 

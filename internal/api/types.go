@@ -270,3 +270,9 @@ type DNSSnippet struct {
 	Content string     `json:"content"`
 	Apply   [][]string `json:"apply,omitempty"`
 }
+
+// WaitVMRequest bounds a wait for a VM's guest.
+type WaitVMRequest struct {
+	// TimeoutSeconds bounds the wait; zero takes the daemon's default (3 min).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}

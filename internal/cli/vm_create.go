@@ -17,7 +17,7 @@ type vmCreateOptions struct {
 	disk    string
 	root    string
 	noStart bool
-	wait    bool
+	wait    waitFlags
 	output  string
 }
 
@@ -30,7 +30,9 @@ func (app *App) newVMCreateCommand() *cobra.Command {
 
 The VM gets its own copy-on-write root disk, a work disk mounted at /work in
 the guest, an address on banger's bridge that it keeps across restarts, and
-the DNS name NAME.vm. On a terminal, create waits until SSH answers.`,
+the DNS name NAME.vm. create returns when the guest's SSH server answers
+(--no-wait: once the VMM booted), on a terminal or in a script, so the next
+command can reach the guest.`,
 		Example: `  banger vm create dev
   banger vm create web --image base --cpus 4 --memory 2G --disk 20G`,
 		Args: cobra.ExactArgs(1),
@@ -45,22 +47,19 @@ the DNS name NAME.vm. On a terminal, create waits until SSH answers.`,
 	f.StringVar(&o.disk, "disk", "", "work disk size, e.g. 8G (default: the configured default_disk)")
 	f.StringVar(&o.root, "root-size", "", "grow the root disk to this size before first boot, e.g. 8G (default: the image's size)")
 	f.BoolVar(&o.noStart, "no-start", false, "create the VM stopped")
-	f.BoolVar(&o.wait, "wait", false, "wait until the guest's SSH server answers (default on a terminal)")
+	addWaitFlags(cmd, &o.wait)
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
 func (app *App) runVMCreate(ctx context.Context, cmd *cobra.Command, name string, o vmCreateOptions) error {
-	if !cmd.Flags().Changed("wait") {
-		o.wait = isTerminal(app.Stdout)
-	}
 	if err := checkOutput(cmd, o.output); err != nil {
 		return err
 	}
 	if err := vm.ValidateName(name); err != nil {
 		return &api.Error{Code: api.CodeInvalid, Message: err.Error()}
 	}
-	req := api.CreateVMRequest{Name: name, Image: o.image, CPUs: o.cpus, NoStart: o.noStart, WaitSSH: o.wait && !o.noStart}
+	req := api.CreateVMRequest{Name: name, Image: o.image, CPUs: o.cpus, NoStart: o.noStart, WaitSSH: o.wait.enabled() && !o.noStart}
 	if o.memory != "" {
 		b, err := vm.ParseSize(o.memory)
 		if err != nil {

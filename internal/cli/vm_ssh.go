@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 
 func (app *App) newVMSSHCommand() *cobra.Command {
 	var user string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "ssh NAME [-- COMMAND [ARGS...]]",
 		Short: "Open a shell in a VM, or run a command in it, over SSH",
@@ -23,17 +25,21 @@ func (app *App) newVMSSHCommand() *cobra.Command {
 banger hands off to the OpenSSH client with banger's own key and a
 known_hosts file holding the host key banger generated for this VM, so the
 guest is verified without prompts and re-creating a VM with the same name
-never triggers a host-key warning. Arguments after -- go to ssh's command.`,
+never triggers a host-key warning. Arguments after -- go to ssh, joined into
+one remote command line as ssh does (use 'banger vm exec' to keep each
+argument intact). A VM that is still booting is waited for, up to
+--wait-timeout.`,
 		Example: `  banger vm ssh dev
   banger vm ssh dev -- uname -a
   banger vm ssh dev -- -L 8080:localhost:80   # ssh options work too`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: app.completeVMNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return app.runVMSSH(cmd.Context(), args[0], user, args[1:])
+			return app.runVMSSH(cmd.Context(), args[0], user, timeout, args[1:])
 		},
 	}
 	cmd.Flags().StringVarP(&user, "user", "u", "root", "user to log in as")
+	cmd.Flags().DurationVar(&timeout, "wait-timeout", 3*time.Minute, "how long to wait for a VM that is still booting")
 	return cmd
 }
 
@@ -54,17 +60,10 @@ func sshArgv(paths config.Paths, v api.VM, user string, extra []string) []string
 	return append(argv, extra...)
 }
 
-func (app *App) runVMSSH(ctx context.Context, name, user string, extra []string) error {
-	c, err := app.connect(ctx)
+func (app *App) runVMSSH(ctx context.Context, name, user string, timeout time.Duration, extra []string) error {
+	v, err := app.waitGuest(ctx, name, timeout)
 	if err != nil {
 		return err
-	}
-	v, err := c.VM(ctx, name)
-	if err != nil {
-		return err
-	}
-	if v.State != "running" || v.IP == "" {
-		return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("vm %s is %s", name, v.State), Hint: fmt.Sprintf("start it with `banger vm start %s`", name)}
 	}
 	bin, err := exec.LookPath("ssh")
 	if err != nil {
@@ -75,4 +74,15 @@ func (app *App) runVMSSH(ctx context.Context, name, user string, extra []string)
 		return fmt.Errorf("running %s: %w", bin, err)
 	}
 	return nil
+}
+
+// waitGuest returns the VM once its guest answers on SSH, waiting up to
+// timeout for one that is still booting; a stopped VM fails with the
+// command that starts it.
+func (app *App) waitGuest(ctx context.Context, name string, timeout time.Duration) (api.VM, error) {
+	c, err := app.connect(ctx)
+	if err != nil {
+		return api.VM{}, err
+	}
+	return c.WaitVM(ctx, name, api.WaitVMRequest{TimeoutSeconds: int(timeout.Round(time.Second) / time.Second)})
 }

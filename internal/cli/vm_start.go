@@ -10,7 +10,8 @@ import (
 )
 
 func (app *App) newVMStartCommand() *cobra.Command {
-	var all, wait bool
+	var all bool
+	var wait waitFlags
 	cmd := &cobra.Command{
 		Use:               "start NAME...",
 		Short:             "Boot stopped VMs (same address, same disks)",
@@ -20,14 +21,14 @@ func (app *App) newVMStartCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "start every VM")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until SSH answers")
+	addWaitFlags(cmd, &wait)
 	return cmd
 }
 
-func (app *App) runVMStart(ctx context.Context, cmd *cobra.Command, args []string, all, wait bool) error {
+func (app *App) runVMStart(ctx context.Context, cmd *cobra.Command, args []string, all bool, wait waitFlags) error {
 	return app.eachVM(ctx, cmd, args, all, func(c *api.Client, name string) error {
 		pr := newProgress(app.Stderr)
-		v, err := c.StartVM(ctx, name, wait, pr.Update)
+		v, err := c.StartVM(ctx, name, wait.enabled(), pr.Update)
 		pr.Done()
 		if err != nil {
 			return err

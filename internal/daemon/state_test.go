@@ -56,7 +56,7 @@ func runOp(ctx context.Context, c *api.Client, op vm.Op, name string) error {
 	case vm.OpKill:
 		_, err = c.KillVM(ctx, name)
 	case vm.OpRestart:
-		_, err = c.RestartVM(ctx, name, nil)
+		_, err = c.RestartVM(ctx, name, true, nil)
 	case vm.OpRemove:
 		err = c.RemoveVM(ctx, name, api.RemoveVMRequest{})
 	case vm.OpForceRemove:

@@ -29,7 +29,7 @@ func (d *Daemon) startVM(ctx context.Context, name string, waitSSH bool, progres
 }
 
 // restartVM stops a VM (when it runs) and boots it again, under one lock.
-func (d *Daemon) restartVM(ctx context.Context, name string, progress func(api.Progress)) (*vm.VM, error) {
+func (d *Daemon) restartVM(ctx context.Context, name string, waitSSH bool, progress func(api.Progress)) (*vm.VM, error) {
 	if err := d.preflight(ctx, preflight.StartVM); err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (d *Daemon) restartVM(ctx context.Context, name string, progress func(api.P
 			return nil, err
 		}
 	}
-	return v, d.boot(ctx, v, false, progress)
+	return v, d.boot(ctx, v, waitSSH, progress)
 }
 
 // booting is one boot of a VM whose operation lock is held.

@@ -115,8 +115,9 @@ func (d *Daemon) handleKillVM(w http.ResponseWriter, r *http.Request) {
 
 func (d *Daemon) handleRestartVM(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	wait := r.URL.Query().Get("wait_ssh") != ""
 	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
-		v, err := d.restartVM(r.Context(), name, progress)
+		v, err := d.restartVM(r.Context(), name, wait, progress)
 		return v, nil, err
 	})
 }

@@ -149,7 +149,7 @@ func (m *Model) vmKey(msg tea.KeyMsg) tea.Cmd {
 		})
 	case key.Matches(msg, k.Restart):
 		return m.runOp(name, "restarting", "restarted", func(ctx context.Context, p func(api.Progress)) (*api.VM, []string, error) {
-			v, err := c.RestartVM(ctx, name, p)
+			v, err := c.RestartVM(ctx, name, false, p)
 			return &v, nil, err
 		})
 	case key.Matches(msg, k.Kill):

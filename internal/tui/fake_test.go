@@ -83,7 +83,7 @@ func (c *cannedClient) KillVM(ctx context.Context, name string) (api.VM, error) 
 	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
 }
 
-func (c *cannedClient) RestartVM(ctx context.Context, name string, p func(api.Progress)) (api.VM, error) {
+func (c *cannedClient) RestartVM(ctx context.Context, name string, wait bool, p func(api.Progress)) (api.VM, error) {
 	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
 }
 
