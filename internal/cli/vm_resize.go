@@ -14,10 +14,13 @@ func (app *App) newVMResizeCommand() *cobra.Command {
 	var disk string
 	cmd := &cobra.Command{
 		Use:   "resize NAME --disk SIZE",
-		Short: "Grow a stopped VM's work disk, keeping its data",
-		Long: `Grow a stopped VM's work disk (mounted at /work in the guest). The file
-grows and its ext4 file system is checked and resized; data is kept.
-Shrinking is refused.`,
+		Short: "Grow a VM's work disk, keeping its data, stopped or running",
+		Long: `Grow a VM's work disk (mounted at /work in the guest); data is kept.
+On a stopped VM the file grows and its ext4 file system is checked and
+resized on the host. On a running VM it grows online: the file grows, the
+VMM is told (Firecracker's PATCH /drives), and the guest grows the mounted
+file system with resize2fs while programs keep writing. Shrinking is
+refused.`,
 		Example:           "  banger vm resize dev --disk 16G",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: app.completeVMNames,

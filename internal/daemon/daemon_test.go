@@ -304,8 +304,26 @@ func TestResize(t *testing.T) {
 	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", DiskBytes: 1 << 30}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 2 << 30}, nil); !errors.Is(err, api.ErrConflict) {
-		t.Errorf("resize of running vm: err = %v, want conflict", err)
+	// Online: the file grows on the host, the VMM is told, the guest grows
+	// the file system.
+	before := len(inst.Host.Calls())
+	v, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 2 << 30}, nil)
+	if err != nil || v.DiskBytes != 2<<30 || v.State != "running" {
+		t.Fatalf("online grow = %+v, %v", v, err)
+	}
+	want := []string{"extend dev 2G", "updatedrive dev", "connect dev", `guest-run resize2fs "$(findfs LABEL=banger-work)"`, "close"}
+	if diff := cmp.Diff(want, inst.Host.Calls()[before:]); diff != "" {
+		t.Errorf("online grow calls (-want +got):\n%s", diff)
+	}
+	// A guest that cannot grow its file system: the error says how to
+	// finish offline, and the size is not recorded.
+	inst.Host.FailNext("guest-run", errors.New("resize2fs: Permission denied"))
+	_, err = inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 3 << 30}, nil)
+	if err == nil || !strings.Contains(err.Error(), "growfs") || !strings.Contains(err.Error(), "banger vm resize dev") {
+		t.Errorf("failed online grow: %v", err)
+	}
+	if got, _ := inst.Client.VM(ctx, "dev"); got.DiskBytes != 2<<30 {
+		t.Errorf("failed online grow recorded %d bytes", got.DiskBytes)
 	}
 	if _, err := inst.Client.StopVM(ctx, "dev", api.StopVMRequest{}, nil); err != nil {
 		t.Fatal(err)
@@ -313,9 +331,9 @@ func TestResize(t *testing.T) {
 	if _, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 512 << 20}, nil); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("shrink: err = %v, want invalid", err)
 	}
-	v, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 2 << 30}, nil)
-	if err != nil || v.DiskBytes != 2<<30 {
-		t.Errorf("grow = %+v, %v", v, err)
+	v, err = inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{DiskBytes: 3 << 30}, nil)
+	if err != nil || v.DiskBytes != 3<<30 {
+		t.Errorf("offline grow = %+v, %v", v, err)
 	}
 }
 

@@ -71,6 +71,10 @@ func (h *hostDisks) Grow(ctx context.Context, v *vm.VM, size int64) error {
 	return h.m.Grow(ctx, v.WorkDisk(), size)
 }
 
+func (h *hostDisks) ExtendWork(ctx context.Context, v *vm.VM, size int64) error {
+	return h.m.Extend(v.WorkDisk(), size)
+}
+
 func (h *hostDisks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
 	return h.m.Grow(ctx, v.RootDisk(), size)
 }

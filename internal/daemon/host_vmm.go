@@ -70,6 +70,10 @@ func (h *hostVMM) Kill(ctx context.Context, v *vm.VM) error {
 	return err
 }
 
+func (h *hostVMM) UpdateWorkDrive(ctx context.Context, v *vm.VM) error {
+	return h.drv.UpdateDrive(ctx, fcProcess(v), firecracker.WorkDriveID, v.WorkDisk())
+}
+
 func (h *hostVMM) Serving() map[string]vm.Process {
 	out := map[string]vm.Process{}
 	for sock, p := range firecracker.ServingSockets() {

@@ -22,6 +22,9 @@ type VMM interface {
 	Shutdown(ctx context.Context, v *vm.VM, timeout time.Duration) error
 	// Kill ends the VMM at once.
 	Kill(ctx context.Context, v *vm.VM) error
+	// UpdateWorkDrive tells the running VMM that the work disk's file
+	// grew, so the guest sees its new size.
+	UpdateWorkDrive(ctx context.Context, v *vm.VM) error
 	// Alive reports whether the recorded process still runs.
 	Alive(p vm.Process) bool
 	// Serving maps the API socket of every VMM process on the host to its
@@ -65,7 +68,11 @@ type Disks interface {
 	// host key for `banger vm ssh`.
 	WriteIdentity(ctx context.Context, v *vm.VM, net NetInfo) error
 	CreateWork(ctx context.Context, v *vm.VM) error
+	// Grow grows the stopped VM's work disk, file and file system.
 	Grow(ctx context.Context, v *vm.VM, size int64) error
+	// ExtendWork grows the work disk's file of a running VM; the guest
+	// grows the file system.
+	ExtendWork(ctx context.Context, v *vm.VM, size int64) error
 	// GrowRoot grows the VM's root disk (file and filesystem) to size
 	// before its first boot.
 	GrowRoot(ctx context.Context, v *vm.VM, size int64) error

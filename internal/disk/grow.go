@@ -144,3 +144,23 @@ func human(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
 }
+
+// Extend makes the file at path size bytes large without touching the file
+// system in it: for a disk in use, whose guest grows the file system online.
+// It refuses to shrink.
+func (m *Manager) Extend(path string, size int64) error {
+	if err := checkSize(size); err != nil {
+		return fmt.Errorf("extending %s: %w", path, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("extending %s: %w", path, err)
+	}
+	if size < st.Size() {
+		return fmt.Errorf("extending %s to %s: %w: it is already %s", path, human(size), ErrShrink, human(st.Size()))
+	}
+	if err := os.Truncate(path, size); err != nil {
+		return fmt.Errorf("extending %s: %w", path, err)
+	}
+	return nil
+}

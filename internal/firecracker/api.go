@@ -118,3 +118,14 @@ func (d *Driver) Adopt(ctx context.Context, p Process) (InstanceState, error) {
 	d.log.Info("vmm adopted", "vm", p.ID, "pid", p.PID, "state", string(state))
 	return state, nil
 }
+
+// UpdateDrive tells a running VMM that the backing file of a drive changed
+// (PATCH /drives/{id}): after the file grew, the guest sees the new size.
+func (d *Driver) UpdateDrive(ctx context.Context, p Process, driveID, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	if _, err := d.client(p).PatchGuestDriveByID(ctx, driveID, path); err != nil {
+		return fmt.Errorf("updating drive %s of vm %s to %s: %w", driveID, p.ID, path, err)
+	}
+	return nil
+}

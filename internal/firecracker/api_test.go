@@ -173,3 +173,19 @@ func TestReclaimChownsForeignSocket(t *testing.T) {
 		t.Errorf("privileged calls (-want +got):\n%s", diff)
 	}
 }
+
+func TestUpdateDriveBody(t *testing.T) {
+	dir := shortDir(t)
+	socket := filepath.Join(dir, "api.sock")
+	api := &fakeAPI{state: string(StateRunning)}
+	startFakeAPI(t, api, socket)
+	d := New(Deps{})
+	work := filepath.Join(dir, "work.ext4")
+	if err := d.UpdateDrive(context.Background(), Process{ID: "x", Socket: socket}, WorkDriveID, work); err != nil {
+		t.Fatal(err)
+	}
+	want := []apiCall{{Method: "PATCH", Path: "/drives/work", Body: map[string]any{"drive_id": "work", "path_on_host": work}}}
+	if diff := cmp.Diff(want, api.Calls()); diff != "" {
+		t.Errorf("api calls (-want +got):\n%s", diff)
+	}
+}

@@ -120,6 +120,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPatch && strings.HasPrefix(call.Path, "/drives/"):
+		// Firecracker: updating a drive is only valid after the boot.
+		if notStarted {
+			fault(w, 400, "The requested operation is not supported before starting the microVM.")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPut && call.Path == "/actions":
 		switch body["action_type"] {
 		case "InstanceStart":

@@ -101,7 +101,7 @@ var rules = map[Op]rule{
 	OpRestart:     {from: []State{Running, Stopped, Error}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
 	OpRemove:      {from: []State{Stopped, Error}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
 	OpForceRemove: {from: States()},
-	OpResize:      {from: []State{Stopped}, hint: "the work disk grows while the vm is stopped: `banger vm stop %s` first"},
+	OpResize:      {from: []State{Stopped, Running}, hint: "the work disk grows while the vm is stopped or running: wait for the operation in progress, or `banger vm stop %s`"},
 	OpCommit:      {from: []State{Stopped}, hint: "only a stopped vm's root disk can become an image: `banger vm stop %s` first"},
 }
 

@@ -199,6 +199,11 @@ func (h *Host) StartOrphanVMM(socket string) int {
 	return h.nextPID
 }
 
+// UpdateWorkDrive implements daemon.VMM.
+func (f *VMM) UpdateWorkDrive(ctx context.Context, v *vm.VM) error {
+	return f.h.record("updatedrive", v.Name)
+}
+
 // Alive implements daemon.VMM.
 func (f *VMM) Alive(p vm.Process) bool {
 	f.h.mu.Lock()
@@ -322,6 +327,17 @@ func (f *Disks) CreateWork(ctx context.Context, v *vm.VM) error {
 // Grow implements daemon.Disks.
 func (f *Disks) Grow(ctx context.Context, v *vm.VM, size int64) error {
 	if err := f.h.record("grow", v.Name, vm.FormatSize(size)); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	f.h.disks[v.WorkDisk()] = size
+	return nil
+}
+
+// ExtendWork implements daemon.Disks.
+func (f *Disks) ExtendWork(ctx context.Context, v *vm.VM, size int64) error {
+	if err := f.h.record("extend", v.Name, vm.FormatSize(size)); err != nil {
 		return err
 	}
 	f.h.mu.Lock()
