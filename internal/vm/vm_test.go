@@ -120,7 +120,7 @@ func TestOpTable(t *testing.T) {
 		{OpStart, Stopped, false, false}, {OpStart, Running, true, false}, {OpStart, Stopping, false, true},
 		{OpStop, Running, false, false}, {OpStop, Stopped, true, false}, {OpStop, Creating, false, true},
 		{OpRemove, Running, false, true}, {OpForceRemove, Running, false, false}, {OpForceRemove, Creating, false, false},
-		{OpResize, Running, false, true}, {OpResize, Stopped, false, false}, {OpCommit, Error, false, true},
+		{OpResize, Running, false, false}, {OpResize, Stopping, false, true}, {OpResize, Stopped, false, false}, {OpCommit, Error, false, true},
 	}
 	for _, c := range cases {
 		noop, err := Check(c.op, "dev", c.s)
