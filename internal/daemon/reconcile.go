@@ -95,8 +95,11 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 			fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)))
 	case v.State == vm.Running || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
 		reason := ""
-		if v.State == vm.Running {
+		switch v.State {
+		case vm.Running:
 			reason = fmt.Sprintf("the VMM (pid %d) exited without a stop request; see %s and %s", v.Process.PID, v.ConsoleLog(), v.VMMLog())
+		case vm.Starting:
+			reason = fmt.Sprintf("the boot was interrupted (bangerd stopped while starting it); start it again with `banger vm start %s`", v.Name)
 		}
 		d.log.Warn("vmm is gone", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
 		err = d.markStopped(ctx, v, reason)

@@ -187,3 +187,31 @@ func TestReconcileOfAnInterruptedCreateWritesAndAnnouncesOnce(t *testing.T) {
 		t.Errorf("interrupted vm after reconcile = %+v, %v", got, err)
 	}
 }
+
+// TestReconcileOfAnInterruptedStartLeavesItStartable: a VM left starting by
+// a crash, whose VMM never got recorded, is stopped with the way to retry.
+func TestReconcileOfAnInterruptedStartLeavesItStartable(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(c *daemon.Config, _ *daemon.Deps) { c.ReconcileInterval = "1h" })
+	inst.AddImage(t, "base")
+	vmIn(t, inst, "mid", vm.Stopped)
+	st := inst.Daemon.Store()
+	v, err := st.VM(ctx, "mid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.State = vm.Starting
+	if err := st.UpdateVM(ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := inst.Client.VM(ctx, "mid")
+	if err != nil || got.State != "stopped" || !strings.Contains(got.Reason, "interrupted") || !strings.Contains(got.Reason, "banger vm start mid") {
+		t.Errorf("vm after an interrupted start = %+v, %v", got, err)
+	}
+	if _, err := inst.Client.StartVM(ctx, "mid", true, nil); err != nil {
+		t.Errorf("starting it again: %v", err)
+	}
+}

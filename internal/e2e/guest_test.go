@@ -316,6 +316,16 @@ func TestGuestLifecycle(t *testing.T) {
 			if still {
 				t.Errorf("the unrecorded vmm for mid (%s, pid %d) still runs after reconcile", sock, serving.PID)
 			}
+		case "stopped":
+			// Killed while booting the made VM, before the VMM was
+			// recorded: explained, VMM stopped, startable again.
+			t.Logf("daemon killed while booting, before the vmm was recorded: %s", v.Reason)
+			if !strings.Contains(v.Reason, "interrupted") || !strings.Contains(v.Reason, "banger vm start mid") {
+				t.Errorf("reason = %q, want an explanation naming `banger vm start mid`", v.Reason)
+			}
+			if still {
+				t.Errorf("the unrecorded vmm for mid (%s, pid %d) still runs after reconcile", sock, serving.PID)
+			}
 		case "running":
 			// Killed after the VMM was recorded: adopted.
 			t.Logf("daemon killed after the vmm was recorded: adopted pid %d", v.PID)
@@ -323,7 +333,7 @@ func TestGuestLifecycle(t *testing.T) {
 				t.Errorf("running vm's pid %d does not serve %s (serving: %v %+v)", v.PID, sock, still, serving)
 			}
 		default:
-			t.Errorf("vm after daemon kill -9 mid-create: %s %q, want error or running", v.State, v.Reason)
+			t.Errorf("vm after daemon kill -9 mid-create: %s %q, want error, stopped or running", v.State, v.Reason)
 		}
 		e.must("vm", "rm", "--force", "mid")
 	})
