@@ -235,11 +235,7 @@ func TestListManyVMs(t *testing.T) {
 
 func TestSettings(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	if v, err := s.Setting(ctx, "dns.setup"); err != nil || v != "" {
 		t.Fatalf("unset setting = %q, %v", v, err)
 	}
@@ -256,5 +252,45 @@ func TestSettings(t *testing.T) {
 	}
 	if v, _ := s.Setting(ctx, "dns.setup"); v != "" {
 		t.Errorf("removed setting = %q", v)
+	}
+}
+
+func TestForwardsFollowTheirVM(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	img := testImage("base")
+	if err := s.CreateImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	v := testVM("dev", img.ID)
+	if err := s.CreateVM(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	web := vm.Forward{VMID: v.ID, Proto: "tcp", HostAddr: loop, HostPort: 8080, GuestPort: 80}
+	dns := vm.Forward{VMID: v.ID, Proto: "udp", HostAddr: loop, HostPort: 5353, GuestPort: 53}
+	for _, f := range []vm.Forward{web, dns} {
+		if err := s.AddForward(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddForward(ctx, web); !errors.Is(err, ErrExists) {
+		t.Errorf("adding a forward twice: %v, want ErrExists", err)
+	}
+	got, err := s.Forwards(ctx, v.ID)
+	if diff := cmp.Diff([]vm.Forward{web, dns}, got, cmpopts.EquateComparable(netip.Addr{})); err != nil || diff != "" {
+		t.Errorf("forwards (%v):\n%s", err, diff)
+	}
+	if err := s.RemoveForward(ctx, dns); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveForward(ctx, dns); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removing a forward twice: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteVM(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Forwards(ctx, ""); err != nil || len(got) != 0 {
+		t.Errorf("forwards after the vm went: %v, %v", got, err)
 	}
 }
