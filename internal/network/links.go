@@ -27,8 +27,8 @@ type Link struct {
 	Addrs []netip.Prefix
 }
 
-// Route is an IPv4 route of the main table, reduced to what the subnet clash
-// check needs.
+// Route is an IPv4 unicast route of any routing table, reduced to what the
+// subnet clash checks need.
 type Route struct {
 	Dst netip.Prefix
 	Dev string
@@ -42,7 +42,8 @@ type Links interface {
 	Link(name string) (Link, error)
 	// List returns every link with its addresses.
 	List() ([]Link, error)
-	// Routes returns the IPv4 routes of the main table.
+	// Routes returns the IPv4 unicast routes of every table (policy-routing
+	// VPNs keep theirs outside the main table).
 	Routes() ([]Route, error)
 	// AddBridge creates a bridge with the given MAC address, down.
 	AddBridge(name string, mac net.HardwareAddr) error
@@ -135,8 +136,9 @@ func (Netlink) List() ([]Link, error) {
 func (Netlink) Routes() ([]Route, error) {
 	var routes []netlink.Route
 	var err error
+	all := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
 	for range 5 {
-		routes, err = netlink.RouteList(nil, unix.AF_INET)
+		routes, err = netlink.RouteListFiltered(unix.AF_INET, all, netlink.RT_FILTER_TABLE)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
@@ -146,8 +148,8 @@ func (Netlink) Routes() ([]Route, error) {
 	}
 	out := make([]Route, 0, len(routes))
 	for _, r := range routes {
-		if r.Dst == nil {
-			continue // default route
+		if r.Dst == nil || r.Type != unix.RTN_UNICAST {
+			continue // default route; local, broadcast, throw and unreachable entries
 		}
 		p, ok := prefixOf(r.Dst)
 		if !ok {
