@@ -53,9 +53,9 @@ func TestAllocateAvoidsOthersAndHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := workstation()
-	host.Links = append(host.Links, "banger2")                            // someone else's interface
+	host.Links = append(host.Links, "banger2")                          // someone else's interface
 	host.Prefixes = append(host.Prefixes, prefixes("10.213.2.0/23")...) // a VPN route over .2 and .3
-	host.Ports = append(host.Ports, 42106)                               // index 2's ports are free, index 3's are not
+	host.Ports = append(host.Ports, 42106)                              // index 2's ports are free, index 3's are not
 	bob, err := Allocate("bob", 1002, []Allocation{alice}, host, DefaultPool())
 	if err != nil {
 		t.Fatal(err)
