@@ -20,6 +20,7 @@ func (app *App) newSystemCommand() *cobra.Command {
 		Short: "Host integration helpers",
 	}
 	cmd.AddCommand(app.newSystemSudoersCommand())
+	cmd.AddCommand(app.newSystemSetupCommand())
 	return cmd
 }
 

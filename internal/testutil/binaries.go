@@ -16,7 +16,7 @@ var (
 	binOut  []byte
 )
 
-// Binaries builds banger, bangerd and banger-vmm-qemu once per test
+// Binaries builds banger, bangerd, banger-vmm-qemu and banger-helper once per test
 // process and returns the directory holding them. The directory is removed
 // when the process exits through TestMain-less cleanup of the OS temp dir.
 func Binaries(t testing.TB) string {
@@ -28,7 +28,7 @@ func Binaries(t testing.TB) string {
 		if binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/banger", "./cmd/bangerd", "./cmd/banger-vmm-qemu")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/banger", "./cmd/bangerd", "./cmd/banger-vmm-qemu", "./cmd/banger-helper")
 		cmd.Dir = root
 		binOut, binErr = cmd.CombinedOutput()
 	})
