@@ -35,9 +35,10 @@ type Options struct {
 	HelperPath string
 	// SudoersDir holds the sudoers rule ("/etc/sudoers.d").
 	SudoersDir string
-	// KVMDevice is "/dev/kvm"; SubUIDFile and SubGIDFile are
-	// "/etc/subuid" and "/etc/subgid".
+	// KVMDevice is "/dev/kvm", TunDevice "/dev/net/tun"; SubUIDFile and
+	// SubGIDFile are "/etc/subuid" and "/etc/subgid".
 	KVMDevice  string
+	TunDevice  string
 	SubUIDFile string
 	SubGIDFile string
 }
@@ -54,6 +55,9 @@ func (o *Options) fill() {
 	}
 	if o.KVMDevice == "" {
 		o.KVMDevice = "/dev/kvm"
+	}
+	if o.TunDevice == "" {
+		o.TunDevice = "/dev/net/tun"
 	}
 	if o.SubUIDFile == "" {
 		o.SubUIDFile = "/etc/subuid"
@@ -200,6 +204,9 @@ func Setup(ctx context.Context, opts Options, deps Deps) (allocation.Allocation,
 	if err := ensureSubIDs(ctx, opts, deps, acct, &granted); err != nil {
 		return a, err
 	}
+	if err := ensureTun(opts, deps); err != nil {
+		return a, err
+	}
 	if !slices.Equal(granted.Groups, a.Granted.Groups) || granted.SubIDs != a.Granted.SubIDs {
 		a.Granted = granted
 		if err := opts.Registry.Save(a); err != nil {
@@ -332,6 +339,33 @@ func ensureSubIDs(ctx context.Context, opts Options, deps Deps, acct Account, g 
 	}
 	g.SubIDs = fmt.Sprintf("%d:%d", start, SubIDCount)
 	say(deps.Out, "added subordinate uids and gids %s for %s (mmdebstrap --mode=unshare)", span, acct.Name)
+	return nil
+}
+
+// ensureTun makes the TUN/TAP device readable and writable by everyone, as
+// Debian's udev rules do, so a VMM running as the user can open the TAP the
+// helper made for it. The kernel still lets a user attach only to TAPs
+// they own, and creating one needs CAP_NET_ADMIN. The mode is not undone
+// by --remove: it is the distribution's default.
+func ensureTun(opts Options, deps Deps) error {
+	st, err := os.Stat(opts.TunDevice)
+	if errors.Is(err, fs.ErrNotExist) {
+		say(deps.Out, "no %s: load the tun module (`modprobe tun`) before starting VMs", opts.TunDevice)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("system setup: %w", err)
+	}
+	if st.Mode()&fs.ModeCharDevice == 0 {
+		return fmt.Errorf("system setup: %s is not a character device", opts.TunDevice)
+	}
+	if st.Mode().Perm()&0o666 == 0o666 {
+		return nil
+	}
+	if err := os.Chmod(opts.TunDevice, 0o666); err != nil {
+		return fmt.Errorf("system setup: making %s usable by VMMs running as users: %w", opts.TunDevice, err)
+	}
+	say(deps.Out, "made %s mode 0666 (it was %04o), as Debian's udev does: a user still opens only TAPs they own", opts.TunDevice, st.Mode().Perm())
 	return nil
 }
 

@@ -179,6 +179,7 @@ func newFixture(t *testing.T) *fixture {
 			HelperPath:   filepath.Join(dir, "libexec", "banger", "banger-helper"),
 			SudoersDir:   sudoers,
 			KVMDevice:    filepath.Join(dir, "kvm"),
+			TunDevice:    filepath.Join(dir, "no-tun"),
 			SubUIDFile:   h.subuid,
 			SubGIDFile:   h.subgid,
 		},
