@@ -220,3 +220,22 @@ func (r Registry) ForUser(user string, uid int) (Allocation, error) {
 	}
 	return a, nil
 }
+
+// ZoneLabels returns the labels the users' zones add under "vm." ("alice"
+// for alice.vm.). On the host, the resolver routes NAME.alice.vm and
+// alice.vm itself to alice's daemon, so bangerd as root refuses a VM named
+// like one of these: its NAME.vm would be shadowed by that user's zone.
+func (r Registry) ZoneLabels() ([]string, error) {
+	all, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range all {
+		if l := a.ZoneLabel(); l != "" {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

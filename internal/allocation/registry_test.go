@@ -55,6 +55,9 @@ func TestRegistryRoundTrip(t *testing.T) {
 			t.Errorf("%s: mode %v, %v; want %04o", path, st.Mode().Perm(), err, want)
 		}
 	}
+	if labels, err := r.ZoneLabels(); err != nil || !cmp.Equal(labels, []string{"alice", "bob"}) {
+		t.Errorf("ZoneLabels = %q, %v; want alice and bob", labels, err)
+	}
 	if err := r.Remove("alice"); err != nil {
 		t.Fatal(err)
 	}
