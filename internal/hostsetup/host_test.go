@@ -354,6 +354,7 @@ func TestHostHelperAsUser(t *testing.T) {
 			}
 		}
 	}
+	logCrossingCost(t, e, alice, a)
 	for range 2 {
 		for _, args := range [][]string{{"tap", "del", tap}, {"nat", "down"}, {"bridge", "down"}} {
 			e.mustHelper(t, alice, args...)
@@ -369,6 +370,36 @@ func TestHostHelperAsUser(t *testing.T) {
 	if r := e.helperAs(t, alice, "bridge", "up"); r.code == 0 || !strings.Contains(r.stderr, "password is required") {
 		t.Errorf("helper after remove: exit %d, %q; want sudo to refuse", r.code, r.stderr)
 	}
+}
+
+// logCrossingCost logs the median time of a VM's TAP add and delete
+// through sudo and the helper, beside the same in-process (bangerd as
+// root), for the privilege-crossing budget.
+func logCrossingCost(t *testing.T, e *hostEnv, u testUser, a allocation.Allocation) {
+	t.Helper()
+	direct, err := privhelper.NewDirect(a, privhelper.DirectDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	median := func(d []time.Duration) time.Duration {
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	var viaHelper, inProcess []time.Duration
+	for i := range 9 {
+		tap := a.TAPName(fmt.Sprintf("cost%d", i))
+		r := e.helperAs(t, u, "tap", "add", tap, "06:00:00:00:01:01")
+		if r.code != 0 {
+			t.Fatalf("tap add: %s", r.stderr)
+		}
+		viaHelper = append(viaHelper, r.took)
+		e.mustHelper(t, u, "tap", "del", tap)
+		start := time.Now()
+		must(t, direct.TAPAdd(context.Background(), tap, network.TAPMAC("x")))
+		inProcess = append(inProcess, time.Since(start))
+		must(t, direct.TAPDel(context.Background(), tap))
+	}
+	t.Logf("tap add: %v through sudo and the helper (setpriv included), %v in-process (median of 9)", median(viaHelper), median(inProcess))
 }
 
 func netipPrefix(a allocation.Allocation) string {
