@@ -12,13 +12,22 @@ import (
 // Check refuses a request that would touch anything outside allocation a,
 // given the host's links: a TAP must carry a's prefix, and a TAP of that
 // name that exists must be a TAP owned by a's uid, attached to a's bridge
-// or to none; a link named like a's bridge must be a bridge. It changes
-// nothing.
+// or to none; a TAP is added only to a's bridge, which must exist; a link
+// named like a's bridge must be a bridge. It changes nothing.
 func Check(req Request, a allocation.Allocation, links network.Links) error {
 	switch req.Verb {
 	case TAPAdd, TAPDel:
 		if err := network.ValidateTAPName(a.TAPPrefix, req.TAP); err != nil {
 			return refuse("%s %s: %v (the TAPs of %s's allocation)", req.Verb, req.TAP, err, a.User)
+		}
+		if req.Verb == TAPAdd {
+			br, err := links.Link(a.Bridge)
+			if errors.Is(err, fs.ErrNotExist) || err == nil && br.Kind != "bridge" {
+				return refuse("tap add %s: %s's bridge %s is not up; run bridge up first", req.TAP, a.User, a.Bridge)
+			}
+			if err != nil {
+				return fmt.Errorf("tap add %s: %w", req.TAP, err)
+			}
 		}
 		cur, err := links.Link(req.TAP)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -169,6 +169,18 @@ func TestRunRefusesOverlappingSubnet(t *testing.T) {
 	}
 }
 
+func TestRunTAPAddNeedsBridge(t *testing.T) {
+	w := newWorld(t)
+	before := w.state(t)
+	code := Run(context.Background(), asUser(aliceUID, "tap", "add", "bg1-dev", "06:00:00:00:00:01"), w.deps())
+	if code != ExitRefused || !strings.Contains(w.err.String(), "run bridge up first") {
+		t.Errorf("tap add without the bridge: exit %d, %q", code, w.err.String())
+	}
+	if diff := cmp.Diff(before, w.state(t)); diff != "" {
+		t.Errorf("host changed (-before +after):\n%s", diff)
+	}
+}
+
 func TestRunRootForUser(t *testing.T) {
 	w := newWorld(t)
 	mustRun(t, w, Invocation{Args: []string{"--user", "bob", "bridge", "up"}, EUID: 0})
