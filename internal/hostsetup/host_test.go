@@ -313,6 +313,10 @@ func TestHostHelperAsUser(t *testing.T) {
 	must(t, root.NATUp(ctx))
 	must(t, root.TAPAdd(ctx, "bg-rootvm", network.TAPMAC("rootvm")))
 	before := hostState(t)
+	e.mustHelper(t, alice, "check")
+	if diff := cmp.Diff(before, hostState(t)); diff != "" {
+		t.Errorf("check changed the host (-before +after):\n%s", diff)
+	}
 
 	tap := a.TAPName("dev")
 	var took []time.Duration

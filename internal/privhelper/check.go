@@ -57,7 +57,7 @@ func Check(req Request, a allocation.Allocation, links network.Links) error {
 		if cur.Kind != "bridge" {
 			return refuse("%s: %s is a %s, not %s's bridge; remove it or run `sudo banger system setup --remove --user %s` and set up again", req.Verb, a.Bridge, cur.Kind, a.User, a.User)
 		}
-	case NATUp, NATDown:
+	case NATUp, NATDown, CheckSetup:
 	default:
 		return refuse("unknown verb %q", req.Verb)
 	}

@@ -77,6 +77,11 @@ func (h *Helper) call(ctx context.Context, req Request) error {
 // Allocation implements Plumbing.
 func (h *Helper) Allocation() allocation.Allocation { return h.alloc }
 
+// CheckSetup implements Plumbing: it runs the helper's read-only check.
+func (h *Helper) CheckSetup(ctx context.Context) error {
+	return h.call(ctx, Request{Verb: CheckSetup})
+}
+
 // BridgeUp implements Plumbing.
 func (h *Helper) BridgeUp(ctx context.Context) error { return h.call(ctx, Request{Verb: BridgeUp}) }
 

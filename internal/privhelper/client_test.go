@@ -19,6 +19,7 @@ func TestHelperArgv(t *testing.T) {
 	h := NewHelper(allocation.Default(), "", fake)
 	ctx := context.Background()
 	mac := net.HardwareAddr{0x06, 0xaa, 0, 0, 0, 1}
+	must(t, h.CheckSetup(ctx))
 	must(t, h.BridgeUp(ctx))
 	must(t, h.NATUp(ctx))
 	must(t, h.TAPAdd(ctx, "bg1-dev", mac))
@@ -28,6 +29,7 @@ func TestHelperArgv(t *testing.T) {
 	must(t, h.NATDown(ctx))
 	must(t, h.BridgeDown(ctx))
 	want := []string{
+		"sudo -n -- /usr/local/libexec/banger/banger-helper check",
 		"sudo -n -- /usr/local/libexec/banger/banger-helper bridge up",
 		"sudo -n -- /usr/local/libexec/banger/banger-helper nat up",
 		"sudo -n -- /usr/local/libexec/banger/banger-helper tap add bg1-dev 06:aa:00:00:00:01",

@@ -169,6 +169,18 @@ func TestRunRefusesOverlappingSubnet(t *testing.T) {
 	}
 }
 
+func TestRunCheckChangesNothing(t *testing.T) {
+	w := newWorld(t)
+	before := w.state(t)
+	mustRun(t, w, asUser(aliceUID, "check"))
+	if code := Run(context.Background(), asUser(1003, "check"), w.deps()); code != ExitRefused || !strings.Contains(w.err.String(), "system setup --user carol") {
+		t.Errorf("check for a user without setup: exit %d, %q", code, w.err.String())
+	}
+	if diff := cmp.Diff(before, w.state(t)); diff != "" {
+		t.Errorf("check changed the host (-before +after):\n%s", diff)
+	}
+}
+
 func TestRunTAPAddNeedsBridge(t *testing.T) {
 	w := newWorld(t)
 	before := w.state(t)

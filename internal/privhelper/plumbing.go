@@ -21,6 +21,9 @@ import (
 type Plumbing interface {
 	// Allocation returns the allocation acted on.
 	Allocation() allocation.Allocation
+	// CheckSetup changes nothing; it fails when the plumbing could not be
+	// done (no sudo rule, no helper, a record that fails its checks).
+	CheckSetup(ctx context.Context) error
 	// BridgeUp makes the allocation's bridge exist with its gateway
 	// address, up, refusing a subnet that clashes with a host route.
 	BridgeUp(ctx context.Context) error
@@ -109,6 +112,10 @@ func NewDirect(a allocation.Allocation, deps DirectDeps) (*Direct, error) {
 
 // Allocation implements Plumbing.
 func (d *Direct) Allocation() allocation.Allocation { return d.alloc }
+
+// CheckSetup implements Plumbing: in-process there is nothing to check
+// beyond what NewDirect did.
+func (d *Direct) CheckSetup(ctx context.Context) error { return ctx.Err() }
 
 // BridgeUp implements Plumbing.
 func (d *Direct) BridgeUp(ctx context.Context) error {
@@ -200,6 +207,8 @@ func (d *Direct) resolvectl(ctx context.Context, what string, cmds [][]string) e
 // Do runs one parsed request.
 func Do(ctx context.Context, p Plumbing, req Request) error {
 	switch req.Verb {
+	case CheckSetup:
+		return p.CheckSetup(ctx)
 	case BridgeUp:
 		return p.BridgeUp(ctx)
 	case BridgeDown:

@@ -22,10 +22,14 @@ const (
 	NATDown    Verb = "nat down"
 	DNSUp      Verb = "dns up"
 	DNSDown    Verb = "dns down"
+	// CheckSetup changes nothing: it succeeds when sudo runs the helper,
+	// the caller is identified and their allocation record passes its
+	// checks (banger doctor's probe).
+	CheckSetup Verb = "check"
 )
 
 // Grammar is the helper's whole command line, for messages and usage.
-const Grammar = "[--user NAME] bridge up|down | tap add NAME MAC | tap del NAME | nat up|down | dns up|down"
+const Grammar = "[--user NAME] check | bridge up|down | tap add NAME MAC | tap del NAME | nat up|down | dns up|down"
 
 // Request is one parsed helper call.
 type Request struct {
@@ -74,6 +78,10 @@ func Parse(args []string) (Request, error) {
 			return Request{}, refuse("--user: %v", err)
 		}
 		req.User, args = args[1], args[2:]
+	}
+	if len(args) == 1 && args[0] == string(CheckSetup) {
+		req.Verb = CheckSetup
+		return req, nil
 	}
 	if len(args) < 2 {
 		return Request{}, refuse("want %s, got %q", Grammar, strings.Join(args, " "))

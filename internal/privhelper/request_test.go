@@ -24,6 +24,8 @@ func TestParseAccepts(t *testing.T) {
 		{[]string{"tap", "add", "bg1-dev", "06:01:02:03:04:05"}, Request{Verb: TAPAdd, TAP: "bg1-dev", MAC: mac}},
 		{[]string{"tap", "del", "bg1-dev"}, Request{Verb: TAPDel, TAP: "bg1-dev"}},
 		{[]string{"--user", "alice", "nat", "up"}, Request{User: "alice", Verb: NATUp}},
+		{[]string{"check"}, Request{Verb: CheckSetup}},
+		{[]string{"--user", "alice", "check"}, Request{User: "alice", Verb: CheckSetup}},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.args)
@@ -44,6 +46,7 @@ func TestParseRefuses(t *testing.T) {
 	for _, args := range [][]string{
 		nil,
 		{"bridge"},
+		{"check", "now"},
 		{"bridge", "up", "eth0"}, // no argument may name the bridge
 		{"bridge", "up", "--subnet", "10.0.0.0/8"}, // nor the subnet
 		{"nat", "up", "-j", "ACCEPT"},              // nor rules
