@@ -61,10 +61,13 @@ func (h *Helper) call(ctx context.Context, req Request) error {
 	var ce *system.CommandError
 	if errors.As(err, &ce) {
 		stderr := strings.TrimSpace(ce.Stderr)
+		// sudo may warn before the helper runs ("sudo: unable to resolve
+		// host …"), so the helper's own line decides who failed.
+		helperSpoke := strings.Contains(stderr, "banger-helper:")
 		switch {
-		case ce.ExitCode == 2 && strings.Contains(stderr, "refused"):
+		case ce.ExitCode == 2 && helperSpoke && strings.Contains(stderr, "refused"):
 			return fmt.Errorf("%s: %w: %s", req.Verb, ErrRefused, stderr)
-		case strings.HasPrefix(stderr, "sudo:") || system.IsNotFound(err):
+		case !helperSpoke && (strings.Contains(stderr, "sudo:") || system.IsNotFound(err)):
 			return fmt.Errorf("%s: %w (%s): run `sudo banger system setup` once for this user", req.Verb, ErrNoSudo, stderr)
 		}
 		if stderr != "" {

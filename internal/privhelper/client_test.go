@@ -66,6 +66,8 @@ func TestHelperErrors(t *testing.T) {
 			ErrNoSudo, "sudo banger system setup"},
 		{"failure", &system.CommandError{ExitCode: 1, Stderr: "banger-helper: ensuring bridge: boom\n", Err: errors.New("exit status 1")},
 			nil, "bridge up: banger-helper: ensuring bridge: boom"},
+		{"failure after a sudo warning", &system.CommandError{ExitCode: 1, Stderr: "sudo: unable to resolve host box: Name or service not known\nbanger-helper: ensuring bridge: boom\n", Err: errors.New("exit status 1")},
+			nil, "banger-helper: ensuring bridge: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +78,9 @@ func TestHelperErrors(t *testing.T) {
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("err = %v, want errors.Is %v", err, tt.is)
+			}
+			if tt.is == nil && (errors.Is(err, ErrNoSudo) || errors.Is(err, ErrRefused)) {
+				t.Errorf("err = %v: a failure of the helper taken for a refusal or a missing sudo rule", err)
 			}
 		})
 	}
