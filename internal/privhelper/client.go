@@ -63,7 +63,10 @@ func (h *Helper) call(ctx context.Context, req Request) error {
 		stderr := strings.TrimSpace(ce.Stderr)
 		// sudo may warn before the helper runs ("sudo: unable to resolve
 		// host …"), so the helper's own line decides who failed.
-		helperSpoke := strings.Contains(stderr, "banger-helper:")
+		helperSpoke := false
+		for _, line := range strings.Split(stderr, "\n") {
+			helperSpoke = helperSpoke || strings.HasPrefix(line, "banger-helper: ")
+		}
 		switch {
 		case ce.ExitCode == 2 && helperSpoke && strings.Contains(stderr, "refused"):
 			return fmt.Errorf("%s: %w: %s", req.Verb, ErrRefused, stderr)
