@@ -6,7 +6,7 @@ DESTDIR ?=
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X banger/internal/buildinfo.Version=$(VERSION)
-BINS    := banger bangerd banger-vmm-qemu
+BINS    := banger bangerd banger-vmm-qemu banger-helper
 # The whole test suite: unit tests everywhere; as root also the host tier
 # (network namespaces) and the end-to-end tier (real guests under QEMU).
 TESTFLAGS ?= -timeout 45m
@@ -15,10 +15,10 @@ TESTFLAGS ?= -timeout 45m
 
 all: build
 
-## build: compile banger, bangerd and banger-vmm-qemu into ./bin
+## build: compile banger, bangerd, banger-vmm-qemu and banger-helper into ./bin
 build:
 	@mkdir -p bin
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu ./cmd/banger-helper
 
 ## install: install the binaries into $(DESTDIR)$(PREFIX)/bin (runtime bundle into lib/banger if ./runtime exists)
 install: build

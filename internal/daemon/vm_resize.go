@@ -63,13 +63,17 @@ type resizing struct {
 	size int64
 }
 
-func (r *resizing) growOffline(ctx context.Context) error { return r.d.deps.Disks.Grow(ctx, r.v, r.size) }
+func (r *resizing) growOffline(ctx context.Context) error {
+	return r.d.deps.Disks.Grow(ctx, r.v, r.size)
+}
 
 func (r *resizing) extend(ctx context.Context) error {
 	return r.d.deps.Disks.ExtendWork(ctx, r.v, r.size)
 }
 
-func (r *resizing) updateDrive(ctx context.Context) error { return r.d.deps.VMM.UpdateWorkDrive(ctx, r.v) }
+func (r *resizing) updateDrive(ctx context.Context) error {
+	return r.d.deps.VMM.UpdateWorkDrive(ctx, r.v)
+}
 
 // growWorkFS grows the mounted work file system to its disk's new size.
 const growWorkFS = "resize2fs \"$(findfs LABEL=banger-work)\""

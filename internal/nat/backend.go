@@ -42,7 +42,7 @@ func ParseVersion(out string) (Backend, error) {
 
 // detect chooses the backend and its programs. An explicit backend wins.
 // Otherwise, where both iptables-nft and iptables-legacy exist (Debian,
-// Ubuntu), a backend that already holds banger's chains is kept, so Down
+// Ubuntu), a backend that already holds this allocation's chains is kept, so Down
 // finds what an earlier Up made; failing that, a backend holding rules is
 // preferred over an empty one (Docker's DROP may live in either); failing
 // that, the one `iptables` itself uses.
@@ -109,11 +109,11 @@ func (n *NAT) detect(ctx context.Context) (tools, error) {
 			return other, nil
 		case or == nil:
 			return preferred, nil
-		case !pr.hasBangerChain() && or.hasBangerChain():
+		case !pr.hasChain(n.cfg.Chains) && or.hasChain(n.cfg.Chains):
 			return other, nil
-		case pr.hasBangerChain():
+		case pr.hasChain(n.cfg.Chains):
 			return preferred, nil
-		case pr.foreignRules() == 0 && or.foreignRules() > 0:
+		case pr.foreignRules(n.cfg.Chains) == 0 && or.foreignRules(n.cfg.Chains) > 0:
 			return other, nil
 		}
 		return preferred, nil

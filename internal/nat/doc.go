@@ -5,9 +5,11 @@
 // queries for the gateway's port 53 to the daemon's unprivileged DNS port.
 //
 // Every rule lives in banger's own chains (BANGER-FWD, BANGER-IN in the
-// filter table, BANGER-PRE, BANGER-POST in the nat table), reached by one
-// jump from each built-in chain, so Down removes the jumps, flushes and
-// deletes the chains, and never touches anybody else's rules. Changes are
+// filter table, BANGER-PRE, BANGER-POST in the nat table, by default; a
+// user's allocation names its own, such as BANGER1-FWD), reached by one jump
+// from each built-in chain, so Down removes the jumps, flushes and deletes
+// the chains, and never touches anybody else's rules, another user's
+// allocation's included. Changes are
 // applied atomically per table with `iptables-restore --noflush`, after
 // reading the current rules with `iptables-save`: Up checks before it acts,
 // and is one command when the rules are already there.

@@ -18,12 +18,15 @@ import (
 // ipForwardPath is where the kernel exposes net.ipv4.ip_forward.
 const ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
 
-// Config says what to forward and masquerade. Zero Bridge and Subnet take
-// network's defaults; DNSPort 0 means no DNS redirect; an empty Backend is
-// detected.
+// Config says what to forward and masquerade. Zero Bridge, Subnet and
+// Chains take the defaults (network's, DefaultChains); DNSPort 0 means no
+// DNS redirect; an empty Backend is detected.
 type Config struct {
 	Subnet netip.Prefix
 	Bridge string
+	// Chains names the chains the rules live in; NAT reads, writes and
+	// deletes no other chain.
+	Chains Chains
 	// DNSPort is the daemon's DNS port on the gateway address. When set,
 	// guests' queries to the gateway's port 53 (UDP and TCP) go there.
 	DNSPort int
@@ -45,7 +48,7 @@ type Deps struct {
 type Status struct {
 	Backend   Backend
 	IPForward bool
-	// Present is set when any of banger's chains exists.
+	// Present is set when any of the configured chains exists.
 	Present bool
 	// Problems lists what is missing or wrong; empty when up.
 	Problems []string
@@ -88,8 +91,12 @@ func New(cfg Config, deps Deps) (*NAT, error) {
 	if err := network.ValidateSubnet(cfg.Subnet); err != nil {
 		return nil, fmt.Errorf("configuring nat: %w", err)
 	}
-	if strings.ContainsAny(cfg.Bridge, " \t\n!") || cfg.Bridge == "" {
-		return nil, fmt.Errorf("configuring nat: bad bridge name %q", cfg.Bridge)
+	if err := network.ValidateIfName(cfg.Bridge); err != nil {
+		return nil, fmt.Errorf("configuring nat: bridge: %w", err)
+	}
+	cfg.Chains = cfg.Chains.orDefault()
+	if err := cfg.Chains.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring nat: %w", err)
 	}
 	if cfg.DNSPort < 0 || cfg.DNSPort > 65535 {
 		return nil, fmt.Errorf("configuring nat: dns port %d out of range", cfg.DNSPort)
@@ -180,7 +187,7 @@ func (n *NAT) status(ctx context.Context) (Status, *Ruleset, tools, error) {
 	if err != nil {
 		return Status{}, nil, t, err
 	}
-	st := Status{Backend: t.backend, IPForward: fwd, Present: rs.hasBangerChain(), Problems: Problems(rs, n.cfg)}
+	st := Status{Backend: t.backend, IPForward: fwd, Present: rs.hasChain(n.cfg.Chains), Problems: Problems(rs, n.cfg)}
 	if !fwd {
 		st.Problems = append(st.Problems, "net.ipv4.ip_forward is 0")
 	}
@@ -200,7 +207,7 @@ func (n *NAT) Up(ctx context.Context) error {
 	if st.Up() {
 		return nil
 	}
-	n.log.Info("bringing nat up", "backend", string(st.Backend), "subnet", n.cfg.Subnet.String(), "bridge", n.cfg.Bridge, "problems", st.Problems)
+	n.log.Info("bringing nat up", "backend", string(st.Backend), "subnet", n.cfg.Subnet.String(), "bridge", n.cfg.Bridge, "chains", n.cfg.Chains.Forward, "problems", st.Problems)
 	if script := UpScript(rs, n.cfg); script != "" {
 		if err := n.restore(ctx, t, script); err != nil {
 			return fmt.Errorf("bringing nat up: %w", err)
@@ -218,7 +225,7 @@ func (n *NAT) Up(ctx context.Context) error {
 	return nil
 }
 
-// Down removes banger's chains and the jumps to them, and nothing else.
+// Down removes the configured chains and the jumps to them, and nothing else.
 // net.ipv4.ip_forward stays as it is: other software may rely on it. Down
 // when nothing is there does nothing.
 func (n *NAT) Down(ctx context.Context) error {
@@ -232,7 +239,7 @@ func (n *NAT) Down(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bringing nat down: %w", err)
 	}
-	script := DownScript(rs)
+	script := DownScript(rs, n.cfg)
 	if script == "" {
 		return nil
 	}

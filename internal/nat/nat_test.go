@@ -275,7 +275,7 @@ func TestRandomTransitions(t *testing.T) {
 			if p := Problems(rs, sampleCfg); len(p) != 0 {
 				t.Fatalf("step %d (%s): up but problems %q", step, op, p)
 			}
-			must(t, applyRestore(rs, DownScript(rs)))
+			must(t, applyRestore(rs, DownScript(rs, sampleCfg)))
 		}
 		if diff := cmp.Diff(foreign, rs.Render()); diff != "" {
 			t.Fatalf("step %d (%s): foreign rules changed (-want +got):\n%s", step, op, diff)

@@ -138,13 +138,12 @@ func (rs *Ruleset) Render() string {
 	return b.String()
 }
 
-// foreignRules counts the rules that are not banger's: its own chains'
-// rules and the jumps to them do not count.
-func (rs *Ruleset) foreignRules() int {
+// foreignRules counts the rules that are not in or jumping to one of c.
+func (rs *Ruleset) foreignRules(c Chains) int {
 	n := 0
 	for _, t := range rs.Tables {
 		for _, r := range t.Rules {
-			if !isBangerChain(r.Chain) && !isBangerChain(jumpTarget(r.Spec)) {
+			if !c.has(r.Chain) && !c.has(jumpTarget(r.Spec)) {
 				n++
 			}
 		}
@@ -152,11 +151,11 @@ func (rs *Ruleset) foreignRules() int {
 	return n
 }
 
-// hasBangerChain reports whether any of banger's chains exists.
-func (rs *Ruleset) hasBangerChain() bool {
+// hasChain reports whether any of c exists.
+func (rs *Ruleset) hasChain(c Chains) bool {
 	for _, t := range rs.Tables {
-		for _, c := range t.Chains {
-			if isBangerChain(c.Name) {
+		for _, ch := range t.Chains {
+			if c.has(ch.Name) {
 				return true
 			}
 		}

@@ -45,7 +45,7 @@ func TestParseSave(t *testing.T) {
 	if got := f.ChainRules("DOCKER-ISOLATION-STAGE-2"); !cmp.Equal(got, []string{"-o docker0 -j DROP", "-j RETURN"}) {
 		t.Errorf("DOCKER-ISOLATION-STAGE-2 rules = %q", got)
 	}
-	if n := rs.foreignRules(); n != 15 {
+	if n := rs.foreignRules(DefaultChains()); n != 15 {
 		t.Errorf("foreignRules = %d, want 15", n)
 	}
 }
@@ -133,7 +133,7 @@ func TestUpScriptWithoutDNS(t *testing.T) {
 }
 
 func TestDownScript(t *testing.T) {
-	got := DownScript(readSample(t, "docker-banger-legacy.save"))
+	got := DownScript(readSample(t, "docker-banger-legacy.save"), sampleCfg)
 	want := `*filter
 -D INPUT -j BANGER-IN
 -D FORWARD -j BANGER-FWD
@@ -154,7 +154,7 @@ COMMIT
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DownScript (-want +got):\n%s", diff)
 	}
-	if s := DownScript(readSample(t, "docker-nft.save")); s != "" {
+	if s := DownScript(readSample(t, "docker-nft.save"), sampleCfg); s != "" {
 		t.Errorf("DownScript with nothing of banger's = %q, want empty", s)
 	}
 }
@@ -166,7 +166,7 @@ func TestScriptsReplayOnSamples(t *testing.T) {
 	for _, b := range []string{"nft", "legacy"} {
 		before, up := readSample(t, "docker-"+b+".save"), readSample(t, "docker-banger-"+b+".save")
 		down := readSample(t, "docker-banger-"+b+".save")
-		if err := applyRestore(down, DownScript(down)); err != nil {
+		if err := applyRestore(down, DownScript(down, sampleCfg)); err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(before.Render(), down.Render()); diff != "" {

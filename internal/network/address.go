@@ -13,10 +13,14 @@ import (
 const (
 	// DefaultBridge is the bridge banger uses unless configured otherwise.
 	DefaultBridge = "banger0"
-	// TAPPrefix starts the name of every TAP banger makes; ListTAPs relies on it.
+	// TAPPrefix starts the name of every TAP banger makes for the default
+	// allocation (bangerd as root); other users' allocations have their own
+	// (Config.TAPPrefix). ListTAPs relies on it.
 	TAPPrefix = "bg-"
-	// maxIfName is the longest Linux interface name (IFNAMSIZ minus the NUL).
-	maxIfName = 15
+	// MaxIfName is the longest Linux interface name (IFNAMSIZ minus the NUL).
+	MaxIfName = 15
+	// minTAPRoom is how many characters a TAP prefix must leave for the id.
+	minTAPRoom = 8
 )
 
 // DefaultSubnet is the IPv4 subnet banger's bridge serves unless configured
@@ -79,17 +83,68 @@ func Allocate(subnet netip.Prefix, taken []netip.Addr) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("allocating address in %v (%d taken): %w", subnet, len(taken), ErrSubnetFull)
 }
 
-// TAPName returns the TAP device name for a VM id: "bg-" followed by the id
-// when it is short and made of lowercase letters, digits and dashes, else by
-// 12 characters of a hash of the id. The result always fits in 15 characters.
-func TAPName(id string) string {
-	room := maxIfName - len(TAPPrefix)
-	if id != "" && len(id) <= room && strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" {
-		return TAPPrefix + id
+// tapChars are the characters a TAP name may carry after its prefix.
+const tapChars = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+// TAPName returns the TAP device name for a VM id with the default prefix:
+// "bg-" followed by the id when it is short and made of lowercase letters,
+// digits and dashes, else by 12 characters of a hash of the id. The result
+// always fits in 15 characters.
+func TAPName(id string) string { return TAPNameFor(TAPPrefix, id) }
+
+// TAPNameFor is TAPName with another prefix (a user's allocation's): the id
+// itself when it fits in what the prefix leaves of 15 characters, else as
+// many characters of its hash. prefix must pass ValidateTAPPrefix.
+func TAPNameFor(prefix, id string) string {
+	room := MaxIfName - len(prefix)
+	if id != "" && len(id) <= room && strings.Trim(id, tapChars) == "" {
+		return prefix + id
 	}
 	sum := sha256.Sum256([]byte(id))
 	enc := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))
-	return TAPPrefix + enc[:room]
+	return prefix + enc[:room]
+}
+
+// ValidateTAPPrefix checks a TAP name prefix: lowercase letters and digits
+// ending in '-', leaving at least 8 of the 15 characters for the id.
+func ValidateTAPPrefix(prefix string) error {
+	body, ok := strings.CutSuffix(prefix, "-")
+	switch {
+	case !ok || body == "" || strings.Trim(body, "abcdefghijklmnopqrstuvwxyz0123456789") != "":
+		return fmt.Errorf("tap prefix %q: want lowercase letters and digits ending in '-', such as %q", prefix, TAPPrefix)
+	case len(prefix) > MaxIfName-minTAPRoom:
+		return fmt.Errorf("tap prefix %q: too long, at most %d characters", prefix, MaxIfName-minTAPRoom)
+	}
+	return nil
+}
+
+// ValidateTAPName checks that name is a TAP name with prefix: the prefix,
+// then 1 to 15-len(prefix) lowercase letters, digits and dashes.
+func ValidateTAPName(prefix, name string) error {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok || rest == "" || len(name) > MaxIfName || strings.Trim(rest, tapChars) != "" {
+		return fmt.Errorf("tap name %q: want %q plus 1 to %d of a-z, 0-9 and '-'", name, prefix, MaxIfName-len(prefix))
+	}
+	return nil
+}
+
+// ValidateIfName checks that name can be a Linux interface name that banger
+// makes: 1 to 15 characters of letters, digits, '-', '_' and '.', not "." or
+// "..", not starting with '-'. It keeps names out of argv option and path
+// syntax wherever they travel (iptables rules, resolvectl, sysfs).
+func ValidateIfName(name string) error {
+	switch {
+	case name == "" || len(name) > MaxIfName:
+		return fmt.Errorf("interface name %q: want 1 to %d characters", name, MaxIfName)
+	case name == "." || name == ".." || strings.HasPrefix(name, "-"):
+		return fmt.Errorf("interface name %q: not allowed", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("interface name %q: character %q not allowed (letters, digits, '-', '_', '.')", name, r)
+		}
+	}
+	return nil
 }
 
 // GuestMAC returns the MAC address the VMM gives the guest's network card

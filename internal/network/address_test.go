@@ -143,3 +143,68 @@ func TestPermHint(t *testing.T) {
 		t.Errorf("permHint(EEXIST) = %v, want it unchanged", err)
 	}
 }
+
+func TestTAPNameFor(t *testing.T) {
+	if got := TAPNameFor("bg12-", "dev"); got != "bg12-dev" {
+		t.Errorf("TAPNameFor(bg12-, dev) = %q", got)
+	}
+	for _, prefix := range []string{"bg-", "bg7-", "bg999-"} {
+		for _, id := range []string{"01J9ZQ3V7K8M2N4P6R8T0V2X4Y", "x", "Upper", "a-very-long-vm-id"} {
+			n := TAPNameFor(prefix, id)
+			if err := ValidateTAPName(prefix, n); err != nil {
+				t.Errorf("TAPNameFor(%q, %q) = %q, which ValidateTAPName refuses: %v", prefix, id, n, err)
+			}
+		}
+	}
+}
+
+func TestValidateTAPPrefix(t *testing.T) {
+	for _, good := range []string{"bg-", "bg1-", "bg999-", "tapx0-"} {
+		if err := ValidateTAPPrefix(good); err != nil {
+			t.Errorf("ValidateTAPPrefix(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", "-", "bg", "BG-", "bg_-", "bg/-", "bg123456-", "../-"} {
+		if err := ValidateTAPPrefix(bad); err == nil {
+			t.Errorf("ValidateTAPPrefix(%q) accepted", bad)
+		}
+	}
+}
+
+func TestValidateTAPName(t *testing.T) {
+	for _, tt := range []struct {
+		prefix, name string
+		ok           bool
+	}{
+		{"bg1-", "bg1-dev", true},
+		{"bg1-", "bg1-0123456789a", true},
+		{"bg1-", "bg1-0123456789ab", false}, // 16 characters
+		{"bg1-", "bg1-", false},
+		{"bg1-", "bg2-dev", false},
+		{"bg1-", "bg-dev", false},
+		{"bg1-", "bg12-dev", false},
+		{"bg1-", "bg1-../x", false},
+		{"bg1-", "bg1-a b", false},
+		{"bg1-", "bg1-DEV", false},
+		{"bg1-", "eth0", false},
+		{"bg-", "bg-dev", true},
+	} {
+		err := ValidateTAPName(tt.prefix, tt.name)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateTAPName(%q, %q) = %v, want ok=%v", tt.prefix, tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestValidateIfName(t *testing.T) {
+	for _, good := range []string{"banger0", "banger12", "br_x.1", "a"} {
+		if err := ValidateIfName(good); err != nil {
+			t.Errorf("ValidateIfName(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "-j", "a b", "a/b", "eth0:1", "0123456789abcdef", "x\n", "a!"} {
+		if err := ValidateIfName(bad); err == nil {
+			t.Errorf("ValidateIfName(%q) accepted", bad)
+		}
+	}
+}

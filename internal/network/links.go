@@ -27,8 +27,8 @@ type Link struct {
 	Addrs []netip.Prefix
 }
 
-// Route is an IPv4 route of the main table, reduced to what the subnet clash
-// check needs.
+// Route is an IPv4 unicast route of any routing table, reduced to what the
+// subnet clash checks need.
 type Route struct {
 	Dst netip.Prefix
 	Dev string
@@ -42,11 +42,14 @@ type Links interface {
 	Link(name string) (Link, error)
 	// List returns every link with its addresses.
 	List() ([]Link, error)
-	// Routes returns the IPv4 routes of the main table.
+	// Routes returns the IPv4 unicast routes of every table (policy-routing
+	// VPNs keep theirs outside the main table).
 	Routes() ([]Route, error)
 	// AddBridge creates a bridge with the given MAC address, down.
 	AddBridge(name string, mac net.HardwareAddr) error
-	// AddTAP creates a persistent, single-queue TAP owned by owner (-1: none).
+	// AddTAP creates a persistent, single-queue TAP owned by owner (-1:
+	// root), with no group, so that only its owner (or CAP_NET_ADMIN) can
+	// attach to it.
 	AddTAP(name string, owner int) error
 	// Delete removes a link.
 	Delete(name string) error
@@ -135,8 +138,9 @@ func (Netlink) List() ([]Link, error) {
 func (Netlink) Routes() ([]Route, error) {
 	var routes []netlink.Route
 	var err error
+	all := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
 	for range 5 {
-		routes, err = netlink.RouteList(nil, unix.AF_INET)
+		routes, err = netlink.RouteListFiltered(unix.AF_INET, all, netlink.RT_FILTER_TABLE)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
@@ -146,8 +150,8 @@ func (Netlink) Routes() ([]Route, error) {
 	}
 	out := make([]Route, 0, len(routes))
 	for _, r := range routes {
-		if r.Dst == nil {
-			continue // default route
+		if r.Dst == nil || r.Type != unix.RTN_UNICAST {
+			continue // default route; local, broadcast, throw and unreachable entries
 		}
 		p, ok := prefixOf(r.Dst)
 		if !ok {
@@ -171,19 +175,35 @@ func (Netlink) AddBridge(name string, mac net.HardwareAddr) error {
 	return nil
 }
 
+// tunDevice is the TUN/TAP clone device.
+const tunDevice = "/dev/net/tun"
+
 // AddTAP implements Links. The TAP has no packet-information header and
-// allows a virtio-net header, as Firecracker and QEMU open it.
+// allows a virtio-net header, as Firecracker and QEMU open it. It is made
+// with the TUN ioctls rather than netlink's Tuntap, which always sets a
+// group (root's by default): the kernel lets a user attach to a TAP only if
+// they are its owner and, when it has a group, in that group, so a TAP made
+// for a user's VMM gets an owner and no group. A TAP without owner gets
+// root as owner, so that no user can attach to it.
 func (Netlink) AddTAP(name string, owner int) error {
-	t := &netlink.Tuntap{
-		LinkAttrs: netlink.LinkAttrs{Name: name},
-		Mode:      netlink.TUNTAP_MODE_TAP,
-		Flags:     netlink.TUNTAP_ONE_QUEUE | netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR,
+	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("adding tap %s: opening %s: %w", name, tunDevice, permHint(err))
 	}
-	if owner >= 0 {
-		t.Owner = uint32(owner)
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("adding tap %s: %w", name, err)
 	}
-	if err := netlink.LinkAdd(t); err != nil {
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_ONE_QUEUE)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		return fmt.Errorf("adding tap %s: %w", name, permHint(err))
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, max(owner, 0)); err != nil {
+		return fmt.Errorf("adding tap %s: setting owner %d: %w", name, owner, err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+		return fmt.Errorf("adding tap %s: making it persistent: %w", name, err)
 	}
 	return nil
 }

@@ -13,11 +13,15 @@ import (
 	"strings"
 )
 
-// Config says which bridge and subnet banger uses. Zero fields take the
-// defaults (DefaultBridge, DefaultSubnet).
+// Config says which bridge, subnet and TAP names banger uses. Zero fields
+// take the defaults (DefaultBridge, DefaultSubnet, TAPPrefix); a user's
+// allocation sets all three.
 type Config struct {
 	Bridge string
 	Subnet netip.Prefix
+	// TAPPrefix starts the name of every TAP of this bridge; the Manager
+	// creates, deletes and lists only TAPs named with it.
+	TAPPrefix string
 }
 
 // Deps are the Manager's collaborators. A nil Links means real netlink; a nil
@@ -51,11 +55,17 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	if !cfg.Subnet.IsValid() {
 		cfg.Subnet = DefaultSubnet
 	}
+	if cfg.TAPPrefix == "" {
+		cfg.TAPPrefix = TAPPrefix
+	}
 	if err := ValidateSubnet(cfg.Subnet); err != nil {
 		return nil, fmt.Errorf("configuring network: %w", err)
 	}
-	if len(cfg.Bridge) > maxIfName || strings.ContainsAny(cfg.Bridge, "/ \t\n:") {
-		return nil, fmt.Errorf("configuring network: bridge name %q is not a valid interface name (at most %d characters, no '/', ':' or spaces)", cfg.Bridge, maxIfName)
+	if err := ValidateIfName(cfg.Bridge); err != nil {
+		return nil, fmt.Errorf("configuring network: bridge: %w", err)
+	}
+	if err := ValidateTAPPrefix(cfg.TAPPrefix); err != nil {
+		return nil, fmt.Errorf("configuring network: %w", err)
 	}
 	if deps.Links == nil {
 		deps.Links = Netlink{}
@@ -149,11 +159,22 @@ func (m *Manager) checkClash() error {
 	return nil
 }
 
-// DeleteBridge removes the bridge. A missing bridge is not an error. TAPs
-// still attached stay, detached.
+// DeleteBridge removes the bridge. A missing bridge is not an error; a link
+// of that name that is not a bridge is left alone and reported. TAPs still
+// attached stay, detached.
 func (m *Manager) DeleteBridge(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("deleting bridge %s: %w", m.cfg.Bridge, err)
+	}
+	cur, err := m.links.Link(m.cfg.Bridge)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deleting bridge %s: %w", m.cfg.Bridge, err)
+	}
+	if cur.Kind != "bridge" {
+		return fmt.Errorf("deleting bridge %s: it is a %s, not a bridge; leaving it alone", m.cfg.Bridge, cur.Kind)
 	}
 	if err := m.links.Delete(m.cfg.Bridge); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting bridge: %w", err)
@@ -170,7 +191,7 @@ func (m *Manager) CreateTAP(ctx context.Context, name string, mac net.HardwareAd
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("creating tap %s: %w", name, err)
 	}
-	if err := checkTAPName(name); err != nil {
+	if err := ValidateTAPName(m.cfg.TAPPrefix, name); err != nil {
 		return fmt.Errorf("creating tap: %w", err)
 	}
 	want := max(ownerUID, 0) // the kernel records "no owner" as root
@@ -229,7 +250,7 @@ func (m *Manager) DeleteTAP(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("deleting tap %s: %w", name, err)
 	}
-	if err := checkTAPName(name); err != nil {
+	if err := ValidateTAPName(m.cfg.TAPPrefix, name); err != nil {
 		return fmt.Errorf("deleting tap: %w", err)
 	}
 	cur, err := m.links.Link(name)
@@ -248,7 +269,7 @@ func (m *Manager) DeleteTAP(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListTAPs returns banger's TAPs: named with TAPPrefix and attached to this
+// ListTAPs returns banger's TAPs: named with the TAP prefix and attached to this
 // Manager's bridge or to no bridge at all (left half made). Reconcile
 // compares them with the VM table to find TAPs without a VM.
 func (m *Manager) ListTAPs(ctx context.Context) ([]TAP, error) {
@@ -261,7 +282,7 @@ func (m *Manager) ListTAPs(ctx context.Context) ([]TAP, error) {
 	}
 	var out []TAP
 	for _, l := range links {
-		if l.Kind != "tuntap" || !strings.HasPrefix(l.Name, TAPPrefix) {
+		if l.Kind != "tuntap" || !strings.HasPrefix(l.Name, m.cfg.TAPPrefix) {
 			continue
 		}
 		if l.Master != "" && l.Master != m.cfg.Bridge {
@@ -283,12 +304,5 @@ func (m *Manager) State(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading network state: %w", err)
 	}
-	return Render(links, m.cfg.Bridge), nil
-}
-
-func checkTAPName(name string) error {
-	if !strings.HasPrefix(name, TAPPrefix) || len(name) > maxIfName || len(name) == len(TAPPrefix) {
-		return fmt.Errorf("tap name %q: want %q plus 1 to %d characters (see TAPName)", name, TAPPrefix, maxIfName-len(TAPPrefix))
-	}
-	return nil
+	return Render(links, m.cfg.Bridge, m.cfg.TAPPrefix), nil
 }

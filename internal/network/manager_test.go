@@ -252,3 +252,60 @@ func TestRandomTransitions(t *testing.T) {
 		}
 	}
 }
+
+func TestDeleteBridgeLeavesNonBridgeAlone(t *testing.T) {
+	links := hostLinks()
+	m, err := New(Config{Bridge: "eth0"}, Deps{Links: links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.DeleteBridge(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not a bridge") {
+		t.Errorf("DeleteBridge on eth0: err = %v, want a refusal", err)
+	}
+	if _, err := links.Link("eth0"); err != nil {
+		t.Errorf("eth0 is gone: %v", err)
+	}
+}
+
+// TestTAPPrefixSeparatesAllocations gives two managers their own bridge,
+// subnet and TAP prefix on one host and checks that each creates, lists,
+// renders and deletes only its own TAPs.
+func TestTAPPrefixSeparatesAllocations(t *testing.T) {
+	ctx := context.Background()
+	links := hostLinks()
+	a, err := New(Config{Bridge: "banger1", Subnet: netip.MustParsePrefix("10.213.1.0/24"), TAPPrefix: "bg1-"}, Deps{Links: links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Bridge: "banger2", Subnet: netip.MustParsePrefix("10.213.2.0/24"), TAPPrefix: "bg2-"}, Deps{Links: links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Manager{a, b} {
+		if err := m.EnsureBridge(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.CreateTAP(ctx, TAPNameFor("bg1-", "dev"), TAPMAC("dev"), 1001); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateTAP(ctx, TAPNameFor("bg2-", "dev"), TAPMAC("dev2"), 1002); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateTAP(ctx, "bg2-x", nil, 1001); err == nil {
+		t.Error("manager bg1- created a bg2- tap")
+	}
+	if err := a.DeleteTAP(ctx, "bg2-dev"); err == nil {
+		t.Error("manager bg1- deleted a bg2- tap")
+	}
+	want := "bridge banger1 kind bridge mac " + bridgeMAC("banger1").String() + " up addrs 10.213.1.1/24\n" +
+		"tap bg1-dev mac " + TAPMAC("dev").String() + " master banger1 up owner 1001"
+	if diff := cmp.Diff(want, state(t, a)); diff != "" {
+		t.Errorf("state of allocation 1 (-want +got):\n%s", diff)
+	}
+	taps, err := b.ListTAPs(ctx)
+	if err != nil || len(taps) != 1 || taps[0].Name != "bg2-dev" {
+		t.Errorf("ListTAPs of allocation 2 = %+v, %v", taps, err)
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Render writes the named bridge and every TAP named with TAPPrefix as one
+// Render writes the named bridge and every TAP named with tapPrefix as one
 // line each, sorted, in a fixed format, so tests can compare host state with
 // go-cmp and a diff reads as the change it is:
 //
@@ -14,14 +14,14 @@ import (
 //	tap bg-dev mac 06:… master banger0 up owner 1000
 //
 // Links banger does not own are left out.
-func Render(links []Link, bridge string) string {
+func Render(links []Link, bridge, tapPrefix string) string {
 	var lines []string
 	for _, l := range links {
 		var b strings.Builder
 		switch {
 		case l.Name == bridge:
 			fmt.Fprintf(&b, "bridge %s kind %s mac %s", l.Name, l.Kind, l.MAC)
-		case l.Kind == "tuntap" && strings.HasPrefix(l.Name, TAPPrefix):
+		case l.Kind == "tuntap" && strings.HasPrefix(l.Name, tapPrefix):
 			fmt.Fprintf(&b, "tap %s mac %s", l.Name, l.MAC)
 			if l.Master != "" {
 				fmt.Fprintf(&b, " master %s", l.Master)

@@ -44,7 +44,7 @@ func removeBinaries() error {
 	return nil
 }
 
-// Binaries builds banger, bangerd and banger-vmm-qemu once per test
+// Binaries builds banger, bangerd, banger-vmm-qemu and banger-helper once per test
 // process and returns the directory holding them. Main removes the
 // directory after the tests; a package without it fails here.
 func Binaries(t testing.TB) string {
@@ -59,7 +59,7 @@ func Binaries(t testing.TB) string {
 		if binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/banger", "./cmd/bangerd", "./cmd/banger-vmm-qemu")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/banger", "./cmd/bangerd", "./cmd/banger-vmm-qemu", "./cmd/banger-helper")
 		cmd.Dir = root
 		binOut, binErr = cmd.CombinedOutput()
 	})
