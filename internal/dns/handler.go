@@ -2,6 +2,7 @@ package dns
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -109,7 +110,7 @@ func (s *Server) answer(req *mdns.Msg, mode Mode, local netip.Addr) (*mdns.Msg, 
 	}
 	resp.Authoritative = true
 	snap := s.recs.load()
-	rrs, exists := s.lookup(snap, name, zone, local)
+	rrs, exists := s.lookup(snap, s.unalias(name, zone), s.unalias(zone, zone), local)
 	for _, rr := range rrs {
 		if q.Qtype == mdns.TypeANY || rr.Header().Rrtype == q.Qtype {
 			// Answer with the name as the client spelled it.
@@ -191,4 +192,13 @@ func (s *Server) soa(zone string, serial uint32) *mdns.SOA {
 		Expire:  86400,
 		Minttl:  s.ttl,
 	}
+}
+
+// unalias maps a name inside an alias zone onto the served zone
+// ("dev.vm." → "dev.alice.vm."); other names are returned as they are.
+func (s *Server) unalias(name, zone string) string {
+	if !slices.Contains(s.cfg.Aliases, zone) {
+		return name
+	}
+	return strings.TrimSuffix(name, zone) + s.cfg.Zone
 }

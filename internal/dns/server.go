@@ -58,6 +58,11 @@ func (m Mode) String() string {
 type Config struct {
 	// Zone is the zone served, "vm." by default.
 	Zone string
+	// Aliases are further zones answered with Zone's records: with Zone
+	// "alice.vm." and alias "vm.", "dev.vm." answers as "dev.alice.vm."
+	// does (a user's guests call each other NAME.vm). A name inside Zone
+	// is always Zone's, even where an alias is a suffix of Zone.
+	Aliases []string
 	// Subnet is the VM subnet; PTR records are served for addresses in it.
 	// The zero Prefix serves no reverse zone.
 	Subnet netip.Prefix
@@ -136,6 +141,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.MaxTCPConns <= 0 {
 		cfg.MaxTCPConns = defaultMaxTCPConns
 	}
+	for i, a := range cfg.Aliases {
+		cfg.Aliases[i] = mdns.CanonicalName(a)
+		if _, ok := mdns.IsDomainName(cfg.Aliases[i]); !ok || cfg.Aliases[i] == "." || cfg.Aliases[i] == cfg.Zone {
+			return nil, fmt.Errorf("configuring DNS: invalid alias zone %q", a)
+		}
+	}
 	rev, err := reverseZones(cfg.Subnet)
 	if err != nil {
 		return nil, fmt.Errorf("configuring DNS: %w", err)
@@ -147,7 +158,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		ttl:       uint32(cfg.TTL / time.Second),
 		recs:      newRecords(cfg.Zone, uint32(time.Now().Unix())),
 		revZones:  rev,
-		zones:     append([]string{cfg.Zone}, rev...),
+		zones:     append(append([]string{cfg.Zone}, cfg.Aliases...), rev...),
 		fwdSem:    make(chan struct{}, cfg.MaxForwards),
 		udpClient: &mdns.Client{Net: "udp", Timeout: cfg.ForwardTimeout, UDPSize: maxUDPPayload},
 		tcpClient: &mdns.Client{Net: "tcp", Timeout: cfg.ForwardTimeout},

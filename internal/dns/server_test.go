@@ -405,3 +405,34 @@ func TestParseReverse(t *testing.T) {
 		}
 	}
 }
+
+// TestUserZoneWithVMAlias: a user's daemon serves NAME.alice.vm and, for
+// the user's guests, the same names under vm.
+func TestUserZoneWithVMAlias(t *testing.T) {
+	const soaAlice = "alice.vm. 5 SOA alice.vm. hostmaster.alice.vm. 5"
+	cases := []struct {
+		qname string
+		want  summary
+	}{
+		{"dev.alice.vm.", summary{Rcode: "NOERROR", AA: true, Answer: []string{"dev.alice.vm. 5 IN A 172.16.0.2"}}},
+		{"dev.vm.", summary{Rcode: "NOERROR", AA: true, Answer: []string{"dev.vm. 5 IN A 172.16.0.2"}}},
+		{"nope.vm.", summary{Rcode: "NXDOMAIN", AA: true, Ns: []string{"vm. 5 SOA alice.vm. hostmaster.alice.vm. 5"}}},
+		{"nope.alice.vm.", summary{Rcode: "NXDOMAIN", AA: true, Ns: []string{soaAlice}}},
+		{"dev.bob.vm.", summary{Rcode: "NXDOMAIN", AA: true, Ns: []string{"vm. 5 SOA alice.vm. hostmaster.alice.vm. 5"}}},
+		{"example.com.", summary{Rcode: "REFUSED"}},
+	}
+	_, addr := newTestServer(t, Config{Zone: "alice.vm.", Aliases: []string{"vm."}}, Authoritative)
+	for _, tc := range cases {
+		got := summarize(query(t, "udp", addr, q(tc.qname, mdns.TypeA)))
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.qname, diff)
+		}
+	}
+	ptr := summarize(query(t, "udp", addr, q("2.0.16.172.in-addr.arpa.", mdns.TypePTR)))
+	if len(ptr.Answer) != 1 || !strings.HasSuffix(ptr.Answer[0], "PTR dev.alice.vm.") {
+		t.Errorf("PTR names the user's zone: %+v", ptr)
+	}
+	if _, err := New(Config{Zone: "alice.vm.", Aliases: []string{"alice.vm."}}, nil); err == nil {
+		t.Error("an alias equal to the zone was accepted")
+	}
+}
