@@ -232,3 +232,12 @@ func MustSize(s string) int64 {
 	n, _ := vm.ParseSize(s)
 	return n
 }
+
+// Source says where key's value came from; SourceDefault when nothing set
+// it.
+func (l *Loaded) Source(key string) Source {
+	if s, ok := l.sources[key]; ok {
+		return s
+	}
+	return SourceDefault
+}

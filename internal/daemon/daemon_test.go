@@ -168,6 +168,7 @@ func TestInvalidRequestsChangeNothing(t *testing.T) {
 		{api.CreateVMRequest{Name: "ok", CPUs: 999}, api.CodeInvalid, "cpu"},
 		{api.CreateVMRequest{Name: "ok", MemoryMiB: 1}, api.CodeInvalid, "memory"},
 		{api.CreateVMRequest{Name: "ok", Image: "nope"}, api.CodeNotFound, "no image named"},
+		{api.CreateVMRequest{Name: daemontest.ReservedName}, api.CodeInvalid, "taken by a user's zone"},
 	}
 	for _, tc := range cases {
 		_, _, err := inst.Client.CreateVM(ctx, tc.req, nil)

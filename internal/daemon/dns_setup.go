@@ -29,8 +29,8 @@ func (d *Daemon) handleDNSSetup(w http.ResponseWriter, r *http.Request) {
 // bridge is applied by networkUp.
 func (d *Daemon) dnsSetup(ctx context.Context, on bool) (api.DNSSetup, error) {
 	if d.deps.Resolver == nil {
-		return api.DNSSetup{}, api.Errorf(api.CodePrecondition, "this bangerd cannot change the host's resolver").
-			WithHint("query the daemon's DNS listener directly (`banger daemon status` shows it)")
+		return api.DNSSetup{}, api.Errorf(api.CodePrecondition, "this bangerd cannot change the host's resolver: it has no network allocation").
+			WithHint("run `sudo banger system setup` once for this user (`banger doctor` says what is missing)")
 	}
 	value := ""
 	if on {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 // sshKeys holds banger's own SSH key and known_hosts.
 type sshKeys struct {
 	paths config.Paths
-	mu    sync.Mutex
+	// zone is the daemon's DNS zone without the final dot ("vm", or
+	// "alice.vm" for a user): ssh verifies the guest as NAME.ZONE.
+	zone string
+	mu   sync.Mutex
 }
 
 func (k *sshKeys) user() (guest.UserKey, error) {
@@ -33,7 +37,15 @@ func (k *sshKeys) user() (guest.UserKey, error) {
 
 func (k *sshKeys) knownHosts() *guest.KnownHosts { return guest.NewKnownHosts(k.paths.KnownHosts()) }
 
-func hostNames(v *vm.VM) []string { return guest.HostNames(v.Name, "vm", v.IP) }
+// hostNames are the names a VM's host key is pinned for: NAME.vm (as the
+// guests know it), NAME.ZONE (as the host does) and its address.
+func (k *sshKeys) hostNames(v *vm.VM) []string {
+	names := guest.HostNames(v.Name, "vm", v.IP)
+	if zone := strings.TrimSuffix(k.zone, "."); zone != "" && zone != "vm" {
+		names = append(names, v.Name+"."+zone)
+	}
+	return names
+}
 
 // hostDisks makes and removes VM disks and writes guest identity.
 type hostDisks struct {
@@ -51,7 +63,7 @@ func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) erro
 	if err != nil {
 		return err
 	}
-	hk, err := guest.NewHostKey("banger host key of " + v.DNSName())
+	hk, err := guest.NewHostKey("banger host key of " + v.Name + "." + strings.TrimSuffix(h.keys.zone, "."))
 	if err != nil {
 		return err
 	}
@@ -60,7 +72,7 @@ func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) erro
 	if err := h.m.WriteIdentity(ctx, v.RootDisk(), id); err != nil {
 		return err
 	}
-	return h.keys.knownHosts().Pin(hostNames(v), hk.Public)
+	return h.keys.knownHosts().Pin(h.keys.hostNames(v), hk.Public)
 }
 
 func (h *hostDisks) CreateWork(ctx context.Context, v *vm.VM) error {
@@ -93,7 +105,7 @@ func (h *hostDisks) Remove(ctx context.Context, v *vm.VM) error {
 	if _, err := disk.RemoveTemps(v.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	errs = append(errs, h.keys.knownHosts().Unpin(hostNames(v)))
+	errs = append(errs, h.keys.knownHosts().Unpin(h.keys.hostNames(v)))
 	return errors.Join(errs...)
 }
 

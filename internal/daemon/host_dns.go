@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
+	"banger/internal/allocation"
 	"banger/internal/api"
 	"banger/internal/dns"
 )
@@ -19,6 +21,8 @@ type dnsRecords struct {
 	srv       *dns.Server
 	guestAddr string
 	log       *slog.Logger
+	// users lists the users' zones, whose labels root's VMs cannot use.
+	users allocation.Registry
 	mu        sync.Mutex
 	guestUp   bool
 }
@@ -56,6 +60,22 @@ func (r *dnsRecords) Replace(records map[string]netip.Addr) {
 	}
 }
 
+func (r *dnsRecords) Zone() string { return r.srv.Zone() }
+
+func (r *dnsRecords) Usable(name string) error {
+	if r.srv.Zone() != allocation.DefaultZone {
+		return nil
+	}
+	labels, err := r.users.ZoneLabels()
+	if err != nil {
+		return nil // no users set up (or none readable): nothing shadows
+	}
+	if slices.Contains(labels, name) {
+		return fmt.Errorf("vm name %q is taken: %s.vm is the zone of the banger user %s on this host, so the host would not resolve a vm of that name; pick another name", name, name, name)
+	}
+	return nil
+}
+
 func (r *dnsRecords) Count() int { return r.srv.Count() }
 
 func (r *dnsRecords) Listeners() []api.Listener {
@@ -69,8 +89,9 @@ func (r *dnsRecords) Listeners() []api.Listener {
 // hostResolver is `banger dns setup` on this host: systemd-resolved's
 // per-link routing of the zone, or the dnsmasq snippet to install.
 type hostResolver struct {
-	cfg  dns.HostConfig
-	deps dns.HostDeps
+	cfg   dns.HostConfig
+	setup *hostSetup
+	deps  dns.HostDeps
 }
 
 func (h *hostResolver) Apply(ctx context.Context, on bool) (api.DNSSetup, error) {
@@ -83,6 +104,11 @@ func (h *hostResolver) Apply(ctx context.Context, on bool) (api.DNSSetup, error)
 				out.Method, out.Deferred = string(d.Method), true
 				return out, nil
 			}
+		}
+	}
+	if !h.setup.root {
+		if d := dns.Detect(ctx, h.deps); d.Method == dns.MethodResolved {
+			return h.throughHelper(ctx, on, out)
 		}
 	}
 	op := dns.Teardown
@@ -98,4 +124,20 @@ func (h *hostResolver) Apply(ctx context.Context, on bool) (api.DNSSetup, error)
 		return out, api.Errorf(api.CodePrecondition, "%v", err)
 	}
 	return out, err
+}
+
+// throughHelper routes (or stops routing) the user's zone to their bridge
+// with systemd-resolved: per-link settings need root, so the helper makes
+// them, from the user's allocation.
+func (h *hostResolver) throughHelper(ctx context.Context, on bool, out api.DNSSetup) (api.DNSSetup, error) {
+	out.Method = string(dns.MethodResolved)
+	verb, do := "down", h.setup.plumb.DNSDown
+	if on {
+		verb, do = "up", h.setup.plumb.DNSUp
+	}
+	if err := do(ctx); err != nil {
+		return out, err
+	}
+	out.Ran = [][]string{{"banger-helper", "dns", verb}}
+	return out, nil
 }

@@ -3,57 +3,76 @@ package daemon
 import (
 	"context"
 	"net/netip"
-	"os"
+	"sync/atomic"
 
-	"banger/internal/nat"
 	"banger/internal/network"
 	"banger/internal/vm"
 )
 
-// hostNetwork is the bridge, TAPs and NAT.
+// hostNetwork is the allocation's bridge, TAPs and NAT. Changes go
+// through the plumbing (the privileged helper for a user); reads (TAPs,
+// whether the bridge is up) are plain netlink.
 type hostNetwork struct {
-	mgr         *network.Manager
-	nat         *nat.NAT
-	subnet      netip.Prefix
+	setup       *hostSetup
+	mgr         *network.Manager // reads only
 	afterBridge func() error
+	made        atomic.Bool // this daemon made the bridge and NAT
 }
 
+// Ensure makes the bridge and the NAT rules exist. After this daemon made
+// them once, a bridge that is still up is trusted, so a create crosses the
+// privilege boundary only for its TAP.
 func (h *hostNetwork) Ensure(ctx context.Context) error {
-	if err := h.mgr.EnsureBridge(ctx); err != nil {
-		return err
+	if h.setup.err != nil {
+		return h.setup.err
 	}
-	if err := h.nat.Up(ctx); err != nil {
-		return err
+	if !h.made.Load() || !h.mgr.BridgeReady() {
+		if err := h.setup.plumb.BridgeUp(ctx); err != nil {
+			return err
+		}
+		if err := h.setup.plumb.NATUp(ctx); err != nil {
+			return err
+		}
+		h.made.Store(true)
 	}
 	return h.afterBridge()
 }
 
 func (h *hostNetwork) Allocate(taken []netip.Addr) (netip.Addr, error) {
-	return network.Allocate(h.subnet, taken)
+	if h.setup.err != nil {
+		return netip.Addr{}, h.setup.err
+	}
+	return network.Allocate(h.setup.alloc.Subnet, taken)
 }
 
 func (h *hostNetwork) Info(ip netip.Addr) NetInfo {
-	gw := network.Gateway(h.subnet)
-	return NetInfo{IP: ip, Gateway: gw, PrefixLen: h.subnet.Bits(), Nameserver: gw}
+	subnet := h.setup.alloc.Subnet
+	gw := network.Gateway(subnet)
+	return NetInfo{IP: ip, Gateway: gw, PrefixLen: subnet.Bits(), Nameserver: gw}
 }
 
-func (h *hostNetwork) TAPName(id string) string { return network.TAPName(id) }
+func (h *hostNetwork) TAPName(id string) string { return h.setup.alloc.TAPName(id) }
 
 func (h *hostNetwork) MAC(id string) string { return network.GuestMAC(id).String() }
 
 func (h *hostNetwork) CreateTAP(ctx context.Context, v *vm.VM) error {
-	owner := -1
-	if os.Geteuid() != 0 {
-		owner = os.Getuid()
+	if h.setup.err != nil {
+		return h.setup.err
 	}
-	return h.mgr.CreateTAP(ctx, v.TAP, network.TAPMAC(v.ID), owner)
+	return h.setup.plumb.TAPAdd(ctx, v.TAP, network.TAPMAC(v.ID))
 }
 
 func (h *hostNetwork) DeleteTAP(ctx context.Context, name string) error {
-	return h.mgr.DeleteTAP(ctx, name)
+	if h.setup.err != nil {
+		return h.setup.err
+	}
+	return h.setup.plumb.TAPDel(ctx, name)
 }
 
 func (h *hostNetwork) TAPs(ctx context.Context) ([]string, error) {
+	if h.setup.err != nil {
+		return nil, nil
+	}
 	taps, err := h.mgr.ListTAPs(ctx)
 	if err != nil {
 		return nil, err

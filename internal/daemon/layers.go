@@ -87,6 +87,12 @@ type Disks interface {
 
 // Records is the DNS server's view of the running VMs.
 type Records interface {
+	// Zone is the zone the host resolves the VMs in ("vm.", "alice.vm.").
+	Zone() string
+	// Usable fails for a VM name whose NAME.ZONE the host could not
+	// resolve to it: in root's zone "vm.", the names of users' zones
+	// ("alice" for alice.vm.) are theirs.
+	Usable(name string) error
 	Set(name string, ip netip.Addr)
 	Remove(name string)
 	Replace(records map[string]netip.Addr)

@@ -80,6 +80,11 @@ func (d *Daemon) completeCreate(req *api.CreateVMRequest) error {
 	if err := vm.ValidateName(req.Name); err != nil {
 		return api.Errorf(api.CodeInvalid, "%v", err)
 	}
+	if d.deps.DNS != nil {
+		if err := d.deps.DNS.Usable(req.Name); err != nil {
+			return api.Errorf(api.CodeInvalid, "%v", err)
+		}
+	}
 	if req.CPUs == 0 {
 		req.CPUs = d.cfg.DefaultCPUs
 	}

@@ -63,7 +63,7 @@ func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func
 		{name: "network", message: "ensuring the bridge and NAT", do: b.ensureNetwork},
 		{name: "tap", message: "creating tap " + v.TAP, do: b.createTAP, undo: b.deleteTAP},
 		{name: "boot", message: "starting the VMM and booting the guest", do: b.startVMM, undo: b.killVMM},
-		{name: "dns", message: "answering " + v.DNSName(), do: b.publishName, undo: b.withdrawName, skip: d.deps.DNS == nil},
+		{name: "dns", message: "answering " + d.dnsName(v), do: b.publishName, undo: b.withdrawName, skip: d.deps.DNS == nil},
 		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: !waitSSH || d.deps.Guest == nil},
 	}}, progress)
 	if err != nil && (v.State == vm.Starting || v.State == vm.Running) {

@@ -22,7 +22,7 @@ func (d *Daemon) toAPI(v *vm.VM) *api.VM {
 	out := &api.VM{
 		ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Image: v.ImageName,
 		CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, DiskBytes: v.DiskBytes, IP: addrString(v.IP), MAC: v.MAC, TAP: v.TAP,
-		DNSName: v.DNSName(), PID: v.Process.PID, RootDisk: v.RootDisk(), WorkDisk: v.WorkDisk(),
+		DNSName: d.dnsName(v), PID: v.Process.PID, RootDisk: v.RootDisk(), WorkDisk: v.WorkDisk(),
 		ConsoleLog: v.ConsoleLog(), VMMLog: v.VMMLog(), Hidden: v.Hidden, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt,
 	}
 	if v.State == vm.Running && v.Process.PID > 0 {
@@ -276,4 +276,14 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// dnsName is the name the host resolves v by: NAME.vm, or NAME.USER.vm for
+// a user's daemon.
+func (d *Daemon) dnsName(v *vm.VM) string {
+	zone := "vm."
+	if d.deps.DNS != nil {
+		zone = d.deps.DNS.Zone()
+	}
+	return v.Name + "." + strings.TrimSuffix(zone, ".")
 }

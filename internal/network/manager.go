@@ -306,3 +306,10 @@ func (m *Manager) State(ctx context.Context) (string, error) {
 	}
 	return Render(links, m.cfg.Bridge, m.cfg.TAPPrefix), nil
 }
+
+// BridgeReady reports whether the bridge exists, is up and holds the
+// gateway address: what EnsureBridge makes. It only reads.
+func (m *Manager) BridgeReady() bool {
+	br, err := m.links.Link(m.cfg.Bridge)
+	return err == nil && br.Kind == "bridge" && br.Up && slices.Contains(br.Addrs, m.GatewayPrefix())
+}

@@ -47,7 +47,7 @@ var (
 	iptables   = check{name: "iptables", run: (*Checker).iptables}
 	vmm        = check{name: "vmm", run: (*Checker).vmm}
 	tun        = check{name: "tun", run: (*Checker).tun}
-	netAdmin   = check{name: "privileges", run: (*Checker).netAdmin}
+	netAdmin   = check{name: "privileges", run: (*Checker).privileges}
 )
 
 func (c *Checker) iptables(ctx context.Context) api.Check {
@@ -101,12 +101,21 @@ func (c *Checker) tun(context.Context) api.Check {
 	return ok("tun", "/dev/net/tun present")
 }
 
-func (c *Checker) netAdmin(context.Context) api.Check {
-	if c.cfg.Euid() != 0 {
-		return fail("privileges", "bangerd is not root, and creating bridges and TAPs needs CAP_NET_ADMIN",
-			"run bangerd as root, or `sudo setcap cap_net_admin+ep $(command -v bangerd)`")
+// privileges checks that the daemon may plumb its network: as root in
+// process, as a user through the helper that `sudo banger system setup`
+// installed.
+func (c *Checker) privileges(ctx context.Context) api.Check {
+	const name = "privileges"
+	if c.cfg.Euid() == 0 {
+		return ok(name, "bangerd runs as root and plumbs its network itself")
 	}
-	return ok("privileges", "bangerd runs as root")
+	if c.cfg.Setup == nil {
+		return fail(name, "bangerd is not root and has no helper for its network", "run `sudo banger system setup` once for this user")
+	}
+	if err := c.cfg.Setup(ctx, c.fresh); err != nil {
+		return fail(name, err.Error(), "run `sudo banger system setup` once for this user")
+	}
+	return ok(name, "bangerd runs as you; the banger helper changes your bridge, TAPs and NAT through sudo")
 }
 
 // KVMUsable reports why KVM cannot run a stock guest kernel, or nil. A

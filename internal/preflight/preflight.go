@@ -37,10 +37,20 @@ type Config struct {
 	FreeBytes func(dir string) (int64, error)
 	// KVM reports why KVM cannot run a stock guest, or nil.
 	KVM func() error
+	// Setup reports whether the daemon may change its share of the host's
+	// networking (root, or a user with `sudo banger system setup` done);
+	// fresh asks again instead of trusting an earlier answer. Nil means
+	// only root may.
+	Setup func(ctx context.Context, fresh bool) error
 }
 
 // Checker runs the checks.
-type Checker struct{ cfg Config }
+type Checker struct {
+	cfg Config
+	// fresh makes checks ask again instead of trusting a cached answer
+	// (the report).
+	fresh bool
+}
 
 // New returns a Checker.
 func New(cfg Config) *Checker {

@@ -59,12 +59,12 @@ func TestCheckNamesEveryMissingPieceAndItsFix(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != api.CodePrecondition {
 		t.Fatalf("err = %v, want a precondition error", err)
 	}
-	for _, want := range []string{"cannot vm start", "banger-vmm-qemu was not found", "iptables is not installed", "CAP_NET_ADMIN"} {
+	for _, want := range []string{"cannot vm start", "banger-vmm-qemu was not found", "iptables is not installed", "bangerd is not root"} {
 		if !strings.Contains(ae.Message, want) {
 			t.Errorf("message %q lacks %q", ae.Message, want)
 		}
 	}
-	for _, want := range []string{"make install", "apt-get install iptables", "setcap"} {
+	for _, want := range []string{"make install", "apt-get install iptables", "sudo banger system setup"} {
 		if !strings.Contains(ae.Hint, want) {
 			t.Errorf("hint %q lacks %q", ae.Hint, want)
 		}
@@ -138,5 +138,35 @@ func TestReportListsEachCheckOnceAndNamesWhatAFailureBlocks(t *testing.T) {
 	}
 	if c := byName["kvm"]; c.Status != api.CheckWarn {
 		t.Errorf("kvm without /dev/kvm = %+v, want a warning (QEMU runs guests)", c)
+	}
+}
+
+// TestPrivilegesAskTheSetup: a user's daemon is ready when its helper
+// answers; the doctor asks afresh, operations may use a cached answer.
+func TestPrivilegesAskTheSetup(t *testing.T) {
+	ctx := context.Background()
+	cfg := fakeHost(complete, false)
+	var fresh []bool
+	answer := errors.New("sudo does not allow the banger helper")
+	cfg.Setup = func(_ context.Context, f bool) error {
+		fresh = append(fresh, f)
+		return answer
+	}
+	c := New(cfg)
+	err := c.Check(ctx, StartVM)
+	if err == nil || !strings.Contains(err.Error(), "sudo does not allow") || !strings.Contains(err.(*api.Error).Hint, "sudo banger system setup") {
+		t.Errorf("start without setup: %v", err)
+	}
+	answer = nil
+	if err := c.Check(ctx, StartVM); err != nil {
+		t.Errorf("start after setup: %v", err)
+	}
+	for _, r := range c.Report(ctx) {
+		if r.Name == "privileges" && r.Status != api.CheckOK {
+			t.Errorf("privileges after setup: %+v", r)
+		}
+	}
+	if len(fresh) != 3 || fresh[0] || fresh[1] || !fresh[2] {
+		t.Errorf("setup asked with fresh = %v, want false, false, true (the report)", fresh)
 	}
 }

@@ -14,6 +14,12 @@ import (
 // forwarding, reflinks, free space, cgroups, the OpenSSH client). A failed
 // check names the operations it blocks.
 func (c *Checker) Report(ctx context.Context) []api.Check {
+	fresh := *c
+	fresh.fresh = true
+	return fresh.report(ctx)
+}
+
+func (c *Checker) report(ctx context.Context) []api.Check {
 	var out []api.Check
 	out = append(out, c.kvm())
 	seen := map[string]bool{}

@@ -35,9 +35,6 @@ type VM struct {
 	StartedAt time.Time // zero unless running
 }
 
-// DNSName is the name the VM answers to.
-func (v *VM) DNSName() string { return v.Name + ".vm" }
-
 // RootDisk is the path of the VM's own copy of its image's root filesystem.
 func (v *VM) RootDisk() string { return v.Dir + "/root.ext4" }
 

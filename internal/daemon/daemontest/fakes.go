@@ -425,6 +425,20 @@ func (f *DNS) Replace(r map[string]netip.Addr) {
 	}
 }
 
+// Zone implements daemon.Records.
+func (f *DNS) Zone() string { return "vm." }
+
+// ReservedName is the name the fake DNS says a user's zone takes.
+const ReservedName = "alice"
+
+// Usable implements daemon.Records.
+func (f *DNS) Usable(name string) error {
+	if name == ReservedName {
+		return fmt.Errorf("vm name %q is taken by a user's zone", name)
+	}
+	return nil
+}
+
 // Count implements daemon.Records.
 func (f *DNS) Count() int {
 	f.h.mu.Lock()
