@@ -10,9 +10,10 @@ import (
 
 // basePackages are always installed: an init system, device manager, D-Bus
 // (logind needs it to turn the ACPI power button into a clean poweroff), an
-// SSH server, network tools, and the static busybox the initramfs is made of.
+// SSH server, network tools, e2fsprogs (resize2fs grows /work while the VM
+// runs) and the static busybox the initramfs is made of.
 func basePackages() []string {
-	return []string{"systemd-sysv", "udev", "dbus", "openssh-server", "iproute2", "netbase", "kmod", "busybox-static"}
+	return []string{"systemd-sysv", "udev", "dbus", "openssh-server", "iproute2", "netbase", "kmod", "e2fsprogs", "busybox-static"}
 }
 
 // debootstrapPlan holds the inputs of one mmdebstrap run.

@@ -312,7 +312,7 @@ func TestResize(t *testing.T) {
 	if err != nil || v.DiskBytes != 2<<30 || v.State != "running" {
 		t.Fatalf("online grow = %+v, %v", v, err)
 	}
-	want := []string{"extend dev 2G", "updatedrive dev", "connect dev", `guest-run resize2fs "$(findfs LABEL=banger-work)"`, "close"}
+	want := []string{"extend dev 2G", "updatedrive dev", "connect dev", `guest-run PATH=/usr/sbin:/sbin:$PATH; resize2fs "$(findfs LABEL=banger-work)"`, "close"}
 	if diff := cmp.Diff(want, inst.Host.Calls()[before:]); diff != "" {
 		t.Errorf("online grow calls (-want +got):\n%s", diff)
 	}

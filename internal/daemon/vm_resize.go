@@ -76,7 +76,7 @@ func (r *resizing) updateDrive(ctx context.Context) error {
 }
 
 // growWorkFS grows the mounted work file system to its disk's new size.
-const growWorkFS = "resize2fs \"$(findfs LABEL=banger-work)\""
+const growWorkFS = "PATH=/usr/sbin:/sbin:$PATH; resize2fs \"$(findfs LABEL=banger-work)\""
 
 func (r *resizing) growOnline(ctx context.Context) error {
 	if r.d.deps.Guest == nil {
