@@ -52,8 +52,10 @@ func run(ctx context.Context, levelFlag string, stderr io.Writer) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(paths.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating state directory %s: %w", paths.StateDir, err)
+	for _, dir := range []string{paths.StateDir, paths.DataDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
 	}
 	logf, err := os.OpenFile(paths.DaemonLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
