@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ type env struct {
 	// so the daemon and its VMMs) runs in.
 	netns      string
 	extraNetns *[]string // shared by copies made with with()
+	// user, when set, is the ordinary user every banger command runs as
+	// (through setpriv, so the daemon and its VMMs run as that user too).
+	user *osUser
 }
 
 func newEnv(t testing.TB) *env {
@@ -84,6 +88,9 @@ func (e *env) banger(args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	argv := append([]string{filepath.Join(e.bin, "banger")}, args...)
+	if u := e.user; u != nil {
+		argv = append([]string{"setpriv", "--reuid=" + u.name, "--regid=" + strconv.Itoa(u.gid), "--init-groups", "--"}, argv...)
+	}
 	if e.netns != "" {
 		argv = append([]string{"ip", "netns", "exec", e.netns}, argv...)
 	}
