@@ -5,12 +5,18 @@
 #
 #   sh scripts/quickstart.sh            # as root, or as a user with sudo
 #
+# As a user who is not root it runs `sudo bin/banger system setup` once:
+# the one privileged step, which gives the user their own bridge, subnet
+# and NAT chains and a tiny helper that may change only those (see
+# docs/security.md). Everything else runs as the user.
+#
 # Environment:
 #   BANGER_QUICKSTART_VM     name of the VM to create (default: quickstart)
 #   BANGER_QUICKSTART_NETNS  run banger (daemon, VMs, networking) inside this
 #                            existing network namespace; the test suite uses
 #                            it so that nothing touches the host's network
-#   BANGER_QUICKSTART_SKIP_APT=1  do not install packages
+#   BANGER_QUICKSTART_SKIP_APT=1    do not install packages
+#   BANGER_QUICKSTART_SKIP_BUILD=1  use the binaries already in bin/
 set -eu
 cd "$(dirname "$0")/.."
 vm=${BANGER_QUICKSTART_VM:-quickstart}
@@ -27,8 +33,15 @@ fi
 command -v go >/dev/null || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "quickstart: Go is not installed; install it from your distribution (golang) or go.dev/dl" >&2; exit 1; }
 
-say "building banger"
-make -s build
+if [ "${BANGER_QUICKSTART_SKIP_BUILD:-}" != 1 ]; then
+	say "building banger"
+	make -s build
+fi
+
+if [ "$(id -u)" != 0 ] && [ ! -e "/etc/banger/users/$(id -un).json" ]; then
+	say "setting banger up for $(id -un): once, with sudo (docs/security.md says what it grants)"
+	sudo ./bin/banger system setup
+fi
 
 banger() {
 	if [ -n "${BANGER_QUICKSTART_NETNS:-}" ]; then
@@ -50,7 +63,7 @@ if banger vm show "$vm" >/dev/null 2>&1; then
 	banger vm start "$vm"
 else
 	say "creating $vm"
-	banger vm create "$vm" --wait
+	banger vm create "$vm"
 fi
 
 say "running a command in $vm over SSH"

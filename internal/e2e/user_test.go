@@ -25,10 +25,10 @@ type osUser struct {
 }
 
 // asNewUser returns an env for an ordinary user the test creates, in g's
-// network namespace, after `banger system setup --user` for it: the same
-// binaries and guest image, XDG directories of its own. Cleanup removes the
-// setup, the user and its files.
-func (g *env) asNewUser(t *testing.T) *env {
+// network namespace, after `banger system setup --user` for it (unless
+// setup is false): the same binaries and guest image, XDG directories of
+// its own. Cleanup removes the setup, the user and its files.
+func (g *env) asNewUser(t *testing.T, setup bool) *env {
 	t.Helper()
 	testutil.RequireTool(t, "useradd", "userdel", "setpriv", "sudo", "visudo")
 	var b [3]byte
@@ -93,9 +93,11 @@ func (g *env) asNewUser(t *testing.T) *env {
 	if out, err := exec.Command("chown", "-R", name+":", home).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v: %s", err, out)
 	}
-	root := &env{t: t, bin: g.bin, netns: g.netns, vars: g.vars}
-	out := root.must("system", "setup", "--user", name)
-	t.Logf("system setup --user %s:\n%s", name, out)
+	if setup {
+		root := &env{t: t, bin: g.bin, netns: g.netns, vars: g.vars}
+		out := root.must("system", "setup", "--user", name)
+		t.Logf("system setup --user %s:\n%s", name, out)
+	}
 	return e
 }
 
@@ -127,8 +129,8 @@ func (e *env) lookup(fqdn string) (string, int) {
 // `banger system setup` for them, and two of them at once.
 func TestOrdinaryUsers(t *testing.T) {
 	g := newGuestEnv(t)
-	alice := g.asNewUser(t)
-	bob := g.asNewUser(t)
+	alice := g.asNewUser(t, true)
+	bob := g.asNewUser(t, true)
 
 	t.Run("doctor is green", func(t *testing.T) {
 		a := alice.with(t)
@@ -229,6 +231,59 @@ func TestOrdinaryUsers(t *testing.T) {
 			t.Errorf("processes of %s after rm, want only bangerd: %q", a.user.name, procs)
 		}
 	})
+}
+
+// TestQuickstartScriptAsAUser runs the quickstart as a user who is not
+// root and may use sudo for the setup step, inside the test's namespace.
+func TestQuickstartScriptAsAUser(t *testing.T) {
+	g := newGuestEnv(t)
+	u := g.asNewUser(t, false)
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A checkout of the user's own: the script and the built binaries.
+	checkout := filepath.Join(u.home, "banger")
+	for _, dir := range []string{"scripts", "bin"} {
+		if err := os.MkdirAll(filepath.Join(checkout, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copies := [][2]string{{filepath.Join(root, "scripts", "quickstart.sh"), filepath.Join(checkout, "scripts")}}
+	for _, b := range []string{"banger", "bangerd", "banger-vmm-qemu", "banger-helper"} {
+		copies = append(copies, [2]string{filepath.Join(g.bin, b), filepath.Join(checkout, "bin")})
+	}
+	for _, c := range copies {
+		if out, err := exec.Command("cp", c[0], c[1]).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v: %s", err, out)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", u.user.name+":", checkout).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	// The user may run the setup step with sudo, as the README's user
+	// would. (A rule naming a file the user can write is root for them; it
+	// exists only in this throwaway test.)
+	rule := filepath.Join("/etc/sudoers.d", "banger-test-"+u.user.name)
+	line := fmt.Sprintf("%s ALL=(root) NOPASSWD: %s system setup\n", u.user.name, filepath.Join(checkout, "bin", "banger"))
+	if err := os.WriteFile(rule, []byte(line), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(rule) })
+	argv := []string{"ip", "netns", "exec", u.netns, "setpriv", "--reuid=" + u.user.name, "--regid=" + strconv.Itoa(u.user.gid), "--init-groups", "--",
+		"sh", filepath.Join(checkout, "scripts", "quickstart.sh")}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(cleanEnv(), u.vars...), "BANGER_QUICKSTART_SKIP_APT=1", "BANGER_QUICKSTART_SKIP_BUILD=1", "BANGER_QUICKSTART_VM=qs")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quickstart as %s: %v\n%s\ndaemon log:\n%s", u.user.name, err, out, u.daemonLogTail())
+	}
+	for _, want := range []string{"setting banger up for " + u.user.name, "hello from qs: Linux"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("quickstart output lacks %q:\n%s", want, out)
+		}
+	}
+	u.must("vm", "rm", "--force", "qs")
 }
 
 func atoi(s string) int {
