@@ -28,7 +28,7 @@ type osUser struct {
 // network namespace, after `banger system setup --user` for it (unless
 // setup is false): the same binaries and guest image, XDG directories of
 // its own. Cleanup removes the setup, the user and its files.
-func (g *env) asNewUser(t *testing.T, setup bool) *env {
+func (g *env) asNewUser(t testing.TB, setup bool) *env {
 	t.Helper()
 	testutil.RequireTool(t, "useradd", "userdel", "setpriv", "sudo", "visudo")
 	var b [3]byte
