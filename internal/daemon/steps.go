@@ -129,7 +129,7 @@ func (r *runner) end(s *step, start time.Time, err error) error {
 	if r.op.watch != nil {
 		r.op.watch.end(s, took, err)
 	}
-	attrs := []any{"op", r.op.name, "target", r.op.target, "step", s.name, "duration_ms", took.Milliseconds()}
+	attrs := []any{"op", r.op.name, "target", r.op.target, "step", s.name, "duration_ms", took.Milliseconds(), "duration_us", took.Microseconds()}
 	if err != nil {
 		r.log.Error("operation step failed", append(attrs, "err", err)...)
 		return r.fail(s, err)

@@ -84,7 +84,9 @@ func (c *Checker) vmm(ctx context.Context) api.Check {
 		return fail(name, "Firecracker needs KVM: "+err.Error(), "set vmm = \"auto\" or \"banger-vmm-qemu\" to run guests under QEMU")
 	}
 	detail := c.cfg.VMMBinary
-	if c.cfg.Version != nil {
+	// Asking for the version starts the VMM binary: the doctor does, an
+	// operation's check need not.
+	if c.cfg.Version != nil && c.fresh {
 		v, err := c.cfg.Version(ctx, c.cfg.VMMBinary)
 		if err != nil {
 			return fail(name, fmt.Sprintf("%s: %v", c.cfg.VMMBinary, err), "install banger-vmm-qemu beside bangerd (`make install`) or Firecracker, or set vmm in the config")
