@@ -117,7 +117,11 @@ type Status struct {
 	Listeners     []Listener     `json:"listeners"`
 	DNSRecords    int            `json:"dns_records"`
 	Ready         bool           `json:"ready"`
-	Problems      []string       `json:"problems,omitempty"`
+	// Allocation describes the daemon's share of the host's networking
+	// ("bridge banger1, subnet 10.213.1.0/24, zone alice.vm."), empty when
+	// its user was not set up when it started.
+	Allocation string   `json:"allocation,omitempty"`
+	Problems   []string `json:"problems,omitempty"`
 }
 
 // Event types streamed by GET /v1/events.

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"banger/internal/allocation"
 	"banger/internal/api"
 	"banger/internal/buildinfo"
 )
@@ -76,8 +78,16 @@ func (app *App) daemonBinary() (string, error) {
 }
 
 // staleDaemon reports whether the running daemon is a different build than
-// the bangerd this CLI would start.
+// the bangerd this CLI would start, or started before its user was set up
+// (it then has no network allocation, and one exists now).
 func (app *App) staleDaemon(st api.Status) (bool, string) {
+	if st.Allocation == "" && os.Geteuid() != 0 {
+		if u, err := user.Current(); err == nil {
+			if _, err := os.Stat(filepath.Join(allocation.DefaultDir, u.Username+".json")); err == nil {
+				return true, "banger was set up for " + u.Username + " after it started"
+			}
+		}
+	}
 	bin, err := app.daemonBinary()
 	if err != nil {
 		return false, ""

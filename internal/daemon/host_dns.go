@@ -22,9 +22,9 @@ type dnsRecords struct {
 	guestAddr string
 	log       *slog.Logger
 	// users lists the users' zones, whose labels root's VMs cannot use.
-	users allocation.Registry
-	mu        sync.Mutex
-	guestUp   bool
+	users   allocation.Registry
+	mu      sync.Mutex
+	guestUp bool
 }
 
 // listenOnBridge opens the guests' resolver once the bridge exists. It acts

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 
@@ -36,6 +37,14 @@ func (h *hostNetwork) Ensure(ctx context.Context) error {
 		h.made.Store(true)
 	}
 	return h.afterBridge()
+}
+
+func (h *hostNetwork) Allocation() string {
+	if h.setup.err != nil {
+		return ""
+	}
+	a := h.setup.alloc
+	return fmt.Sprintf("bridge %s, subnet %s, zone %s", a.Bridge, a.Subnet, a.Zone)
 }
 
 func (h *hostNetwork) Allocate(taken []netip.Addr) (netip.Addr, error) {

@@ -56,6 +56,9 @@ type Network interface {
 	DeleteTAP(ctx context.Context, name string) error
 	// TAPs lists the TAP devices banger owns on the host.
 	TAPs(ctx context.Context) ([]string, error)
+	// Allocation describes the network share the daemon works in, ""
+	// when it has none.
+	Allocation() string
 }
 
 // Disks owns the VMs' disks and the identity written into them.

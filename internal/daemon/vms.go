@@ -222,6 +222,9 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		StartedAt: d.started.UTC(), UptimeSeconds: time.Since(d.started).Seconds(), VMs: counts, Images: len(imgs),
 		Listeners: []api.Listener{}, Ready: true,
 	}
+	if d.deps.Network != nil {
+		st.Allocation = d.deps.Network.Allocation()
+	}
 	if d.deps.DNS != nil {
 		st.Listeners = append(st.Listeners, d.deps.DNS.Listeners()...)
 		st.DNSRecords = d.deps.DNS.Count()

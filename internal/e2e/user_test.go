@@ -59,6 +59,11 @@ func (g *env) asNewUser(t testing.TB, setup bool) *env {
 	t.Cleanup(func() {
 		e.stopDaemon()
 		// As the tests do after rm: whatever still runs as the user is a leak.
+		// A daemon asked to stop exits just after its socket goes.
+		deadline := time.Now().Add(5 * time.Second)
+		for len(livingProcesses(name)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if procs := livingProcesses(name); len(procs) > 0 {
 			t.Errorf("processes of %s left at teardown: %q", name, procs)
 			_ = exec.Command("pkill", "-KILL", "-u", name).Run()
@@ -270,6 +275,14 @@ func TestQuickstartScriptAsAUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(rule) })
+	// Before the setup, doctor and a create name it and its command.
+	if out, _, code := u.banger("doctor"); code != 1 || !strings.Contains(out, "privileges  fail") || !strings.Contains(out, "sudo banger system setup") {
+		t.Errorf("doctor before setup: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := u.banger("vm", "create", "early", "--no-wait"); code == 0 || !strings.Contains(errOut, "not set up") || !strings.Contains(errOut, "sudo banger system setup") {
+		t.Errorf("create before setup: exit %d\n%s", code, errOut)
+	}
+	// The daemon started before the setup; the next command restarts it.
 	argv := []string{"ip", "netns", "exec", u.netns, "setpriv", "--reuid=" + u.user.name, "--regid=" + strconv.Itoa(u.user.gid), "--init-groups", "--",
 		"sh", filepath.Join(checkout, "scripts", "quickstart.sh")}
 	cmd := exec.Command(argv[0], argv[1:]...)

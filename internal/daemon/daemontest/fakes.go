@@ -225,6 +225,11 @@ func (f *Network) Ensure(ctx context.Context) error {
 	return nil
 }
 
+// Allocation implements daemon.Network.
+func (f *Network) Allocation() string {
+	return "bridge banger0, subnet " + f.subnet.String() + ", zone vm."
+}
+
 // Allocate implements daemon.Network.
 func (f *Network) Allocate(taken []netip.Addr) (netip.Addr, error) {
 	used := map[netip.Addr]bool{}
