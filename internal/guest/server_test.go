@@ -22,7 +22,7 @@ import (
 // through a small command fake: echo, exit N, cat, sleep, and the untar
 // command Upload sends, which it extracts into root.
 type fakeGuest struct {
-	t     *testing.T
+	t     testing.TB
 	root  string
 	ln    net.Listener
 	conns atomic.Int32
@@ -39,7 +39,7 @@ type fakeGuest struct {
 	path  string
 }
 
-func newFakeGuest(t *testing.T, host HostKey, user ssh.PublicKey) *fakeGuest {
+func newFakeGuest(t testing.TB, host HostKey, user ssh.PublicKey) *fakeGuest {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
