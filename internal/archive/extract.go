@@ -29,7 +29,8 @@ type Summary struct {
 
 // Extract unpacks a tar stream (as `tar -c -C PARENT NAME` or
 // `tar -c -C DIR .` writes it in the guest) to the host path dst, naming
-// the result as docker cp does:
+// the result as docker cp does (it reads r to its end, up to 1 MiB past
+// the end of the archive):
 //
 //   - dst is an existing directory: the top entry lands inside it,
 //     dst/NAME (a top entry "." puts the contents straight into dst);
@@ -82,8 +83,14 @@ func Extract(r io.Reader, dst string) (Summary, error) {
 	if err != nil {
 		return x.sum, fmt.Errorf("extracting into %s: %w", dst, err)
 	}
+	// GNU tar pads its output to whole records after the end-of-archive
+	// blocks; read them, so the writer is not left blocked on a full pipe.
+	_, _ = io.CopyN(io.Discard, r, maxTrailer)
 	return x.sum, nil
 }
+
+// maxTrailer bounds what Extract reads after the end of the archive.
+const maxTrailer = 1 << 20
 
 // target is where the top entry goes: the directory root (opened as an
 // os.Root) and the name inside it ("" when the top entry is root itself).

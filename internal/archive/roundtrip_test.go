@@ -144,10 +144,18 @@ func TestRoundTripKeepsTheTree(t *testing.T) {
 	src := makeTree(t)
 	pr, pw := io.Pipe()
 	count := &countingWriter{}
-	go func() { pw.CloseWithError(Write(io.MultiWriter(pw, count), src, "app", WriteOptions{})) }()
+	written := make(chan error, 1)
+	go func() {
+		err := Write(io.MultiWriter(pw, count), src, "app", WriteOptions{})
+		pw.CloseWithError(err)
+		written <- err
+	}()
 	dst := t.TempDir()
 	sum, err := Extract(pr, dst)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
 	got := describe(t, filepath.Join(dst, "app"))
