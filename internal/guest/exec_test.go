@@ -364,3 +364,29 @@ func TestLineRunsInBashAndDash(t *testing.T) {
 		}
 	}
 }
+
+func TestPingAndWait(t *testing.T) {
+	e := newTestEnv(t)
+	c := dial(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping on a live connection: %v", err)
+	}
+	closed := make(chan struct{})
+	go func() { c.Wait(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Wait returned on a live connection")
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after Close")
+	}
+	if err := c.Ping(ctx); err == nil {
+		t.Error("Ping on a closed connection succeeded")
+	}
+}
