@@ -390,3 +390,44 @@ func TestPingAndWait(t *testing.T) {
 		t.Error("Ping on a closed connection succeeded")
 	}
 }
+
+// TestLineWithRealRunuser runs a User line through the host's util-linux
+// runuser, as root, for the user nobody (whose home does not exist).
+func TestLineWithRealRunuser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runuser needs root")
+	}
+	if _, err := exec.LookPath("runuser"); err != nil {
+		t.Skip("runuser (util-linux) is not installed")
+	}
+	show := []string{"sh", "-c", `printf '%s|%s|%s|%s' "$(id -un)" "$HOME" "$(pwd)" "$K"`}
+	for _, tc := range []struct {
+		req  ExecRequest
+		want string
+		code int
+	}{
+		{ExecRequest{User: "nobody", Env: []string{"K=it's"}}, "nobody|/nonexistent|/|it's", 0},
+		{ExecRequest{User: "nobody", Dir: "/tmp"}, "nobody|/nonexistent|/tmp|", 0},
+		{ExecRequest{User: "nobody", Dir: "/no/such"}, "", ExitCantRun},
+		{ExecRequest{User: "nobody", Env: []string{"HOME=/tmp"}}, "nobody|/tmp|/tmp|", 0},
+	} {
+		tc.req.Argv = show
+		line, err := tc.req.Line()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("/bin/bash", "-c", line)
+		cmd.Dir = "/"
+		out, err := cmd.Output()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != tc.want || code != tc.code {
+			t.Errorf("%+v: %q exit %d, want %q exit %d", tc.req, out, code, tc.want, tc.code)
+		}
+	}
+}

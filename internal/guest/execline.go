@@ -14,9 +14,9 @@ type ExecRequest struct {
 	// Env adds KEY=VALUE variables to the command's environment. Keys must
 	// be shell names ([A-Za-z_][A-Za-z0-9_]*).
 	Env []string
-	// Dir is the working directory; the user's home when empty. A directory
-	// that does not exist makes the command exit 126 with a message on
-	// stderr, as docker exec does.
+	// Dir is the working directory; the user's home when empty (or / when
+	// that home does not exist). A directory that does not exist makes the
+	// command exit 126 with a message on stderr, as docker exec does.
 	Dir string
 	// User runs the command as this guest user (through util-linux's
 	// runuser, which sets HOME, SHELL, USER and LOGNAME for that user);
@@ -46,7 +46,11 @@ const ExitCantRun = 126
 const asUserScript = `d=$1; shift
 while [ $# -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done
 shift
-cd -- "${d:-$HOME}" 2>/dev/null || { printf 'banger: cannot change to working directory %s (no such directory, or no permission)\n' "${d:-$HOME}" >&2; exit 126; }
+if [ -n "$d" ]; then
+	cd -- "$d" 2>/dev/null || { printf 'banger: cannot change to working directory %s (no such directory, or no permission)\n' "$d" >&2; exit 126; }
+else
+	cd -- "$HOME" 2>/dev/null || cd /
+fi
 exec "$@"`
 
 // Line is the command line sent to the guest's login shell (SSH's exec
