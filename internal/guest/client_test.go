@@ -27,7 +27,7 @@ type testEnv struct {
 
 // newTestEnv starts a fake guest and a client config that trusts it only
 // through a pinned known_hosts entry, as banger does.
-func newTestEnv(t *testing.T) testEnv {
+func newTestEnv(t testing.TB) testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	user, err := EnsureUserKey(filepath.Join(dir, "id_ed25519"))

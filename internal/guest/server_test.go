@@ -22,7 +22,7 @@ import (
 // through a small command fake: echo, exit N, cat, sleep, and the untar
 // command Upload sends, which it extracts into root.
 type fakeGuest struct {
-	t     *testing.T
+	t     testing.TB
 	root  string
 	ln    net.Listener
 	conns atomic.Int32
@@ -31,9 +31,15 @@ type fakeGuest struct {
 	dropFirst atomic.Int32
 	mu        sync.Mutex
 	signals   []string
+	// shell, when set, runs every exec request as `shell -c LINE` in home
+	// with PATH from path, as a guest's sshd does, instead of the command
+	// fake: pty-req, window-change and signal requests reach the process.
+	shell string
+	home  string
+	path  string
 }
 
-func newFakeGuest(t *testing.T, host HostKey, user ssh.PublicKey) *fakeGuest {
+func newFakeGuest(t testing.TB, host HostKey, user ssh.PublicKey) *fakeGuest {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,11 +111,38 @@ func (g *fakeGuest) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	killed := make(chan struct{})
 	var once sync.Once
 	done := make(chan struct{})
+	var pty *ptyRequest
+	var proc *shellProc
+	defer func() {
+		if proc != nil {
+			proc.kill()
+		}
+	}()
 	for req := range reqs {
 		switch req.Type {
+		case "pty-req":
+			pty = new(ptyRequest)
+			ok := g.shell != "" && ssh.Unmarshal(req.Payload, pty) == nil
+			req.Reply(ok, nil)
+		case "window-change":
+			var wc windowChange
+			if proc != nil && ssh.Unmarshal(req.Payload, &wc) == nil {
+				proc.resize(wc.Rows, wc.Columns)
+			}
 		case "exec":
 			n := binary.BigEndian.Uint32(req.Payload)
 			line := string(req.Payload[4 : 4+n])
+			if g.shell != "" {
+				p, err := g.startShell(line, ch, pty)
+				req.Reply(err == nil, nil)
+				if err != nil {
+					g.t.Errorf("fake guest: starting %q: %v", line, err)
+					return
+				}
+				proc = p
+				go p.finish(ch)
+				continue
+			}
 			req.Reply(true, nil)
 			go func() {
 				code := g.run(line, ch, ch, ch.Stderr(), killed)
@@ -121,6 +154,9 @@ func (g *fakeGuest) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			g.mu.Lock()
 			g.signals = append(g.signals, string(req.Payload[4:]))
 			g.mu.Unlock()
+			if proc != nil {
+				proc.signal(string(req.Payload[4:]))
+			}
 			once.Do(func() { close(killed) })
 		default:
 			if req.WantReply {

@@ -1,15 +1,14 @@
 package guest
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
+
+	"banger/internal/archive"
 )
 
 // WriteTar streams src as a tar archive to w. A directory's contents are
@@ -18,85 +17,12 @@ import (
 // stored as name. Modes (including setuid and sticky bits), symlink targets,
 // and modification times are kept; owners are recorded as root, so the guest
 // gets root-owned files however the host user is numbered. Symlinks are
-// stored as links, never followed. name "." puts a directory's contents at
-// the archive's top.
+// stored as links, never followed; files with holes travel without them.
+// name "." puts a directory's contents at the archive's top. It is
+// archive.Write with OmitTopDir.
 func WriteTar(w io.Writer, src, name string) error {
-	tw := tar.NewWriter(w)
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return fmt.Errorf("archiving %s: %w", src, err)
-	}
-	if !fi.IsDir() {
-		if err := addEntry(tw, src, name, fi); err != nil {
-			return err
-		}
-		return tw.Close()
-	}
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if rel == "." {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return addEntry(tw, p, path.Join(name, filepath.ToSlash(rel)), info)
-	})
-	if err != nil {
-		return fmt.Errorf("archiving %s: %w", src, err)
-	}
-	return tw.Close()
+	return archive.Write(w, src, name, archive.WriteOptions{OmitTopDir: true})
 }
-
-func addEntry(tw *tar.Writer, p, name string, fi fs.FileInfo) error {
-	var link string
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(p); err != nil {
-			return fmt.Errorf("archiving %s: %w", p, err)
-		}
-	}
-	hdr, err := tar.FileInfoHeader(rootOwned{fi}, link)
-	if err != nil {
-		return fmt.Errorf("archiving %s: %w", p, err)
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "root", "root"
-	if err := tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("archiving %s: %w", p, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return fmt.Errorf("archiving %s: %w", p, err)
-	}
-	defer f.Close()
-	// Copy exactly the size in the header: a file that grows while it is
-	// archived must not corrupt the stream.
-	if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
-		return fmt.Errorf("archiving %s: %w", p, err)
-	}
-	return nil
-}
-
-// rootOwned hides the host's owner names from tar.FileInfoHeader, which
-// would otherwise look them up in the host's user database.
-type rootOwned struct{ fs.FileInfo }
-
-func (rootOwned) Uname() (string, error) { return "root", nil }
-func (rootOwned) Gname() (string, error) { return "root", nil }
 
 // Upload copies the host path src to dst in the guest as one streamed tar
 // archive unpacked by the guest's `tar -x -C`. A directory's contents land in
