@@ -60,6 +60,7 @@ type Daemon struct {
 	interval    time.Duration
 
 	allocMu sync.Mutex // serializes address allocation with row insertion
+	namesMu sync.Mutex // a VM row's state and its DNS record change together
 	locks   *locks     // one operation at a time per VM, image name and build
 
 	netReady atomic.Bool // the bridge, NAT and guest resolver were ensured

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,14 +41,15 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rc := &reconciliation{d: d, records: map[string]netip.Addr{}}
+	rc := &reconciliation{d: d}
 	for i := range vms {
 		rc.vm(ctx, &vms[i])
 	}
-	if d.deps.DNS != nil {
-		d.deps.DNS.Replace(rc.records)
+	running, err := d.rebuildNames(ctx)
+	if err != nil {
+		rc.errs = append(rc.errs, err)
 	}
-	if len(rc.records) > 0 && !d.netReady.Load() && d.deps.Network != nil {
+	if running > 0 && !d.netReady.Load() && d.deps.Network != nil {
 		// Adopted VMs need the bridge-side services (NAT, guest resolver)
 		// that a start would have set up.
 		if err := d.networkUp(ctx); err != nil {
@@ -63,7 +63,6 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 // reconciliation is one pass of Reconcile.
 type reconciliation struct {
 	d       *Daemon
-	records map[string]netip.Addr // the names of the running VMs
 	serving map[string]vm.Process // VMM processes by API socket, read once when needed
 	errs    []error
 }
@@ -72,9 +71,6 @@ type reconciliation struct {
 func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 	d := rc.d
 	if d.locks.busy(vmKey(v.Name)) {
-		if v.State == vm.Running {
-			rc.records[v.Name] = v.IP
-		}
 		return
 	}
 	if d.orphanBuildVM(v) {
@@ -110,7 +106,6 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 // adopt takes a VMM that still runs as the VM's: a daemon restart, or an
 // operation cut off by a crash after the VMM started.
 func (rc *reconciliation) adopt(ctx context.Context, v *vm.VM) error {
-	rc.records[v.Name] = v.IP
 	rc.d.sample(v.Process.PID)
 	if v.State == vm.Running {
 		return nil

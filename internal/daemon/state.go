@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"banger/internal/api"
 	"banger/internal/store"
@@ -18,12 +19,55 @@ func (d *Daemon) setState(ctx context.Context, v *vm.VM, to vm.State, reason str
 	}
 	from, was := v.State, v.Reason
 	v.State, v.Reason = to, reason
-	if err := d.store.UpdateVM(ctx, v); err != nil {
+	d.namesMu.Lock()
+	err := d.store.UpdateVM(ctx, v)
+	if err == nil {
+		d.syncName(v)
+	}
+	d.namesMu.Unlock()
+	if err != nil {
 		v.State, v.Reason = from, was
 		return err
 	}
 	d.events.publish(api.Event{Type: stateEvent(to), Name: v.Name, VM: d.toAPI(v)})
 	return nil
+}
+
+// syncName makes the VM's DNS record follow its state: a running VM
+// answers to its name, any other does not. The caller holds namesMu, so
+// that reconcile's rebuild of the records never sees a row and the
+// records disagree.
+func (d *Daemon) syncName(v *vm.VM) {
+	if d.deps.DNS == nil {
+		return
+	}
+	if v.State == vm.Running && v.IP.IsValid() {
+		d.deps.DNS.Set(v.Name, v.IP)
+	} else {
+		d.deps.DNS.Remove(v.Name)
+	}
+}
+
+// rebuildNames replaces the DNS records with the running VMs of the
+// database, read under namesMu.
+func (d *Daemon) rebuildNames(ctx context.Context) (running int, err error) {
+	if d.deps.DNS == nil {
+		return 0, nil
+	}
+	d.namesMu.Lock()
+	defer d.namesMu.Unlock()
+	vms, err := d.store.VMs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	records := map[string]netip.Addr{}
+	for _, v := range vms {
+		if v.State == vm.Running && v.IP.IsValid() {
+			records[v.Name] = v.IP
+		}
+	}
+	d.deps.DNS.Replace(records)
+	return len(records), nil
 }
 
 // stateEvent is the event that announces a VM entering state s.

@@ -78,7 +78,13 @@ func (r *removal) removeFiles(context.Context) error {
 }
 
 func (r *removal) forget(ctx context.Context) error {
-	if err := r.d.store.DeleteVM(ctx, r.v.ID); err != nil {
+	r.d.namesMu.Lock()
+	err := r.d.store.DeleteVM(ctx, r.v.ID)
+	if err == nil && r.d.deps.DNS != nil {
+		r.d.deps.DNS.Remove(r.v.Name)
+	}
+	r.d.namesMu.Unlock()
+	if err != nil {
 		return err
 	}
 	r.d.log.Info("vm removed", "vm", r.v.Name)

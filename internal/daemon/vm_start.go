@@ -63,7 +63,6 @@ func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func
 		{name: "network", message: "ensuring the bridge and NAT", do: b.ensureNetwork},
 		{name: "tap", message: "creating tap " + v.TAP, do: b.createTAP, undo: b.deleteTAP},
 		{name: "boot", message: "starting the VMM and booting the guest", do: b.startVMM, undo: b.killVMM},
-		{name: "dns", message: "answering " + d.dnsName(v), do: b.publishName, undo: b.withdrawName, skip: d.deps.DNS == nil},
 		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: !waitSSH || d.deps.Guest == nil},
 	}}, progress)
 	if err != nil && (v.State == vm.Starting || v.State == vm.Running) {
@@ -117,16 +116,6 @@ func (b *booting) startVMM(ctx context.Context) error {
 func (b *booting) killVMM(ctx context.Context) error {
 	err := b.d.deps.VMM.Kill(ctx, b.v)
 	return errors.Join(err, removeSockets(b.v.Socket))
-}
-
-func (b *booting) publishName(context.Context) error {
-	b.d.deps.DNS.Set(b.v.Name, b.v.IP)
-	return nil
-}
-
-func (b *booting) withdrawName(context.Context) error {
-	b.d.deps.DNS.Remove(b.v.Name)
-	return nil
 }
 
 func (b *booting) waitSSH(ctx context.Context) error { return b.d.deps.Guest.WaitSSH(ctx, b.v) }

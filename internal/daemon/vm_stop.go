@@ -94,13 +94,11 @@ func (d *Daemon) markStopped(ctx context.Context, v *vm.VM, reason string) error
 	return d.setState(ctx, v, vm.Stopped, reason)
 }
 
-// freeHost removes what a running VM holds on the host: its DNS record,
-// TAP, sockets and CPU samples. It changes nothing in the database.
+// freeHost removes what a running VM holds on the host: its TAP, sockets
+// and CPU samples. It changes nothing in the database; the DNS record
+// follows the state (setState).
 func (d *Daemon) freeHost(ctx context.Context, v *vm.VM) error {
 	var errs []error
-	if d.deps.DNS != nil {
-		d.deps.DNS.Remove(v.Name)
-	}
 	if d.deps.Network != nil && v.TAP != "" {
 		if err := d.deps.Network.DeleteTAP(ctx, v.TAP); err != nil {
 			errs = append(errs, fmt.Errorf("deleting tap %s: %w", v.TAP, err))
