@@ -37,6 +37,9 @@ type ExecRequest struct {
 	Term string
 	// Size is the TTY's initial size; 24x80 when zero.
 	Size WindowSize
+	// WaitSeconds bounds the wait for a VM that is still booting; zero
+	// takes the daemon's default (3 minutes).
+	WaitSeconds int
 }
 
 // WindowSize is a terminal's size in character cells.
@@ -54,13 +57,14 @@ type execRequestWire struct {
 	TTY     bool         `json:"tty,omitempty"`
 	Term    string       `json:"term,omitempty"`
 	Size    *WindowSize  `json:"size,omitempty"`
+	Wait    int          `json:"wait_seconds,omitempty"`
 }
 
 // MarshalJSON encodes r, keeping strings that are not UTF-8 as base64.
 func (r ExecRequest) MarshalJSON() ([]byte, error) {
 	w := execRequestWire{
 		Argv: wireStrings(r.Argv), Env: wireStrings(r.Env), Workdir: wireString(r.Workdir),
-		User: r.User, TTY: r.TTY, Term: r.Term,
+		User: r.User, TTY: r.TTY, Term: r.Term, Wait: r.WaitSeconds,
 	}
 	if r.Size != (WindowSize{}) {
 		w.Size = &r.Size
@@ -79,7 +83,7 @@ func (r *ExecRequest) UnmarshalJSON(data []byte) error {
 	}
 	*r = ExecRequest{
 		Argv: plainStrings(w.Argv), Env: plainStrings(w.Env), Workdir: string(w.Workdir),
-		User: w.User, TTY: w.TTY, Term: w.Term,
+		User: w.User, TTY: w.TTY, Term: w.Term, WaitSeconds: w.Wait,
 	}
 	if w.Size != nil {
 		r.Size = *w.Size

@@ -296,3 +296,26 @@ func grepCalls(calls []string, prefix string) []string {
 	}
 	return out
 }
+
+func TestVMExecKeepsArgvAndStatus(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	if _, _, code := run(t, "vm", "create", "dev", "--image", "base"); code != 0 {
+		t.Fatal("create failed")
+	}
+	out, errOut, code := run(t, "vm", "exec", "dev", "--", "echo", "two words", "-n", "$x")
+	if code != 0 || out != "echo\ntwo words\n-n\n$x\n" {
+		t.Errorf("exec echo: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// Flags after NAME belong to the command, not to banger.
+	if out, _, code := run(t, "vm", "exec", "dev", "ls", "-la"); code != 0 || out != "ls\n-la\n" {
+		t.Errorf("exec ls -la: code %d, stdout %q", code, out)
+	}
+	out, errOut, code = run(t, "vm", "exec", "dev", "--", "fail", "7")
+	if code != 7 || out != "" || !strings.Contains(errOut, "failing with 7") {
+		t.Errorf("exec fail 7: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "vm", "exec", "-t", "dev", "--", "true"); code == 0 || !strings.Contains(errOut, "-t needs a terminal") {
+		t.Errorf("exec -t without a terminal: code %d, stderr %q", code, errOut)
+	}
+}

@@ -27,6 +27,8 @@ func (app *App) newVMCommand() *cobra.Command {
 		app.newVMRemoveCommand(),
 		app.newVMResizeCommand(),
 		app.newVMSSHCommand(),
+		app.newVMExecCommand(),
+		app.newVMCpCommand(),
 		app.newVMLogsCommand(),
 	)
 	return cmd

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"banger/internal/config"
 	"banger/internal/disk"
@@ -107,45 +106,4 @@ func (h *hostDisks) Remove(ctx context.Context, v *vm.VM) error {
 	}
 	errs = append(errs, h.keys.knownHosts().Unpin(h.keys.hostNames(v)))
 	return errors.Join(errs...)
-}
-
-// hostGuest waits for guests' SSH servers with the pinned host key.
-type hostGuest struct{ keys *sshKeys }
-
-func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
-	user, err := h.keys.user()
-	if err != nil {
-		return err
-	}
-	cb, err := h.keys.knownHosts().Callback()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb})
-	if err != nil {
-		return fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
-	}
-	return c.Close()
-}
-
-func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {
-	user, err := h.keys.user()
-	if err != nil {
-		return nil, err
-	}
-	cb, err := h.keys.knownHosts().Callback()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	// The builder's connection carries uploads: prefer the cipher guests
-	// decrypt fastest under emulation.
-	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb, Ciphers: guest.BulkCiphers()})
-	if err != nil {
-		return nil, fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
-	}
-	return c, nil
 }

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"net/netip"
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/imagebuild"
 	"banger/internal/preflight"
@@ -110,6 +112,12 @@ type Guest interface {
 	// Connect waits for the guest's SSH server and returns one connection
 	// that carries many commands (the image builder's).
 	Connect(ctx context.Context, v *vm.VM) (GuestConn, error)
+	// Exec starts a command in v's running guest over the one SSH
+	// connection the daemon keeps per VM (dialled when first needed, again
+	// when it broke) and returns at once.
+	Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (api.ExecProcess, error)
+	// Forget closes the kept connection to v's guest: it stopped.
+	Forget(v *vm.VM)
 }
 
 // GuestConn is one SSH connection to a guest.

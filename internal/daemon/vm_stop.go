@@ -107,6 +107,9 @@ func (d *Daemon) freeHost(ctx context.Context, v *vm.VM) error {
 	if err := removeSockets(v.Socket); err != nil {
 		errs = append(errs, err)
 	}
+	if d.deps.Guest != nil {
+		d.deps.Guest.Forget(v)
+	}
 	d.forgetStats(v.Process.PID)
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ package daemontest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"sort"
@@ -570,3 +571,45 @@ func (f *Resolver) Apply(ctx context.Context, on bool) (api.DNSSetup, error) {
 	out.Ran = [][]string{{"resolvectl", "dns", "banger0"}}
 	return out, nil
 }
+
+// Exec implements daemon.Guest with a fake command: "cat" copies stdin to
+// stdout, "fail N" writes to stderr and exits N, anything else prints its
+// argv, one argument a line. The call is recorded as "exec ARGV…".
+func (f *Guest) Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (api.ExecProcess, error) {
+	if err := f.h.record("exec", req.Argv...); err != nil {
+		return nil, err
+	}
+	p := &fakeProcess{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		switch {
+		case len(req.Argv) > 0 && req.Argv[0] == "cat":
+			_, _ = io.Copy(stdout, stdin)
+		case len(req.Argv) == 2 && req.Argv[0] == "fail":
+			fmt.Fprintf(stderr, "failing with %s\n", req.Argv[1])
+			fmt.Sscan(req.Argv[1], &p.code)
+		default:
+			for _, a := range req.Argv {
+				fmt.Fprintln(stdout, a)
+			}
+		}
+	}()
+	return p, nil
+}
+
+// Forget implements daemon.Guest.
+func (f *Guest) Forget(v *vm.VM) { _ = f.h.record("forget", v.Name) }
+
+type fakeProcess struct {
+	done chan struct{}
+	code int
+}
+
+func (p *fakeProcess) Wait() (int, error) {
+	<-p.done
+	return p.code, nil
+}
+
+func (p *fakeProcess) Resize(rows, cols int) error { return nil }
+
+func (p *fakeProcess) Signal(name string) error { return nil }

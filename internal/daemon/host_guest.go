@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/guest"
+	"banger/internal/vm"
+)
+
+// hostGuest reaches into booted guests over SSH with banger's key and the
+// pinned host key. It keeps one connection per VM for exec, cp and the
+// like, so a command costs one SSH session, not a handshake.
+type hostGuest struct {
+	keys *sshKeys
+
+	mu    sync.Mutex
+	conns map[string]*guest.Client // by VM id
+}
+
+// dialTimeout bounds the wait for a guest's SSH server.
+const dialTimeout = 5 * time.Minute
+
+func (h *hostGuest) dial(ctx context.Context, v *vm.VM, ciphers []string) (*guest.Client, error) {
+	user, err := h.keys.user()
+	if err != nil {
+		return nil, err
+	}
+	cb, err := h.keys.knownHosts().Callback()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := guest.WaitReady(ctx, v.IP.String(), guest.Config{User: "root", Signer: user.Signer, HostKeyCallback: cb, Ciphers: ciphers})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for ssh on %s: %w (the console log shows how far the guest booted)", v.IP, err)
+	}
+	return c, nil
+}
+
+func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
+	c, err := h.dial(ctx, v, nil)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {
+	// The builder's connection carries uploads: prefer the cipher guests
+	// decrypt fastest under emulation.
+	return h.dial(ctx, v, guest.BulkCiphers())
+}
+
+// conn returns the kept connection to v's guest, dialling one when there
+// is none. fresh reports whether it was dialled now.
+func (h *hostGuest) conn(ctx context.Context, v *vm.VM) (c *guest.Client, fresh bool, err error) {
+	h.mu.Lock()
+	c = h.conns[v.ID]
+	h.mu.Unlock()
+	if c != nil {
+		return c, false, nil
+	}
+	if c, err = h.dial(ctx, v, guest.BulkCiphers()); err != nil {
+		return nil, false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
+		h.conns = map[string]*guest.Client{}
+	}
+	if old := h.conns[v.ID]; old != nil {
+		// Another caller dialled at the same time: keep one.
+		c.Close()
+		return old, false, nil
+	}
+	h.conns[v.ID] = c
+	go h.dropWhenClosed(v.ID, c)
+	return c, true, nil
+}
+
+// dropWhenClosed forgets a connection once it ends (the guest stopped or
+// the network broke), so the next caller dials again.
+func (h *hostGuest) dropWhenClosed(id string, c *guest.Client) {
+	_ = c.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns[id] == c {
+		delete(h.conns, id)
+	}
+}
+
+func (h *hostGuest) Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (api.ExecProcess, error) {
+	c, fresh, err := h.conn(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.Start(ctx, req, stdin, stdout, stderr)
+	if err != nil && !fresh {
+		// A kept connection can break silently (a guest rebooted): dial
+		// once more before giving up. Nothing ran, so nothing repeats.
+		h.drop(v.ID, c)
+		if c, _, err = h.conn(ctx, v); err != nil {
+			return nil, err
+		}
+		p, err = c.Start(ctx, req, stdin, stdout, stderr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (h *hostGuest) drop(id string, c *guest.Client) {
+	h.mu.Lock()
+	if h.conns[id] == c {
+		delete(h.conns, id)
+	}
+	h.mu.Unlock()
+	c.Close()
+}
+
+func (h *hostGuest) Forget(v *vm.VM) {
+	h.mu.Lock()
+	c := h.conns[v.ID]
+	delete(h.conns, v.ID)
+	h.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
