@@ -229,6 +229,13 @@ func (c *Client) WaitVM(ctx context.Context, name string, req WaitVMRequest) (VM
 	return out, err
 }
 
+// Forwards adds and removes port forwards of a VM and returns the VM.
+func (c *Client) Forwards(ctx context.Context, name string, req ForwardsRequest) (VM, error) {
+	var out VM
+	err := c.do(ctx, http.MethodPost, "/vms/"+esc(name)+"/forwards", req, &out)
+	return out, err
+}
+
 // Shutdown asks the daemon to exit. Running VMs keep running.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/shutdown", nil, nil)

@@ -7,28 +7,31 @@ const Version = "v1"
 
 // VM is a virtual machine as the daemon reports it.
 type VM struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason,omitempty"`
-	Image      string    `json:"image"`
-	CPUs       int       `json:"cpus"`
-	MemoryMiB  int       `json:"memory_mib"`
-	DiskBytes  int64     `json:"disk_bytes"`
-	IP         string    `json:"ip,omitempty"`
-	MAC        string    `json:"mac,omitempty"`
-	TAP        string    `json:"tap,omitempty"`
-	DNSName    string    `json:"dns_name"`
-	PID        int       `json:"pid,omitempty"`
-	CPUPercent float64   `json:"cpu_percent"`
-	RSSBytes   int64     `json:"rss_bytes"`
-	RootDisk   string    `json:"root_disk"`
-	WorkDisk   string    `json:"work_disk"`
-	RootUsed   int64     `json:"root_disk_used_bytes"`
-	WorkUsed   int64     `json:"work_disk_used_bytes"`
-	ConsoleLog string    `json:"console_log"`
-	VMMLog     string    `json:"vmm_log"`
-	Hidden     bool      `json:"hidden,omitempty"`
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	State      string  `json:"state"`
+	Reason     string  `json:"reason,omitempty"`
+	Image      string  `json:"image"`
+	CPUs       int     `json:"cpus"`
+	MemoryMiB  int     `json:"memory_mib"`
+	DiskBytes  int64   `json:"disk_bytes"`
+	IP         string  `json:"ip,omitempty"`
+	MAC        string  `json:"mac,omitempty"`
+	TAP        string  `json:"tap,omitempty"`
+	DNSName    string  `json:"dns_name"`
+	PID        int     `json:"pid,omitempty"`
+	CPUPercent float64 `json:"cpu_percent"`
+	RSSBytes   int64   `json:"rss_bytes"`
+	RootDisk   string  `json:"root_disk"`
+	WorkDisk   string  `json:"work_disk"`
+	RootUsed   int64   `json:"root_disk_used_bytes"`
+	WorkUsed   int64   `json:"work_disk_used_bytes"`
+	ConsoleLog string  `json:"console_log"`
+	VMMLog     string  `json:"vmm_log"`
+	Hidden     bool    `json:"hidden,omitempty"`
+	// Forwards are the VM's port forwards, as ADDR:HOSTPORT:GUESTPORT/PROTO;
+	// they run while the VM does.
+	Forwards   []string  `json:"forwards,omitempty"`
 	StaleImage bool      `json:"stale_image,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
@@ -279,4 +282,11 @@ type DNSSnippet struct {
 type WaitVMRequest struct {
 	// TimeoutSeconds bounds the wait; zero takes the daemon's default (3 min).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// ForwardsRequest adds and removes a VM's port forwards, each written
+// `[ADDR:]HOSTPORT:GUESTPORT[/tcp|/udp]`.
+type ForwardsRequest struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
 }

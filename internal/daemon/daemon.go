@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"banger/internal/config"
+	"banger/internal/forward"
 	"banger/internal/store"
 )
 
@@ -61,6 +62,7 @@ type Daemon struct {
 
 	allocMu sync.Mutex // serializes address allocation with row insertion
 	namesMu sync.Mutex // a VM row's state and its DNS record change together
+	fwd     forwards   // the running VMs' port forwards
 	locks   *locks     // one operation at a time per VM, image name and build
 
 	netReady atomic.Bool // the bridge, NAT and guest resolver were ensured
@@ -97,6 +99,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 		stopTimeout: config.MustDuration(cfg.StopTimeout),
 		interval:    config.MustDuration(cfg.ReconcileInterval),
 		locks:       newLocks(),
+		fwd:         forwards{byVM: map[string]*forward.Forwarder{}},
 		samples:     map[int]cpuSample{},
 		shutdown:    make(chan struct{}),
 	}

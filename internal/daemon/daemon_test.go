@@ -34,7 +34,7 @@ func TestLifecycleThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"record", "dirs", "workdisk", "clone", "identity", "starting", "network", "tap", "boot", "ssh"}
+	wantSteps := []string{"record", "dirs", "workdisk", "clone", "identity", "starting", "network", "tap", "boot", "forwards", "ssh"}
 	if diff := cmp.Diff(wantSteps, dedupe(steps)); diff != "" {
 		t.Errorf("progress steps (-want +got):\n%s", diff)
 	}

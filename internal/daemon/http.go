@@ -65,6 +65,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/vms/{name}/remove", d.handleRemoveVM)
 	mux.HandleFunc("POST /v1/vms/{name}/wait", d.handleWaitVM)
 	mux.HandleFunc("POST /v1/vms/{name}/exec", d.handleExec)
+	mux.HandleFunc("POST /v1/vms/{name}/forwards", d.handleForwards)
 	mux.HandleFunc("GET /v1/vms/{name}/logs", d.handleVMLogs)
 	mux.HandleFunc("GET /v1/images", d.handleListImages)
 	mux.HandleFunc("POST /v1/images/bootstrap", d.handleBootstrapImage)

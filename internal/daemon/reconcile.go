@@ -107,6 +107,12 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 // operation cut off by a crash after the VMM started.
 func (rc *reconciliation) adopt(ctx context.Context, v *vm.VM) error {
 	rc.d.sample(v.Process.PID)
+	if rc.d.forwarder(v, false) == nil {
+		// A daemon restart: the VM's forwards come back with it.
+		if err := rc.d.startForwards(ctx, v); err != nil {
+			rc.d.log.Warn("restoring forwards", "vm", v.Name, "err", err)
+		}
+	}
 	if v.State == vm.Running {
 		return nil
 	}

@@ -48,8 +48,9 @@ func (d *Daemon) restartVM(ctx context.Context, name string, waitSSH bool, progr
 
 // booting is one boot of a VM whose operation lock is held.
 type booting struct {
-	d *Daemon
-	v *vm.VM
+	d        *Daemon
+	v        *vm.VM
+	progress func(api.Progress)
 }
 
 // boot declares and runs vm start: mark the VM starting, make sure the
@@ -57,12 +58,13 @@ type booting struct {
 // (when asked) wait for SSH. A failure leaves the VM stopped with the
 // reason.
 func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func(api.Progress)) error {
-	b := &booting{d: d, v: v}
+	b := &booting{d: d, v: v, progress: progress}
 	err := d.run(ctx, operation{name: "vm start", target: v.Name, logs: append(v.Logs(), d.cfg.Paths.DaemonLog()), steps: []step{
 		{name: "starting", message: "marking the vm starting", do: b.markStarting},
 		{name: "network", message: "ensuring the bridge and NAT", do: b.ensureNetwork},
 		{name: "tap", message: "creating tap " + v.TAP, do: b.createTAP, undo: b.deleteTAP},
 		{name: "boot", message: "starting the VMM and booting the guest", do: b.startVMM, undo: b.killVMM},
+		{name: "forwards", message: "starting the port forwards", do: b.startForwards},
 		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: !waitSSH || d.deps.Guest == nil},
 	}}, progress)
 	if err != nil && (v.State == vm.Starting || v.State == vm.Running) {
@@ -116,6 +118,19 @@ func (b *booting) startVMM(ctx context.Context) error {
 func (b *booting) killVMM(ctx context.Context) error {
 	err := b.d.deps.VMM.Kill(ctx, b.v)
 	return errors.Join(err, removeSockets(b.v.Socket))
+}
+
+// startForwards starts the VM's forwards. One that cannot start (its port
+// was taken while the VM was stopped) is reported, not fatal: the VM runs,
+// and the forward stays recorded for the next start.
+func (b *booting) startForwards(ctx context.Context) error {
+	if err := b.d.startForwards(ctx, b.v); err != nil {
+		b.d.log.Warn("starting forwards", "vm", b.v.Name, "err", err)
+		if b.progress != nil {
+			b.progress(api.Progress{Step: "forwards", Message: "not all forwards started: " + err.Error()})
+		}
+	}
+	return nil
 }
 
 func (b *booting) waitSSH(ctx context.Context) error { return b.d.deps.Guest.WaitSSH(ctx, b.v) }

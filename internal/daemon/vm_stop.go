@@ -110,6 +110,7 @@ func (d *Daemon) freeHost(ctx context.Context, v *vm.VM) error {
 	if d.deps.Guest != nil {
 		d.deps.Guest.Forget(v)
 	}
+	d.stopForwards(v)
 	d.forgetStats(v.Process.PID)
 	return errors.Join(errs...)
 }

@@ -17,8 +17,18 @@ import (
 	"banger/internal/vm"
 )
 
-// toAPI renders a VM for clients, with live stats of its VMM.
+// toAPI renders a VM for clients, with live stats of its VMM and its
+// forwards.
 func (d *Daemon) toAPI(v *vm.VM) *api.VM {
+	out := d.render(v)
+	if fw, err := d.forwardStrings(context.Background(), v.ID); err == nil {
+		out.Forwards = fw[v.ID]
+	}
+	return out
+}
+
+// render renders a VM without its forwards.
+func (d *Daemon) render(v *vm.VM) *api.VM {
 	out := &api.VM{
 		ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Image: v.ImageName,
 		CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, DiskBytes: v.DiskBytes, IP: addrString(v.IP), MAC: v.MAC, TAP: v.TAP,
@@ -39,13 +49,20 @@ func (d *Daemon) handleListVMs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	fw, err := d.forwardStrings(r.Context(), "")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	all := r.URL.Query().Get("all") != ""
 	out := make([]*api.VM, 0, len(vms))
 	for i := range vms {
 		if vms[i].Hidden && !all {
 			continue
 		}
-		out = append(out, d.toAPI(&vms[i]))
+		v := d.render(&vms[i])
+		v.Forwards = fw[v.ID]
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
