@@ -28,7 +28,7 @@ type builder struct {
 // remove what the guest's system users own).
 func (b *builder) build(ctx context.Context, entry string) (res Result, err error) {
 	if b.deps.Mode == ModeRootless {
-		if err := checkUserNamespace(ctx, b.deps.Runner); err != nil {
+		if err := CheckUserNamespace(ctx, b.deps.Runner); err != nil {
 			return res, err
 		}
 	}

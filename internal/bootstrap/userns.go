@@ -47,10 +47,12 @@ func (m Mode) argv(argv ...string) []string {
 	return append(append([]string(nil), usernsPrefix...), argv...)
 }
 
-// checkUserNamespace makes sure a rootless build can enter its user
-// namespace, so that missing subordinate ids are reported with the fix
-// before anything is downloaded.
-func checkUserNamespace(ctx context.Context, r system.Runner) error {
+// CheckUserNamespace makes sure a rootless build can enter its user
+// namespace (`unshare --user --map-auto --map-root-user -- true`), so that
+// missing subordinate ids or newuidmap are reported with the fix before
+// anything is downloaded. Build runs it before a rootless build; a doctor
+// may run it as its probe.
+func CheckUserNamespace(ctx context.Context, r system.Runner) error {
 	if err := r.Run(ctx, ModeRootless.argv("true")...); err != nil {
 		return fmt.Errorf("entering a user namespace with your subordinate ids: %w "+
 			"(run `sudo banger system setup` once for this user: it grants subordinate ids in /etc/subuid and /etc/subgid; "+
