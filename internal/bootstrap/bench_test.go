@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"banger/internal/system"
 )
 
 // BenchmarkExtractVmlinux extracts the kernel named by BANGER_BENCH_KERNEL
@@ -32,13 +30,11 @@ func BenchmarkExtractVmlinux(b *testing.B) {
 }
 
 // benchCache returns the cache directory for bootstrap benchmarks, which
-// need root and mmdebstrap.
+// need mmdebstrap, and as a user who is not root newuidmap and subordinate
+// ids (ModeRootless).
 func benchCache(b *testing.B) string {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	if _, err := system.LookPath("mmdebstrap"); err != nil {
-		b.Skip("needs mmdebstrap")
+	if err := CheckTools(ModeFor(os.Geteuid()), nil); err != nil {
+		b.Skipf("needs the bootstrap's tools: %v", err)
 	}
 	dir := os.Getenv("BANGER_BENCH_CACHE")
 	if dir == "" {
@@ -52,7 +48,7 @@ func benchCache(b *testing.B) string {
 func BenchmarkBootstrapCold(b *testing.B) {
 	cache := benchCache(b)
 	for i := 0; i < b.N; i++ {
-		res, err := Build(context.Background(), Deps{Runner: system.Privileged()}, Options{Name: "bench", CacheDir: cache, Refresh: true}, nil)
+		res, err := Build(context.Background(), Deps{}, Options{Name: "bench", CacheDir: cache, Refresh: true}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,7 +61,7 @@ func BenchmarkBootstrapCold(b *testing.B) {
 // cache into a fresh output directory, as `banger image bootstrap` does.
 func BenchmarkBootstrapCached(b *testing.B) {
 	cache := benchCache(b)
-	if _, err := Build(context.Background(), Deps{Runner: system.Privileged()}, Options{Name: "bench", CacheDir: cache}, nil); err != nil {
+	if _, err := Build(context.Background(), Deps{}, Options{Name: "bench", CacheDir: cache}, nil); err != nil {
 		b.Fatal(err)
 	}
 	out := b.TempDir()
@@ -73,7 +69,7 @@ func BenchmarkBootstrapCached(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		dir := filepath.Join(out, "img", string(rune('a'+i%26)))
 		os.RemoveAll(dir)
-		res, err := Build(context.Background(), Deps{Runner: system.Privileged()}, Options{Name: "bench", CacheDir: cache, OutDir: dir}, nil)
+		res, err := Build(context.Background(), Deps{}, Options{Name: "bench", CacheDir: cache, OutDir: dir}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,7 +24,7 @@ import (
 
 // recipeVersion changes whenever Build would produce a different image from
 // the same options, so that cached results of an older recipe are not used.
-const recipeVersion = "1"
+const recipeVersion = "2"
 
 // Defaults for Options.
 const (
@@ -49,10 +49,13 @@ const RootLabel = "banger-root"
 
 // Deps are Build's side-effect dependencies.
 type Deps struct {
-	// Runner runs mmdebstrap, mkfs.ext4, umount and rm; it must run them as
-	// root (system.Privileged()).
+	// Runner runs mmdebstrap, mkfs.ext4, debugfs, unshare, umount and rm as
+	// the calling user, never through sudo; nil means system.Plain().
 	Runner system.Runner
-	Log    *slog.Logger
+	// Mode says how root-owned guest files are made; empty means
+	// ModeFor(os.Geteuid()): ModeRoot for root, ModeRootless otherwise.
+	Mode Mode
+	Log  *slog.Logger
 	// LookPath finds host programs and files; nil means HostLookPath.
 	LookPath func(string) (string, error)
 	// AptSourceFiles returns the host's apt source files for mirror
@@ -230,6 +233,12 @@ func Build(ctx context.Context, deps Deps, opts Options, progress func(Progress)
 	if deps.LookPath == nil {
 		deps.LookPath = HostLookPath
 	}
+	if deps.Runner == nil {
+		deps.Runner = system.Plain()
+	}
+	if deps.Mode == "" {
+		deps.Mode = ModeFor(os.Geteuid())
+	}
 	report := func(step Step, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		deps.Log.Info("bootstrap", "step", string(step), "msg", msg)
@@ -247,7 +256,7 @@ func Build(ctx context.Context, deps Deps, opts Options, progress func(Progress)
 		}
 	}
 	report(StepCheck, "checking host tools")
-	if err := CheckTools(deps.LookPath); err != nil {
+	if err := CheckTools(deps.Mode, deps.LookPath); err != nil {
 		return Result{}, fmt.Errorf("bootstrapping image %s: %w", opts.Name, err)
 	}
 	key, err := CacheKey(opts)
@@ -268,6 +277,7 @@ func Build(ctx context.Context, deps Deps, opts Options, progress func(Progress)
 		return Result{}, err
 	}
 	defer unlock()
+	removeStaleWork(ctx, deps, imagesDir)
 
 	entry := filepath.Join(imagesDir, key)
 	res, err := loadResult(entry)

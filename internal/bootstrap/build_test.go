@@ -5,8 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"banger/internal/system"
 )
@@ -15,19 +18,31 @@ const fakeKernelVersion = "6.1.0-99-cloud-amd64"
 
 // fakeHost answers Build's commands the way the real tools would, on a
 // temporary directory: mmdebstrap writes a small tree with a kernel,
-// modules, busybox and a dpkg status; mkfs.ext4 writes into the image; rm
-// removes. onMmdebstrap, when set, runs instead of making the tree.
+// modules, busybox and a dpkg status (and, like mmdebstrap's unshare mode,
+// an empty /dev); mkfs.ext4 writes into the image; debugfs keeps the
+// image's /dev (fakeDebugfs); rm removes; `unshare …` runs its command.
+// onMmdebstrap, when set, runs instead of making the tree.
 type fakeHost struct {
 	t            *testing.T
-	onMmdebstrap func() error
+	onMmdebstrap func(tree string) error
+	debugfs      fakeDebugfs
+}
+
+// withoutUserns strips the user namespace prefix of a rootless command.
+func withoutUserns(argv []string) []string {
+	if len(argv) > len(usernsPrefix) && strings.Join(argv[:len(usernsPrefix)], " ") == strings.Join(usernsPrefix, " ") {
+		return argv[len(usernsPrefix):]
+	}
+	return argv
 }
 
 func (h *fakeHost) runner() *system.Fake {
 	return &system.Fake{Handler: func(argv []string, _ []byte) ([]byte, error) {
+		argv = withoutUserns(argv)
 		switch argv[0] {
 		case "mmdebstrap":
 			if h.onMmdebstrap != nil {
-				return nil, h.onMmdebstrap()
+				return nil, h.onMmdebstrap(argv[len(argv)-2])
 			}
 			return nil, h.makeTree(argv[len(argv)-2])
 		case "mkfs.ext4":
@@ -38,6 +53,8 @@ func (h *fakeHost) runner() *system.Fake {
 			defer f.Close()
 			_, err = f.WriteAt([]byte("fake ext4"), 1024)
 			return nil, err
+		case "debugfs":
+			return h.debugfs.run(argv)
 		case "rm":
 			return nil, os.RemoveAll(argv[len(argv)-1])
 		}
@@ -54,6 +71,9 @@ func (h *fakeHost) makeTree(tree string) error {
 	}
 	for path := range parseDepPaths(sampleModulesDep) {
 		files[filepath.Join("lib/modules", fakeKernelVersion, path)] = []byte("module " + path)
+	}
+	if err := os.MkdirAll(filepath.Join(tree, "dev"), 0o755); err != nil {
+		return err
 	}
 	for p, data := range files {
 		full := filepath.Join(tree, p)
@@ -83,6 +103,7 @@ func parseDepPaths(dep string) map[string]bool {
 func fakeDeps(r system.Runner) Deps {
 	return Deps{
 		Runner:         r,
+		Mode:           ModeRoot,
 		LookPath:       func(n string) (string, error) { return "/usr/bin/" + n, nil },
 		AptSourceFiles: func() map[string][]byte { return nil },
 	}
@@ -91,7 +112,7 @@ func fakeDeps(r system.Runner) Deps {
 func countCalls(f *system.Fake, prog string) int {
 	n := 0
 	for _, c := range f.Calls() {
-		if c[0] == prog {
+		if withoutUserns(c)[0] == prog {
 			n++
 		}
 	}
@@ -99,12 +120,20 @@ func countCalls(f *system.Fake, prog string) int {
 }
 
 func TestBuildAndCache(t *testing.T) {
+	for _, mode := range []Mode{ModeRoot, ModeRootless} {
+		t.Run(string(mode), func(t *testing.T) { testBuildAndCache(t, mode) })
+	}
+}
+
+func testBuildAndCache(t *testing.T, mode Mode) {
 	host := &fakeHost{t: t}
 	fake := host.runner()
 	cache := t.TempDir()
 	out := filepath.Join(t.TempDir(), "images", "dev")
+	deps := fakeDeps(fake)
+	deps.Mode = mode
 	var steps []Step
-	res, err := Build(context.Background(), fakeDeps(fake), Options{Name: "dev", CacheDir: cache, OutDir: out, SizeBytes: 1 << 30},
+	res, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache, OutDir: out, SizeBytes: 1 << 30},
 		func(p Progress) { steps = append(steps, p.Step) })
 	if err != nil {
 		t.Fatal(err)
@@ -133,10 +162,19 @@ func TestBuildAndCache(t *testing.T) {
 	if leftovers, _ := filepath.Glob(filepath.Join(cache, "images", ".*")); len(leftovers) > 0 {
 		t.Errorf("work directories left in the cache: %v", leftovers)
 	}
+	checkModeCalls(t, mode, fake)
+	if len(host.debugfs.dev) != 1 {
+		t.Errorf("debugfs worked on %d images, want 1", len(host.debugfs.dev))
+	}
+	for img, dev := range host.debugfs.dev {
+		if err := checkDevNodes(dev); err != nil || len(host.debugfs.dup[img]) > 0 {
+			t.Errorf("/dev of %s: %v, duplicates %q", img, err, host.debugfs.dup[img])
+		}
+	}
 
 	// The same inputs again come from the cache without running mmdebstrap.
 	out2 := filepath.Join(t.TempDir(), "dev2")
-	res2, err := Build(context.Background(), fakeDeps(fake), Options{Name: "dev2", CacheDir: cache, OutDir: out2, SizeBytes: 1 << 30}, nil)
+	res2, err := Build(context.Background(), deps, Options{Name: "dev2", CacheDir: cache, OutDir: out2, SizeBytes: 1 << 30}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,15 +182,82 @@ func TestBuildAndCache(t *testing.T) {
 		t.Errorf("second build: cached=%v, mmdebstrap runs=%d", res2.Cached, countCalls(fake, "mmdebstrap"))
 	}
 	// Different inputs are a different cache entry.
-	if _, err := Build(context.Background(), fakeDeps(fake), Options{Name: "dev3", CacheDir: cache, Packages: []string{"curl"}, SizeBytes: 1 << 30}, nil); err != nil {
+	if _, err := Build(context.Background(), deps, Options{Name: "dev3", CacheDir: cache, Packages: []string{"curl"}, SizeBytes: 1 << 30}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if countCalls(fake, "mmdebstrap") != 2 {
 		t.Errorf("mmdebstrap runs = %d, want 2 after a build with other packages", countCalls(fake, "mmdebstrap"))
 	}
 	// A non-empty output directory is refused before any work.
-	if _, err := Build(context.Background(), fakeDeps(fake), Options{Name: "dev", CacheDir: cache, OutDir: out}, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache, OutDir: out}, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("build into a non-empty directory: %v", err)
+	}
+}
+
+// checkModeCalls checks that a rootless build probes its user namespace
+// first and runs mmdebstrap, mkfs.ext4 and rm in it, and that a root build
+// never enters one; debugfs needs no namespace either way.
+func checkModeCalls(t *testing.T, mode Mode, fake *system.Fake) {
+	t.Helper()
+	calls := fake.Calls()
+	if mode == ModeRootless {
+		if got, want := strings.Join(calls[0], " "), strings.Join(ModeRootless.argv("true"), " "); got != want {
+			t.Errorf("first call %q, want the user namespace probe %q", got, want)
+		}
+	}
+	for _, c := range calls {
+		inNS := len(withoutUserns(c)) < len(c)
+		switch prog := withoutUserns(c)[0]; {
+		case prog == "debugfs" && inNS:
+			t.Errorf("%q runs in a user namespace", c)
+		case prog != "debugfs" && inNS != (mode == ModeRootless):
+			t.Errorf("mode %s: %q in a user namespace: %v", mode, c, inNS)
+		}
+	}
+}
+
+func TestCacheIsSharedByModes(t *testing.T) {
+	host := &fakeHost{t: t}
+	fake := host.runner()
+	cache := t.TempDir()
+	deps := fakeDeps(fake)
+	first, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Mode = ModeRootless
+	second, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Cached || second.CacheKey != first.CacheKey {
+		t.Errorf("rootless build after a root one: cached %v, key %s vs %s; want the same entry", second.Cached, second.CacheKey, first.CacheKey)
+	}
+}
+
+func TestBuildRemovesStaleWork(t *testing.T) {
+	for _, mode := range []Mode{ModeRoot, ModeRootless} {
+		t.Run(string(mode), func(t *testing.T) {
+			host := &fakeHost{t: t}
+			fake := host.runner()
+			cache := t.TempDir()
+			stale := filepath.Join(cache, "images", ".0123.work-99")
+			if err := os.MkdirAll(filepath.Join(stale, "tree", "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			deps := fakeDeps(fake)
+			deps.Mode = mode
+			if _, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(stale); !os.IsNotExist(err) {
+				t.Errorf("stale work directory still there: %v", err)
+			}
+			want := strings.Join(mode.argv("rm", "-rf", "--one-file-system", "--", stale), " ")
+			if !slices.Contains(fake.CallLines(), want) {
+				t.Errorf("no %q among %q", want, fake.CallLines())
+			}
+		})
 	}
 }
 
@@ -165,16 +270,30 @@ func stepStrings(s []Step) []string {
 }
 
 func TestBuildInterruptedLeavesNothing(t *testing.T) {
+	for _, mode := range []Mode{ModeRoot, ModeRootless} {
+		t.Run(string(mode), func(t *testing.T) { testBuildInterruptedLeavesNothing(t, mode) })
+	}
+}
+
+func testBuildInterruptedLeavesNothing(t *testing.T, mode Mode) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	host := &fakeHost{t: t}
-	host.onMmdebstrap = func() error {
+	var tree string
+	host.onMmdebstrap = func(dir string) error {
+		tree = dir
+		if err := os.MkdirAll(filepath.Join(dir, "var/cache/apt"), 0o755); err != nil {
+			return err
+		}
 		cancel() // the user presses ^C while packages install
 		return &system.CommandError{Argv: []string{"mmdebstrap"}, ExitCode: -1, Err: context.Canceled}
 	}
 	cache := t.TempDir()
 	out := filepath.Join(t.TempDir(), "dev")
-	_, err := Build(ctx, fakeDeps(host.runner()), Options{Name: "dev", CacheDir: cache, OutDir: out}, nil)
+	fake := host.runner()
+	deps := fakeDeps(fake)
+	deps.Mode = mode
+	_, err := Build(ctx, deps, Options{Name: "dev", CacheDir: cache, OutDir: out}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Build = %v, want context.Canceled", err)
 	}
@@ -184,6 +303,9 @@ func TestBuildInterruptedLeavesNothing(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(cache, "images"))
 	if len(entries) != 0 {
 		t.Errorf("cache images after an interrupted build: %v", entries)
+	}
+	if want := strings.Join(mode.argv("rm", "-rf", "--one-file-system", "--", tree), " "); !slices.Contains(fake.CallLines(), want) {
+		t.Errorf("tree not removed with %q: %q", want, fake.CallLines())
 	}
 }
 
@@ -218,5 +340,27 @@ func TestOptionsValidation(t *testing.T) {
 	}})
 	if err != nil || o.Mirror != "http://mirror.example/debian" || o.Suite != "bookworm" || o.SizeBytes != 2<<30 || o.KernelPackage != "linux-image-cloud-amd64" {
 		t.Errorf("defaults = %+v, %v", o, err)
+	}
+}
+
+func TestRootlessBuildWithoutSubIDsSaysHowToFixIt(t *testing.T) {
+	fake := &system.Fake{Handler: func(argv []string, _ []byte) ([]byte, error) {
+		return nil, &system.CommandError{Argv: argv, ExitCode: 1, Stderr: `unshare: no line matching user "alice" in /etc/subuid: Success`,
+			Err: errors.New("exit status 1")}
+	}}
+	deps := fakeDeps(fake)
+	deps.Mode = ModeRootless
+	cache := t.TempDir()
+	_, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache}, nil)
+	for _, want := range []string{"entering a user namespace", "no line matching user", "sudo banger system setup", "apt-get install uidmap"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if want := strings.Join(ModeRootless.argv("true"), " "); !cmp.Equal(fake.CallLines(), []string{want}) {
+		t.Errorf("calls %q, want only the probe %q", fake.CallLines(), want)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(cache, "images", ".*")); len(leftovers) > 0 {
+		t.Errorf("work directories made before the probe: %v", leftovers)
 	}
 }

@@ -24,8 +24,14 @@ type builder struct {
 
 // build makes the image in a work directory beside entry and renames it to
 // entry when complete. On failure or cancellation the work directory is
-// removed (unmounting anything mmdebstrap left mounted in its tree).
+// removed (in rootless mode from inside the user namespace, which alone may
+// remove what the guest's system users own).
 func (b *builder) build(ctx context.Context, entry string) (res Result, err error) {
+	if b.deps.Mode == ModeRootless {
+		if err := CheckUserNamespace(ctx, b.deps.Runner); err != nil {
+			return res, err
+		}
+	}
 	work, err := os.MkdirTemp(filepath.Dir(entry), "."+b.key+".work-")
 	if err != nil {
 		return res, fmt.Errorf("creating work directory: %w", err)
@@ -37,7 +43,7 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		if cerr := b.removeTree(cctx, tree); cerr != nil && err == nil {
+		if cerr := removeTree(cctx, b.deps, tree); cerr != nil && err == nil {
 			err = cerr
 		}
 		os.Remove(filepath.Join(work, "guest.tar"))
@@ -61,7 +67,7 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	})
 	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
 	stopReaper := context.AfterFunc(ctx, func() { reapTreeProcesses(b.deps.Log, tree) })
-	err = b.deps.Runner.Run(ctx, argv...)
+	err = b.deps.Runner.Run(ctx, b.deps.Mode.argv(argv...)...)
 	stopReaper()
 	if err != nil {
 		return res, fmt.Errorf("installing packages with mmdebstrap (is %s reachable?): %w", b.opts.Mirror, err)
@@ -110,8 +116,13 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	if err := makeSparse(rootfs, b.opts.SizeBytes); err != nil {
 		return res, err
 	}
-	if err := b.deps.Runner.Run(ctx, mkfsArgv(tree, rootfs)...); err != nil {
+	// In rootless mode mkfs.ext4 reads the tree inside the user namespace,
+	// where the guest's files have their guest owners.
+	if err := b.deps.Runner.Run(ctx, b.deps.Mode.argv(mkfsArgv(tree, rootfs)...)...); err != nil {
 		return res, fmt.Errorf("writing root filesystem: %w", err)
+	}
+	if err := b.addDevNodes(ctx, tree, rootfs); err != nil {
+		return res, err
 	}
 
 	res = resultPaths(res, entry)
@@ -124,7 +135,7 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	if err := writeFiles(work, map[string][]byte{resultFile: rj}); err != nil {
 		return res, err
 	}
-	if err := b.removeTree(ctx, tree); err != nil {
+	if err := removeTree(ctx, b.deps, tree); err != nil {
 		return res, err
 	}
 	os.Remove(filepath.Join(work, "guest.tar"))
@@ -244,24 +255,43 @@ func writeInitramfs(tree, version, out string) ([]string, error) {
 	return names, nil
 }
 
-// removeTree unmounts whatever is still mounted below tree (an interrupted
-// mmdebstrap leaves /proc, /sys and /dev mounts behind) and removes it
-// without crossing into other filesystems.
-func (b *builder) removeTree(ctx context.Context, tree string) error {
+// removeTree removes a build tree without crossing into other filesystems.
+// mmdebstrap mounts /proc, /sys and /dev in a mount namespace of its own, so
+// nothing of an interrupted build stays mounted; as root, removeTree still
+// unmounts whatever lies below tree (an older banger's mmdebstrap in root
+// mode left mounts behind). In rootless mode the tree holds files owned by
+// the user's subordinate ids, which only the user namespace may remove.
+func removeTree(ctx context.Context, deps Deps, tree string) error {
 	if _, err := os.Lstat(tree); os.IsNotExist(err) {
 		return nil
 	}
-	if info, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, m := range MountsUnder(info, tree) {
-			if err := b.deps.Runner.Run(ctx, "umount", "--lazy", m); err != nil {
-				b.deps.Log.Warn("unmounting leftover mount", "path", m, "err", err)
+	if deps.Mode == ModeRoot {
+		if info, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+			for _, m := range MountsUnder(info, tree) {
+				if err := deps.Runner.Run(ctx, "umount", "--lazy", m); err != nil {
+					deps.Log.Warn("unmounting leftover mount", "path", m, "err", err)
+				}
 			}
 		}
 	}
-	if err := b.deps.Runner.Run(ctx, "rm", "-rf", "--one-file-system", "--", tree); err != nil {
+	if err := deps.Runner.Run(ctx, deps.Mode.argv("rm", "-rf", "--one-file-system", "--", tree)...); err != nil {
 		return fmt.Errorf("removing build tree %s: %w", tree, err)
 	}
 	return nil
+}
+
+// removeStaleWork removes the work directories that builds killed outright
+// (bangerd killed with -9, a power cut) left in imagesDir. The caller holds
+// the cache lock, so no build is using them.
+func removeStaleWork(ctx context.Context, deps Deps, imagesDir string) {
+	stale, _ := filepath.Glob(filepath.Join(imagesDir, ".*.work-*"))
+	for _, dir := range stale {
+		if err := removeTree(ctx, deps, dir); err != nil {
+			deps.Log.Warn("removing the work directory of an earlier build", "path", dir, "err", err)
+			continue
+		}
+		deps.Log.Info("removed the work directory of an earlier build", "path", dir)
+	}
 }
 
 // MountsUnder returns the mount points in a /proc/PID/mountinfo text that

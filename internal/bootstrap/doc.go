@@ -6,6 +6,11 @@
 // configures eth0 from the `ip=` argument and switches into systemd), and a
 // sorted package manifest with its sha256.
 //
+// It needs no root: for any other user (ModeRootless) the steps that make or
+// read the guest's file owners run in a user namespace where the user is
+// root and ids 1–65535 are the user's subordinate ids, and produce the same
+// image as root does (ModeRoot).
+//
 // The pure pieces (payload detection and decompression, the cpio newc writer,
 // the initramfs layout, dpkg status parsing, the mmdebstrap argv and the guest
 // configuration files) are separate functions tested as values; Build strings

@@ -16,7 +16,7 @@ func TestDocsMatchCode(t *testing.T) {
 	}
 	doc := strings.Join(strings.Fields(string(b)), " ")
 	var want []string
-	for _, tool := range RequiredTools() {
+	for _, tool := range RequiredTools(ModeRootless) {
 		want = append(want, "`"+tool.Package+"`")
 	}
 	want = append(want, "install it with `apt-get install mmdebstrap`", "`"+RootLabel+"`", "`banger-work`",

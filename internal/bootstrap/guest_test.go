@@ -69,7 +69,7 @@ func TestMmdebstrapArgv(t *testing.T) {
 		TreeDir: "/c/work/tree", DebCache: "/c/debs/bookworm", GuestTar: "/c/work/guest.tar",
 	})
 	want := []string{
-		"mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
+		"mmdebstrap", "--mode=unshare", "--variant=apt", "--format=directory",
 		"--include=busybox-static,linux-image-cloud-amd64,udev",
 		"--dpkgopt=path-exclude=/usr/share/man/*",
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -81,6 +81,7 @@ func TestMmdebstrapArgv(t *testing.T) {
 		`--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true "$1/usr/sbin/update-initramfs"`,
 		"--customize-hook=sync-out /var/cache/apt/archives /c/debs/bookworm",
 		`--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb`,
+		`--customize-hook=chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial`,
 		"--customize-hook=tar-in /c/work/guest.tar /",
 		`--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1/etc/hostname" && : > "$1/etc/machine-id"`,
 		"bookworm", "/c/work/tree", "http://deb.debian.org/debian",
@@ -139,13 +140,24 @@ func TestMountsUnder(t *testing.T) {
 
 func TestCheckTools(t *testing.T) {
 	missing := func(string) (string, error) { return "", io.EOF }
-	err := CheckTools(missing)
+	err := CheckTools(ModeRoot, missing)
 	if err == nil || !strings.Contains(err.Error(), "install it with `apt-get install mmdebstrap`") ||
 		!strings.Contains(err.Error(), "`apt-get install e2fsprogs`") {
-		t.Errorf("CheckTools with nothing installed = %v", err)
+		t.Errorf("CheckTools(root) with nothing installed = %v", err)
+	}
+	if strings.Contains(err.Error(), "uidmap") {
+		t.Errorf("CheckTools(root) asks for uidmap: %v", err)
+	}
+	err = CheckTools(ModeRootless, missing)
+	for _, want := range []string{"newuidmap is missing", "newgidmap is missing", "`apt-get install uidmap`", "`apt-get install util-linux`"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckTools(rootless) with nothing installed lacks %q: %v", want, err)
+		}
 	}
 	present := func(n string) (string, error) { return "/usr/bin/" + n, nil }
-	if err := CheckTools(present); err != nil && !strings.Contains(err.Error(), "debian-archive-keyring") {
-		t.Errorf("CheckTools with tools present = %v", err)
+	for _, m := range []Mode{ModeRoot, ModeRootless} {
+		if err := CheckTools(m, present); err != nil {
+			t.Errorf("CheckTools(%s) with tools present = %v", m, err)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"banger/internal/bootstrap"
-	"banger/internal/system"
 	"banger/internal/testutil"
 )
 
@@ -43,7 +42,7 @@ func TestBuildInterruptedForReal(t *testing.T) {
 		time.Sleep(8 * time.Second)
 		cancel()
 	}()
-	_, err := bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged()},
+	_, err := bootstrap.Build(ctx, bootstrap.Deps{},
 		bootstrap.Options{Name: "interrupted", CacheDir: cache, OutDir: out, Packages: []string{"less"}}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Build = %v, want context.Canceled", err)

@@ -26,18 +26,25 @@ type debootstrapPlan struct {
 	GuestTar string   // tar of GuestFiles, unpacked over the tree
 }
 
-// mmdebstrapArgv returns the mmdebstrap command for p. The kernel package
-// pulls in an initramfs generator whose run would cost time and space for an
-// initramfs banger does not use, so update-initramfs is diverted to
-// /bin/true before the kernel is installed. Documentation and translations
-// are left out of the image. Downloaded packages are kept in DebCache with
-// mmdebstrap's documented sync-in/sync-out recipe.
+// mmdebstrapArgv returns the mmdebstrap command for p, the same in both
+// Modes: unshare mode, which as root (real root, or root of the rootless
+// mode's user namespace) unshares only the mount, pid, uts and ipc
+// namespaces, so that an interrupted build leaves no mount behind. The
+// kernel package pulls in an initramfs generator whose run would cost time
+// and space for an initramfs banger does not use, so update-initramfs is
+// diverted to /bin/true before the kernel is installed. Documentation and
+// translations are left out of the image. Downloaded packages are kept in
+// DebCache with mmdebstrap's documented sync-in/sync-out recipe. apt's
+// partial directories belong to _apt, as apt makes them when its download
+// sandbox can reach the tree; a rootless build in a home directory other
+// users cannot enter downloads without the sandbox, and the chown keeps
+// the image the same.
 func mmdebstrapArgv(p debootstrapPlan) []string {
 	pkgs := append([]string(nil), p.Packages...)
 	sort.Strings(pkgs)
 	return []string{
 		"mmdebstrap",
-		"--mode=root",
+		"--mode=unshare",
 		"--variant=apt",
 		"--format=directory",
 		"--include=" + strings.Join(pkgs, ","),
@@ -52,6 +59,7 @@ func mmdebstrapArgv(p debootstrapPlan) []string {
 		`--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true "$1/usr/sbin/update-initramfs"`,
 		"--customize-hook=sync-out /var/cache/apt/archives " + p.DebCache,
 		`--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb`,
+		`--customize-hook=chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial`,
 		"--customize-hook=tar-in " + p.GuestTar + " /",
 		`--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1/etc/hostname" && : > "$1/etc/machine-id"`,
 		p.Suite,

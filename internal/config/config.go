@@ -19,7 +19,6 @@ import (
 type Config struct {
 	LogLevel          string `toml:"log_level" help:"daemon log level: debug, info, warn, error"`
 	VMM               string `toml:"vmm" help:"VMM: auto (Firecracker when KVM can run it, else banger-vmm-qemu), firecracker, banger-vmm-qemu, or a path"`
-	VMMSudo           bool   `toml:"vmm_sudo" help:"start the VMM through sudo -n (when the user cannot use /dev/kvm or TAPs)"`
 	RuntimeBundle     string `toml:"runtime_bundle" help:"runtime bundle directory (default: ./runtime in a checkout, ../lib/banger beside the binary)"`
 	Bridge            string `toml:"bridge" help:"host bridge the VMs' TAPs join"`
 	Subnet            string `toml:"subnet" help:"IPv4 subnet for VMs; the bridge holds its first address"`
@@ -104,6 +103,9 @@ func Load(paths Paths) (*Loaded, error) {
 		if und := md.Undecoded(); len(und) > 0 {
 			var keys []string
 			for _, k := range und {
+				if why, ok := retired[k.String()]; ok {
+					return nil, fmt.Errorf("parsing config %s: %s is gone: %s; remove it from the file", paths.ConfigFile, k, why)
+				}
 				keys = append(keys, k.String())
 			}
 			return nil, fmt.Errorf("parsing config %s: unknown keys %s (known keys: %s)", paths.ConfigFile, strings.Join(keys, ", "), strings.Join(Keys(), ", "))
@@ -125,6 +127,11 @@ func Load(paths Paths) (*Loaded, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// retired are keys earlier releases read, with why they went.
+var retired = map[string]string{
+	"vmm_sudo": "VMMs always run as you (after `sudo banger system setup` a user's TAPs are their own)",
 }
 
 // field finds the struct field for a TOML key.

@@ -87,8 +87,23 @@ func TestDefaultsValid(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(len(Keys()), 14); diff != "" {
-		t.Errorf("key count changed (update docs/config.md): %s", diff)
+}
+
+// TestDocsListEveryKey keeps docs/config.md's table equal to the keys the
+// configuration accepts, in order.
+func TestDocsListEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, line := range strings.Split(string(doc), "\n") {
+		if k, ok := strings.CutPrefix(line, "| `"); ok {
+			documented = append(documented, k[:strings.Index(k, "`")])
+		}
+	}
+	if diff := cmp.Diff(Keys(), documented); diff != "" {
+		t.Errorf("docs/config.md lists other keys than the configuration accepts (-accepted +documented):\n%s", diff)
 	}
 }
 
@@ -102,5 +117,17 @@ func TestDNSListenAcceptsPortZero(t *testing.T) {
 	}
 	if l.DNSListen != "127.0.0.1:0" {
 		t.Errorf("dns_listen = %q, want 127.0.0.1:0", l.DNSListen)
+	}
+}
+
+func TestRetiredKeysSayWhy(t *testing.T) {
+	dir := t.TempDir()
+	paths := Paths{ConfigFile: dir + "/config.toml"}
+	if err := os.WriteFile(paths.ConfigFile, []byte("vmm_sudo = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(paths)
+	if err == nil || !strings.Contains(err.Error(), "vmm_sudo is gone") || !strings.Contains(err.Error(), "remove it") {
+		t.Errorf("config with vmm_sudo: %v", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"banger/internal/api"
 	"banger/internal/bootstrap"
 	"banger/internal/image"
-	"banger/internal/system"
 )
 
 // hostBootstrap builds images with internal/bootstrap.
@@ -18,7 +17,7 @@ type hostBootstrap struct {
 }
 
 func (h *hostBootstrap) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error) {
-	res, err := bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged(), Log: h.log},
+	res, err := bootstrap.Build(ctx, bootstrap.Deps{Log: h.log},
 		bootstrap.Options{Name: req.Name, Suite: req.Suite, SizeBytes: req.SizeBytes, Packages: req.Packages,
 			KernelPackage: req.KernelPackage, Mirror: req.Mirror, OutDir: outDir, CacheDir: h.cacheDir, Refresh: req.Refresh},
 		func(p bootstrap.Progress) {

@@ -15,7 +15,6 @@ type hostVMM struct {
 	drv    *firecracker.Driver
 	binary string
 	kind   string
-	sudo   bool
 }
 
 func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetInfo) (vm.Process, error) {
@@ -30,7 +29,7 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 		Kernel: kernel, Initrd: img.Initrd,
 		Boot:      firecracker.Boot{GuestIP: n.IP, Gateway: n.Gateway, PrefixLen: n.PrefixLen, Hostname: v.Name, Nameserver: n.Nameserver},
 		RootDrive: v.RootDisk(), WorkDrive: v.WorkDisk(),
-		TAP: v.TAP, MAC: v.MAC, VCPUs: v.CPUs, MemoryMiB: v.MemoryMiB, Sudo: h.sudo,
+		TAP: v.TAP, MAC: v.MAC, VCPUs: v.CPUs, MemoryMiB: v.MemoryMiB,
 	}
 	p, err := h.drv.Start(ctx, spec)
 	if err != nil {

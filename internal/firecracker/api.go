@@ -80,8 +80,8 @@ func (d *Driver) ctrlAltDel(ctx context.Context, p Process) error {
 
 // Adopt re-attaches to a VMM started earlier, typically by a daemon that
 // has since restarted: it checks that the pid still is that VMM (start time
-// and command line naming the socket), reclaims the socket if root owns it,
-// and asks the VMM for its state. ErrNotRunning means the process is gone.
+// and command line naming the socket), that the socket is the daemon's
+// user's, and asks the VMM for its state. ErrNotRunning means the process is gone.
 // A VMM reporting StateNotStarted never booted its guest (the start was
 // interrupted); the caller should kill it.
 func (d *Driver) Adopt(ctx context.Context, p Process) (InstanceState, error) {
@@ -98,7 +98,7 @@ func (d *Driver) Adopt(ctx context.Context, p Process) (InstanceState, error) {
 	if !servesSocket(args, p.Socket) {
 		return fail(fmt.Errorf("the process does not serve api socket %s (command line %q)", p.Socket, args))
 	}
-	ok, err := d.reclaim(ctx, p.Socket)
+	ok, err := d.ownSocket(p.Socket)
 	if err != nil {
 		return fail(err)
 	}

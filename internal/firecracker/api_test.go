@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"banger/internal/system"
 )
 
 // shortDir returns a temporary directory with a path short enough for unix
@@ -148,29 +146,27 @@ func TestCtrlAltDelBody(t *testing.T) {
 	}
 }
 
-func TestReclaimChownsForeignSocket(t *testing.T) {
+func TestOwnSocket(t *testing.T) {
 	dir := shortDir(t)
 	socket := filepath.Join(dir, "api.sock")
-	fake := &system.Fake{}
-	d := New(Deps{Runner: fake})
-	if ok, err := d.reclaim(context.Background(), socket); ok || err != nil {
-		t.Fatalf("reclaim of a missing socket = %v, %v; want false, nil", ok, err)
+	d := New(Deps{})
+	if ok, err := d.ownSocket(socket); ok || err != nil {
+		t.Fatalf("ownSocket of a missing socket = %v, %v; want false, nil", ok, err)
 	}
 	startFakeAPI(t, &fakeAPI{}, socket)
-	if ok, err := d.reclaim(context.Background(), socket); !ok || err != nil {
-		t.Fatalf("reclaim of own socket = %v, %v", ok, err)
-	}
-	if calls := fake.CallLines(); len(calls) != 0 {
-		t.Errorf("own socket reclaimed with %q", calls)
+	if ok, err := d.ownSocket(socket); !ok || err != nil {
+		t.Fatalf("ownSocket of the daemon's own socket = %v, %v; want true, nil", ok, err)
 	}
 	// Pretend the daemon runs as another user than the socket's owner.
-	d.uid, d.gid = os.Getuid()+4242, 4343
-	if ok, err := d.reclaim(context.Background(), socket); !ok || err != nil {
-		t.Fatalf("reclaim of foreign socket = %v, %v", ok, err)
+	d.uid = os.Geteuid() + 4242
+	ok, err := d.ownSocket(socket)
+	if ok || err == nil {
+		t.Fatalf("ownSocket of another user's socket = %v, %v; want an error", ok, err)
 	}
-	want := []string{"chown " + strconv.Itoa(os.Getuid()+4242) + ":4343 " + socket}
-	if diff := cmp.Diff(want, fake.CallLines()); diff != "" {
-		t.Errorf("privileged calls (-want +got):\n%s", diff)
+	for _, want := range []string{socket, "owned by uid " + strconv.Itoa(os.Geteuid()), "stop it as that user"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
 	}
 }
 

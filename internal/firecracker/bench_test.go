@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"banger/internal/system"
 )
 
 // BenchmarkConfigure measures the API conversation of a boot (logger,
@@ -59,7 +57,7 @@ func BenchmarkStartShutdown(b *testing.B) {
 	b.Setenv(envFakeVMM, modeOK)
 	s := testSpec(dir)
 	s.Binary = exe
-	d := New(Deps{Runner: &system.Fake{}})
+	d := New(Deps{})
 	for b.Loop() {
 		p, err := d.Start(context.Background(), s)
 		if err != nil {
@@ -86,7 +84,7 @@ func BenchmarkStart(b *testing.B) {
 	b.Setenv(envFakeVMM, modeOK)
 	s := testSpec(dir)
 	s.Binary = exe
-	d := New(Deps{Runner: &system.Fake{}})
+	d := New(Deps{})
 	for b.Loop() {
 		p, err := d.Start(context.Background(), s)
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,16 +37,9 @@ type Deps struct {
 	// Log receives the driver's lifecycle records and, at debug level, the
 	// SDK's own log. Nil discards.
 	Log *slog.Logger
-	// Runner runs the privileged helpers: `chown` to reclaim a socket made
-	// by root, `kill` for a VMM running as root. Nil means
-	// system.Privileged() (direct as root, `sudo -n` otherwise).
-	Runner system.Runner
 	// Plain runs unprivileged probes (`<vmm> --version`). Nil means
 	// system.Plain().
 	Plain system.Runner
-	// Sudo is the sudo program used to start a VMM that needs privileges.
-	// Empty means "sudo".
-	Sudo string
 	// SocketTimeout bounds the wait for a new VMM's API socket.
 	SocketTimeout time.Duration
 	// TermTimeout is how long Shutdown waits after SIGTERM before SIGKILL.
@@ -61,7 +53,7 @@ type Deps struct {
 type Process struct {
 	// ID is the VM id, used in log records.
 	ID string
-	// PID is the VMM's own pid (never sudo's).
+	// PID is the VMM's pid.
 	PID int
 	// StartTime is the VMM's start time from /proc/PID/stat, in clock ticks
 	// since boot; with PID it tells the process apart from a later one that
@@ -75,16 +67,14 @@ type Process struct {
 // concurrent use.
 type Driver struct {
 	log           *slog.Logger
-	runner        system.Runner
 	plain         system.Runner
-	sudo          string
 	socketTimeout time.Duration
 	termTimeout   time.Duration
 	killTimeout   time.Duration
 
-	// uid and gid should own API sockets; euid decides whether starting a
-	// VMM with Spec.Sudo needs sudo at all.
-	uid, gid, euid int
+	// uid is the daemon's user, which runs its VMMs and owns their API
+	// sockets.
+	uid int
 	// signal sends a signal after checking pid and start time.
 	signal func(pid int, start uint64, sig syscall.Signal) error
 
@@ -92,7 +82,7 @@ type Driver struct {
 	children map[int]*child
 }
 
-// child is a VMM (or the sudo above it) that this driver started and reaps.
+// child is a VMM that this driver started and reaps.
 type child struct {
 	start uint64
 	done  chan struct{}
@@ -103,29 +93,19 @@ type child struct {
 func New(deps Deps) *Driver {
 	d := &Driver{
 		log:           deps.Log,
-		runner:        deps.Runner,
 		plain:         deps.Plain,
-		sudo:          deps.Sudo,
 		socketTimeout: deps.SocketTimeout,
 		termTimeout:   deps.TermTimeout,
 		killTimeout:   deps.KillTimeout,
-		uid:           os.Getuid(),
-		gid:           os.Getgid(),
-		euid:          os.Geteuid(),
+		uid:           os.Geteuid(),
 		signal:        signalProcess,
 		children:      map[int]*child{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if d.runner == nil {
-		d.runner = system.Privileged()
-	}
 	if d.plain == nil {
 		d.plain = system.Plain()
-	}
-	if d.sudo == "" {
-		d.sudo = "sudo"
 	}
 	if d.socketTimeout <= 0 {
 		d.socketTimeout = DefaultSocketTimeout
@@ -186,12 +166,10 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 	defer console.Close()
 
 	argv := VMMArgs(bin, cfg)
-	viaSudo := s.Sudo && d.euid != 0
-	if viaSudo {
-		argv = append([]string{d.sudo, "-n", "--"}, argv...)
-	}
 	// Its own session: no signal aimed at the daemon's process group or
 	// terminal reaches the VMM, so it outlives a daemon restart or kill.
+	// The VMM runs as the daemon's user: /dev/kvm through the kvm group,
+	// the TAP because it is the user's.
 	proc, err := system.StartProcess(system.ProcessSpec{
 		Argv:       argv,
 		Dir:        s.StateDir,
@@ -202,7 +180,7 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 	if err != nil {
 		return Process{}, fmt.Errorf("launching vmm: %w", err)
 	}
-	launcher := proc.PID()
+	pid := proc.PID()
 	c := &child{done: make(chan struct{})}
 	go func() {
 		st, err := proc.Wait()
@@ -211,45 +189,21 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 		}
 		close(c.done)
 	}()
-	done := c.done
 	log := d.log.With("vm", s.ID)
-	log.Debug("vmm launched", "argv", argv, "launcher_pid", launcher)
+	log.Debug("vmm launched", "argv", argv, "pid", pid)
 
-	vmmPID := 0
 	fail := func(err error) (Process, error) {
-		// Whatever was started must not outlive the failed start.
-		kctx := context.WithoutCancel(ctx)
-		if vmmPID > 0 {
-			if st, serr := system.ReadProcStat(vmmPID); serr == nil {
-				_ = d.send(kctx, Process{ID: s.ID, PID: vmmPID, StartTime: st.StartTime}, syscall.SIGKILL)
-			}
-		}
-		if viaSudo {
-			// sudo passes SIGTERM on to the command it runs; it runs as
-			// root, so the daemon may need sudo to signal it.
-			if err := syscall.Kill(launcher, syscall.SIGTERM); errors.Is(err, syscall.EPERM) {
-				_ = d.runner.Run(kctx, "kill", "-s", "TERM", "--", strconv.Itoa(launcher))
-			}
-		} else {
-			_ = syscall.Kill(-launcher, syscall.SIGKILL)
-		}
+		// Whatever was started must not outlive the failed start: the VMM
+		// leads its own session and process group, helpers included.
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		select {
-		case <-done:
+		case <-c.done:
 		case <-time.After(d.killTimeout):
-			log.Warn("vmm launcher still running after a failed start", "pid", launcher)
+			log.Warn("vmm still running after a failed start", "pid", pid)
 		}
 		return Process{}, fmt.Errorf("%w (see %s)", err, s.ConsoleLogPath())
 	}
 
-	deadline := time.Now().Add(d.socketTimeout)
-	pid := launcher
-	if viaSudo {
-		pid, err = d.waitForChild(ctx, launcher, s.Socket, deadline, done, c)
-		if err != nil {
-			return fail(err)
-		}
-	}
-	vmmPID = pid
 	st, err := system.ReadProcStat(pid)
 	if err != nil {
 		return fail(fmt.Errorf("reading start time of vmm pid %d: %w", pid, err))
@@ -257,15 +211,15 @@ func (d *Driver) launch(ctx context.Context, s Spec, cfg sdk.Config) (Process, e
 	p := Process{ID: s.ID, PID: pid, StartTime: st.StartTime, Socket: s.Socket}
 	c.start = st.StartTime
 	d.addChild(pid, c)
-	if err := d.waitForSocket(ctx, s.Socket, deadline, done, c); err != nil {
+	if err := d.waitForSocket(ctx, s.Socket, time.Now().Add(d.socketTimeout), c); err != nil {
 		return fail(err)
 	}
-	log.Info("vmm started", "pid", pid, "socket", s.Socket, "sudo", viaSudo, "binary", bin)
+	log.Info("vmm started", "pid", pid, "socket", s.Socket, "binary", bin)
 	return p, nil
 }
 
-// resolveBinary returns the absolute path of the VMM program, so that a
-// sudo rule can name it exactly.
+// resolveBinary returns the absolute path of the VMM program, so that its
+// command line (what Adopt and ServingSockets read) names it exactly.
 func resolveBinary(bin string) (string, error) {
 	if !strings.Contains(bin, "/") {
 		p, err := system.LookPath(bin)
@@ -305,25 +259,21 @@ func checkFiles(s Spec) error {
 	return errors.Join(errs...)
 }
 
-// waitForSocket polls until the API socket accepts connections, reclaiming
-// it first when root made it.
-func (d *Driver) waitForSocket(ctx context.Context, socket string, deadline time.Time, done <-chan struct{}, c *child) error {
+// waitForSocket polls until the API socket accepts connections. c is the
+// VMM's reaper: its exit ends the wait.
+func (d *Driver) waitForSocket(ctx context.Context, socket string, deadline time.Time, c *child) error {
 	t := time.NewTicker(socketPoll)
 	defer t.Stop()
-	reclaimed := false
 	for {
-		if !reclaimed {
-			if ok, err := d.reclaim(ctx, socket); err != nil {
-				return err
-			} else if ok {
-				reclaimed = true
-			}
+		ok, err := d.ownSocket(socket)
+		if err != nil {
+			return err
 		}
-		if reclaimed && dialable(socket) {
+		if ok && dialable(socket) {
 			return nil
 		}
 		select {
-		case <-done:
+		case <-c.done:
 			return fmt.Errorf("vmm exited before its api socket %s was ready: %s", socket, c.exit)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for api socket %s: %w", socket, ctx.Err())
@@ -335,10 +285,11 @@ func (d *Driver) waitForSocket(ctx context.Context, socket string, deadline time
 	}
 }
 
-// reclaim makes socket owned by the daemon's user when another user (root,
-// through sudo) created it, so the daemon can connect. It reports false
-// while the socket does not exist yet.
-func (d *Driver) reclaim(ctx context.Context, socket string) (bool, error) {
+// ownSocket reports whether the API socket exists (false while it does
+// not yet) and fails when another user owns it: VMMs run as the daemon's
+// user, so a socket of another user's (root's, made by a VMM an older
+// banger started through sudo) is not one this daemon can drive.
+func (d *Driver) ownSocket(socket string) (bool, error) {
 	fi, err := os.Stat(socket)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -346,15 +297,10 @@ func (d *Driver) reclaim(ctx context.Context, socket string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("checking api socket: %w", err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) == d.uid {
-		return true, nil
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != d.uid {
+		return false, fmt.Errorf("api socket %s is owned by uid %d, not by uid %d that runs bangerd: "+
+			"its vmm was started by another user (root, or an older banger through sudo); stop it as that user", socket, st.Uid, d.uid)
 	}
-	owner := fmt.Sprintf("%d:%d", d.uid, d.gid)
-	if err := d.runner.Run(ctx, "chown", owner, socket); err != nil {
-		return false, fmt.Errorf("reclaiming api socket %s for uid %d: %w", socket, d.uid, err)
-	}
-	d.log.Debug("api socket reclaimed", "path", socket, "owner", owner)
 	return true, nil
 }
 

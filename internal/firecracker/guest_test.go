@@ -47,14 +47,14 @@ func TestBootsRealGuestThroughQEMUVMM(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// Nothing may outlive the test: not the VMM, not its QEMU.
-		for pid := range parentMap() {
-			if a := cmdlineOrNil(pid); strings.Contains(strings.Join(a, " "), dir) && system.ProcessAlive(pid, 0) {
-				t.Errorf("process %d %q still running", pid, a)
-				_ = syscallKill(pid)
+		for _, p := range system.Processes() {
+			if strings.Contains(strings.Join(p.Args, " "), dir) && system.ProcessAlive(p.PID, 0) {
+				t.Errorf("process %d %q still running", p.PID, p.Args)
+				_ = syscallKill(p.PID)
 			}
 		}
 	})
-	d, logs := testDriver(t, system.Privileged())
+	d, logs := testDriver(t)
 	d.termTimeout = 10 * time.Second
 	ctx := context.Background()
 	p, err := d.Start(ctx, s)
@@ -87,7 +87,7 @@ func TestBootsRealGuestThroughQEMUVMM(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
-	other, _ := testDriver(t, system.Privileged())
+	other, _ := testDriver(t)
 	if state, err := other.Adopt(ctx, p); err != nil || state != StateRunning {
 		t.Fatalf("Adopt = %q, %v; want Running", state, err)
 	}

@@ -1,12 +1,9 @@
 package firecracker
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,7 +11,7 @@ import (
 	"banger/internal/qemuvmm"
 )
 
-// The test binary doubles as a fake VMM and a fake sudo, chosen by these
+// The test binary doubles as a fake VMM, chosen by these
 // environment variables, so that process handling is tested for real
 // without root or a Firecracker binary.
 const (
@@ -22,9 +19,6 @@ const (
 	envFakeVMM = "BANGER_TEST_FAKE_VMM"
 	// envFakeRecord names a file that receives the fake VMM's API calls.
 	envFakeRecord = "BANGER_TEST_FAKE_VMM_RECORD"
-	// envFakeSudo makes the binary act like `sudo -n -- cmd…`: it runs the
-	// command as a child, waits for it and passes SIGTERM on.
-	envFakeSudo = "BANGER_TEST_FAKE_SUDO"
 )
 
 // Behaviours of the fake VMM.
@@ -41,8 +35,6 @@ const (
 
 func TestMain(m *testing.M) {
 	switch {
-	case os.Getenv(envFakeSudo) != "":
-		os.Exit(fakeSudoMain(os.Args[1:]))
 	case os.Getenv(envFakeVMM) == modeQEMU:
 		os.Exit(qemuvmm.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	case os.Getenv(envFakeVMM) != "":
@@ -111,45 +103,5 @@ func fakeVMMMain(mode string, args []string) int {
 	fmt.Println("fake vmm: serving", socket)
 	<-cad
 	fmt.Println("fake console: reboot: machine restart")
-	return 0
-}
-
-func fakeSudoMain(args []string) int {
-	if len(args) < 3 || args[0] != "-n" || args[1] != "--" {
-		fmt.Fprintf(os.Stderr, "fake sudo: want -n -- cmd…, got %q\n", args)
-		return 1
-	}
-	cmd := exec.Command(args[2], args[3:]...)
-	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stderr
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envFakeSudo+"=") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "fake sudo:", err)
-		return 1
-	}
-	go func() {
-		for s := range sigs {
-			_ = cmd.Process.Signal(s)
-		}
-	}()
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return 1
-	}
 	return 0
 }

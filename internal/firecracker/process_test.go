@@ -59,12 +59,11 @@ func fakeVMMSpec(t *testing.T, mode string) (Spec, string) {
 }
 
 // testDriver returns a driver with short stop timeouts and its log.
-func testDriver(t *testing.T, runner system.Runner) (*Driver, *syncBuffer) {
+func testDriver(t *testing.T) (*Driver, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	d := New(Deps{
 		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Runner:        runner,
 		SocketTimeout: 10 * time.Second,
 		TermTimeout:   300 * time.Millisecond,
 		KillTimeout:   5 * time.Second,
@@ -75,10 +74,9 @@ func testDriver(t *testing.T, runner system.Runner) (*Driver, *syncBuffer) {
 // vmmsServing lists the processes whose command line serves socket.
 func vmmsServing(socket string) []int {
 	var pids []int
-	for pid := range parentMap() {
-		if a := cmdlineOrNil(pid); len(a) > 0 && filepath.Base(a[0]) != "sudo" && servesSocket(a, socket) &&
-			system.ProcessAlive(pid, 0) {
-			pids = append(pids, pid)
+	for _, p := range system.Processes() {
+		if servesSocket(p.Args, socket) && system.ProcessAlive(p.PID, 0) {
+			pids = append(pids, p.PID)
 		}
 	}
 	return pids
@@ -154,7 +152,7 @@ func sdkConfig(t *testing.T, s Spec) sdk.Config {
 func TestStartBootsAndCtrlAltDelStops(t *testing.T) {
 	s, record := fakeVMMSpec(t, modeOK)
 	killAtEnd(t, s.Socket)
-	d, logs := testDriver(t, &system.Fake{})
+	d, logs := testDriver(t)
 	p, err := d.Start(context.Background(), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -222,7 +220,7 @@ func TestShutdownEscalates(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			s, _ := fakeVMMSpec(t, tt.mode)
 			killAtEnd(t, s.Socket)
-			d, logs := testDriver(t, &system.Fake{})
+			d, logs := testDriver(t)
 			p, err := d.Start(context.Background(), s)
 			if err != nil {
 				t.Fatalf("Start: %v", err)
@@ -248,45 +246,6 @@ func TestShutdownEscalates(t *testing.T) {
 	}
 }
 
-func TestStartThroughSudoRecordsTheVMMNotSudo(t *testing.T) {
-	s, _ := fakeVMMSpec(t, modeOK)
-	killAtEnd(t, s.Socket)
-	exe, _ := os.Executable()
-	t.Setenv(envFakeSudo, "1")
-	fake := &system.Fake{}
-	d, _ := testDriver(t, fake)
-	// Pretend to be an unprivileged daemon whose sockets root makes.
-	d.euid, d.uid, d.gid = 4242, os.Getuid()+4242, 4343
-	d.sudo = exe
-	s.Sudo = true
-	p, err := d.Start(context.Background(), s)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	checkProcess(t, p, s)
-	st, err := system.ReadProcStat(p.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent, err := cmdline(st.PPID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := append([]string{exe, "-n", "--"}, VMMArgs(exe, sdkConfig(t, s))...); !cmp.Equal(want, parent) {
-		t.Errorf("parent of the recorded pid runs %q, want the sudo command %q", parent, want)
-	}
-	wantCalls := []string{"chown " + strconv.Itoa(os.Getuid()+4242) + ":4343 " + s.Socket}
-	if diff := cmp.Diff(wantCalls, fake.CallLines()); diff != "" {
-		t.Errorf("privileged calls (-want +got):\n%s", diff)
-	}
-	if err := d.Shutdown(context.Background(), p, 10*time.Second); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if e := wait(t, d, p); e != (Exit{Known: true}) {
-		t.Errorf("exit %v, want exit status 0", e)
-	}
-}
-
 func TestStartFailures(t *testing.T) {
 	tests := []struct {
 		mode    string
@@ -307,7 +266,7 @@ func TestStartFailures(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			s, _ := fakeVMMSpec(t, tt.mode)
 			killAtEnd(t, s.Socket)
-			d, _ := testDriver(t, &system.Fake{})
+			d, _ := testDriver(t)
 			d.socketTimeout = 300 * time.Millisecond
 			_, err := d.Start(context.Background(), s)
 			if err == nil {
@@ -365,13 +324,13 @@ func TestStartRefusesMissingFiles(t *testing.T) {
 func TestAdoptAfterDaemonRestart(t *testing.T) {
 	s, _ := fakeVMMSpec(t, modeOK)
 	killAtEnd(t, s.Socket)
-	first, _ := testDriver(t, &system.Fake{})
+	first, _ := testDriver(t)
 	p, err := first.Start(context.Background(), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	// A new daemon knows only the stored Process.
-	d, logs := testDriver(t, &system.Fake{})
+	d, logs := testDriver(t)
 	state, err := d.Adopt(context.Background(), p)
 	if err != nil || state != StateRunning {
 		t.Fatalf("Adopt = %q, %v; want Running", state, err)
@@ -415,38 +374,38 @@ func TestAdoptAfterDaemonRestart(t *testing.T) {
 	}
 }
 
-func TestKillThroughPrivilegedRunner(t *testing.T) {
-	s, _ := fakeVMMSpec(t, modeOK)
+func TestAnotherUsersVMMIsRefusedWithTheReason(t *testing.T) {
+	s, _ := fakeVMMSpec(t, modeIgnoreTerm)
 	killAtEnd(t, s.Socket)
-	// The runner stands in for `sudo kill`: it sends the signal itself.
-	fake := &system.Fake{Handler: func(argv []string, _ []byte) ([]byte, error) {
-		if len(argv) == 5 && argv[0] == "kill" {
-			pid, _ := strconv.Atoi(argv[4])
-			return nil, syscall.Kill(pid, syscall.SIGKILL)
-		}
-		return nil, nil
-	}}
-	d, _ := testDriver(t, fake)
-	p, err := d.Start(context.Background(), s)
+	first, _ := testDriver(t)
+	p, err := first.Start(context.Background(), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	// Pretend the VMM runs as root: direct signals are refused.
+	// A daemon of another user (or one that pretends the VMM is root's):
+	// the socket is not its own and signals are refused.
+	d, _ := testDriver(t)
+	d.uid = os.Geteuid() + 4242
 	d.signal = func(int, uint64, syscall.Signal) error { return syscall.EPERM }
-	if err := d.Kill(context.Background(), p); err != nil {
-		t.Fatalf("Kill: %v", err)
+	if _, err := d.Adopt(context.Background(), p); err == nil || !strings.Contains(err.Error(), "stop it as that user") {
+		t.Errorf("Adopt of another user's vmm: %v, want an error naming the owner", err)
 	}
-	want := []string{"kill -s KILL -- -" + strconv.Itoa(p.PID)}
-	if diff := cmp.Diff(want, fake.CallLines()); diff != "" {
-		t.Errorf("privileged calls (-want +got):\n%s", diff)
+	if err := d.Kill(context.Background(), p); err == nil || !strings.Contains(err.Error(), "runs as another user") {
+		t.Errorf("Kill of another user's vmm: %v, want an error naming the owner", err)
 	}
-	if e := wait(t, d, p); e.Signal != syscall.SIGKILL {
+	if !d.Alive(p) {
+		t.Fatal("refused Kill still killed the vmm")
+	}
+	if err := first.Kill(context.Background(), p); err != nil {
+		t.Fatalf("Kill by the owner: %v", err)
+	}
+	if e := wait(t, first, p); e.Signal != syscall.SIGKILL {
 		t.Errorf("exit %v, want killed by SIGKILL", e)
 	}
 }
 
 func TestGoneProcess(t *testing.T) {
-	d, _ := testDriver(t, &system.Fake{})
+	d, _ := testDriver(t)
 	gone := Process{ID: "x", PID: 0}
 	if d.Alive(gone) {
 		t.Error("pid 0 alive")

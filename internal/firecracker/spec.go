@@ -78,10 +78,6 @@ type Spec struct {
 	// VCPUs and MemoryMiB size the machine.
 	VCPUs     int
 	MemoryMiB int
-
-	// Sudo starts the VMM through `sudo -n` when the daemon is not root
-	// (for example because opening TAPs or /dev/kvm needs it).
-	Sudo bool
 }
 
 // Boot holds the parts of the guest kernel command line that vary per VM.
@@ -258,8 +254,8 @@ func BuildConfig(s Spec) (sdk.Config, error) {
 }
 
 // VMMArgs returns the VMM command line, as the SDK's command builder makes
-// it: `<binary> --api-sock <socket> --id <id>`. Start may prefix it with
-// `sudo -n --` and resolves the binary to an absolute path first.
+// it: `<binary> --api-sock <socket> --id <id>`. Start resolves the binary
+// to an absolute path first.
 func VMMArgs(binary string, cfg sdk.Config) []string {
 	b := sdk.VMCommandBuilder{}.
 		WithBin(binary).

@@ -136,7 +136,7 @@ func (d *Driver) Shutdown(ctx context.Context, p Process, timeout time.Duration)
 		return nil
 	}
 	log.Warn("vmm still running, sending SIGTERM", "timeout", d.termTimeout)
-	if err := d.send(ctx, p, syscall.SIGTERM); err != nil {
+	if err := d.send(p, syscall.SIGTERM); err != nil {
 		log.Warn("sending SIGTERM", "err", err)
 	}
 	if ok, err := d.waitExit(ctx, p, d.termTimeout); err != nil {
@@ -153,12 +153,11 @@ func (d *Driver) Shutdown(ctx context.Context, p Process, timeout time.Duration)
 	return nil
 }
 
-// Kill ends the VMM with SIGKILL at once (through `sudo kill` when it runs
-// as root and the daemon does not) and waits up to KillTimeout for it to be
+// Kill ends the VMM with SIGKILL at once and waits up to KillTimeout for it to be
 // gone. When the VMM leads its own process group, the whole group is killed,
 // so helpers it started (QEMU under banger-vmm-qemu) do not linger.
 func (d *Driver) Kill(ctx context.Context, p Process) error {
-	if err := d.send(ctx, p, syscall.SIGKILL); err != nil {
+	if err := d.send(p, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("killing vmm of vm %s: %w", p.ID, err)
 	}
 	ok, err := d.waitExit(ctx, p, d.killTimeout)
@@ -174,9 +173,9 @@ func (d *Driver) Kill(ctx context.Context, p Process) error {
 }
 
 // send signals the VMM after checking its pid and start time. A process
-// that is already gone is not an error. When the daemon may not signal it
-// (it runs as root), the privileged runner's `kill` does.
-func (d *Driver) send(ctx context.Context, p Process, sig syscall.Signal) error {
+// that is already gone is not an error. VMMs run as the daemon's user, so
+// a VMM the daemon may not signal was started by someone else.
+func (d *Driver) send(p Process, sig syscall.Signal) error {
 	if p.PID <= 0 {
 		return nil
 	}
@@ -190,17 +189,13 @@ func (d *Driver) send(ctx context.Context, p Process, sig syscall.Signal) error 
 	switch {
 	case err == nil, errors.Is(err, os.ErrProcessDone):
 		return nil
-	case !errors.Is(err, syscall.EPERM):
+	case errors.Is(err, syscall.EPERM) && d.Alive(p):
+		return fmt.Errorf("%w: the vmm runs as another user (root, or an older banger through sudo); stop it as that user", err)
+	case errors.Is(err, syscall.EPERM):
+		return nil
+	default:
 		return err
 	}
-	if !d.Alive(p) {
-		return nil
-	}
-	name := unix.SignalName(sig)[3:] // "SIGKILL" → "KILL"
-	if err := d.runner.Run(ctx, "kill", "-s", name, "--", strconv.Itoa(target)); err != nil {
-		return fmt.Errorf("sending %s to vmm pid %d: %w", name, p.PID, err)
-	}
-	return nil
 }
 
 // signalProcess is the real Driver.signal: pid may be negative for a

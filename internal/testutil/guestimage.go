@@ -47,7 +47,7 @@ func GuestImage(t testing.TB) bootstrap.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
-	res, err := bootstrap.Build(ctx, bootstrap.Deps{Runner: system.Privileged(), Log: logger},
+	res, err := bootstrap.Build(ctx, bootstrap.Deps{Log: logger},
 		bootstrap.Options{Name: "banger-test", CacheDir: dir},
 		func(p bootstrap.Progress) {
 			t.Logf("guest image: %s: %s (%s)", p.Step, p.Message, p.Elapsed.Round(time.Millisecond))
