@@ -29,7 +29,8 @@ and a small initramfs that loads the virtio modules. Each VM gets its own
 SSH host keys and machine-id at create time, so the image has none.
 
 Downloads and results are cached by their inputs, so an identical second
-bootstrap takes seconds. Needs root (or sudo) and mmdebstrap.`,
+bootstrap takes seconds. Runs as you (mmdebstrap in a user namespace, with the
+subordinate ids 'sudo banger system setup' grants); needs mmdebstrap and uidmap.`,
 		Example: `  banger image bootstrap base
   banger image bootstrap dev --packages git,curl,build-essential --size 4G`,
 		Args: cobra.ExactArgs(1),

@@ -48,6 +48,7 @@ var (
 	vmm        = check{name: "vmm", run: (*Checker).vmm}
 	tun        = check{name: "tun", run: (*Checker).tun}
 	netAdmin   = check{name: "privileges", run: (*Checker).privileges}
+	userns     = check{name: "uidmap", run: (*Checker).uidmap}
 )
 
 func (c *Checker) iptables(ctx context.Context) api.Check {
@@ -118,6 +119,25 @@ func (c *Checker) privileges(ctx context.Context) api.Check {
 		return fail(name, err.Error(), "run `sudo banger system setup` once for this user")
 	}
 	return ok(name, "bangerd runs as you; the banger helper changes your bridge, TAPs and NAT through sudo")
+}
+
+// uidmap checks what an image bootstrap without root needs: newuidmap and
+// newgidmap, which map the subordinate ids into its user namespace.
+func (c *Checker) uidmap(context.Context) api.Check {
+	const name = "uidmap"
+	if c.cfg.Euid() == 0 {
+		return ok(name, "not needed: bangerd runs as root")
+	}
+	for _, tool := range []string{"newuidmap", "newgidmap", "unshare"} {
+		if _, err := c.cfg.LookPath(tool); err != nil {
+			pkg := "uidmap"
+			if tool == "unshare" {
+				pkg = "util-linux"
+			}
+			return fail(name, tool+" is not installed (image bootstraps run in a user namespace)", "sudo apt-get install "+pkg)
+		}
+	}
+	return ok(name, "newuidmap and newgidmap installed")
 }
 
 // KVMUsable reports why KVM cannot run a stock guest kernel, or nil. A

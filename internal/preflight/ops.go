@@ -43,7 +43,7 @@ var needs = map[Op]struct {
 	GrowDisk:       {[]Layer{Disks}, []check{e2fsck, resize2fs}},
 	CommitImage:    {[]Layer{Disks}, []check{e2fsck, debugfs}},
 	BuildImage:     {[]Layer{Disks, Network, VMM, Guest}, []check{mkfs, debugfs, vmm, tun, iptables, netAdmin, e2fsck}},
-	BootstrapImage: {[]Layer{Bootstrap}, []check{mmdebstrap, mkfs}},
+	BootstrapImage: {[]Layer{Bootstrap}, []check{mmdebstrap, mkfs, debugfs, userns}},
 }
 
 // Layers lists the daemon layers op needs.

@@ -40,7 +40,7 @@ func fakeHost(have map[string]bool, root bool) Config {
 	}
 }
 
-var complete = map[string]bool{"mkfs.ext4": true, "debugfs": true, "e2fsck": true, "resize2fs": true, "mmdebstrap": true,
+var complete = map[string]bool{"newuidmap": true, "newgidmap": true, "unshare": true, "mkfs.ext4": true, "debugfs": true, "e2fsck": true, "resize2fs": true, "mmdebstrap": true,
 	"/usr/bin/banger-vmm-qemu": true, "qemu-system-x86_64": true, "/dev/net/tun": true, "iptables": true, "ssh": true,
 	"/sys/fs/cgroup/cgroup.controllers": true}
 
@@ -79,7 +79,7 @@ func TestOpsCheckOnlyWhatTheyNeed(t *testing.T) {
 	if len(ps) != 1 || !strings.Contains(ps[0].What, "resize2fs") || !strings.Contains(ps[0].Fix, "e2fsprogs") {
 		t.Errorf("disk growth problems = %v, want resize2fs alone", ps)
 	}
-	if ps := c.Problems(ctx, BootstrapImage); len(ps) != 2 || !strings.Contains(ps[0].Fix, "mmdebstrap") {
+	if ps := c.Problems(ctx, BootstrapImage); len(ps) != 4 || !strings.Contains(ps[0].Fix, "mmdebstrap") || !strings.Contains(ps[3].Fix, "uidmap") {
 		t.Errorf("image bootstrap problems = %v", ps)
 	}
 	// Several operations name a shared problem once.
