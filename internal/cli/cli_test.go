@@ -319,3 +319,36 @@ func TestVMExecKeepsArgvAndStatus(t *testing.T) {
 		t.Errorf("exec -t without a terminal: code %d, stderr %q", code, errOut)
 	}
 }
+
+func TestVMForwardAddsListsAndRemoves(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	if _, _, code := run(t, "vm", "create", "dev", "--image", "base", "--no-start"); code != 0 {
+		t.Fatal("create failed")
+	}
+	out, errOut, code := run(t, "vm", "forward", "dev", "48123:80", "48124:53/udp")
+	if code != 0 || out != "127.0.0.1:48123:80/tcp\n127.0.0.1:48124:53/udp\n" {
+		t.Errorf("forward add: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "vm", "forward", "dev", "48123:81"); code == 0 || !strings.Contains(errOut, "already forwarded") {
+		t.Errorf("forwarding a taken host port: code %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := run(t, "vm", "forward", "dev", "80"); code == 0 || !strings.Contains(errOut, "HOSTPORT:GUESTPORT") {
+		t.Errorf("a bad spec: code %d, stderr %q", code, errOut)
+	}
+	if out, _, _ := run(t, "vm", "list"); !strings.Contains(out, "48123:80, 48124:53/udp") {
+		t.Errorf("vm list does not show the forwards:\n%s", out)
+	}
+	if out, _, code := run(t, "vm", "forward", "dev", "--rm", "48123:80"); code != 0 || out != "127.0.0.1:48124:53/udp\n" {
+		t.Errorf("forward --rm: code %d, stdout %q", code, out)
+	}
+	if _, _, code := run(t, "vm", "rm", "dev"); code != 0 {
+		t.Fatal("rm failed")
+	}
+	if _, _, code := run(t, "vm", "create", "dev", "--image", "base", "--no-start"); code != 0 {
+		t.Fatal("create failed")
+	}
+	if out, _, _ := run(t, "vm", "forward", "dev"); out != "" {
+		t.Errorf("a new vm of the same name inherited forwards: %q", out)
+	}
+}

@@ -29,6 +29,7 @@ func (app *App) newVMCommand() *cobra.Command {
 		app.newVMSSHCommand(),
 		app.newVMExecCommand(),
 		app.newVMCpCommand(),
+		app.newVMForwardCommand(),
 		app.newVMLogsCommand(),
 	)
 	return cmd

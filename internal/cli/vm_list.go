@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,14 +49,28 @@ func (app *App) runVMList(ctx context.Context, cmd *cobra.Command, output string
 }
 
 func renderVMTable(app *App, vms []api.VM, now time.Time) {
-	t := newTable(app.Stdout, "NAME", "STATE", "IP", "DNS", "CPU%", "MEM", "DISK", "IMAGE", "AGE")
+	t := newTable(app.Stdout, "NAME", "STATE", "IP", "DNS", "CPU%", "MEM", "DISK", "IMAGE", "AGE", "FORWARDS")
 	for _, v := range vms {
 		cpu, mem := "-", "-"
 		if v.State == "running" {
 			cpu = fmt.Sprintf("%.1f", v.CPUPercent)
 			mem = humanBytes(v.RSSBytes)
 		}
-		t.row(v.Name, stateColor(app.Stdout, v.State), dash(v.IP), v.DNSName, cpu, mem, vm.FormatSize(v.DiskBytes), v.Image, humanAge(v.CreatedAt, now))
+		t.row(v.Name, stateColor(app.Stdout, v.State), dash(v.IP), v.DNSName, cpu, mem, vm.FormatSize(v.DiskBytes), v.Image, humanAge(v.CreatedAt, now), shortForwards(v.Forwards))
 	}
 	_ = t.flush()
+}
+
+// shortForwards renders forwards compactly for a table: the default
+// address and protocol are left out ("8080:80, 5353:53/udp").
+func shortForwards(specs []string) string {
+	if len(specs) == 0 {
+		return "-"
+	}
+	short := make([]string, len(specs))
+	for i, s := range specs {
+		s = strings.TrimPrefix(s, "127.0.0.1:")
+		short[i] = strings.TrimSuffix(s, "/tcp")
+	}
+	return strings.Join(short, ", ")
 }

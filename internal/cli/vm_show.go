@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,6 +62,7 @@ func (app *App) runVMShow(ctx context.Context, cmd *cobra.Command, name, output 
 		"dns", v.DNSName,
 		"mac", v.MAC,
 		"tap", v.TAP,
+		"forwards", strings.Join(v.Forwards, ", "),
 		"usage", usage,
 		"uptime", uptime,
 		"root disk", fmt.Sprintf("%s (%s used)", v.RootDisk, humanBytes(v.RootUsed)),

@@ -183,6 +183,9 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	}
 	d.log.Info("bangerd shutting down; vms keep running")
 	d.events.close()
+	// The forwards are this process's listeners; the next daemon starts
+	// them again.
+	d.closeForwards()
 	shutCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
 	defer c()
 	_ = srv.Shutdown(shutCtx)

@@ -64,6 +64,17 @@ func (d *Daemon) startForwards(ctx context.Context, v *vm.VM) error {
 	return errors.Join(errs...)
 }
 
+// closeForwards closes every VM's listeners: the daemon is going away.
+func (d *Daemon) closeForwards() {
+	d.fwd.mu.Lock()
+	all := d.fwd.byVM
+	d.fwd.byVM = map[string]*forward.Forwarder{}
+	d.fwd.mu.Unlock()
+	for _, f := range all {
+		_ = f.Close()
+	}
+}
+
 // stopForwards closes a VM's listeners and their connections.
 func (d *Daemon) stopForwards(v *vm.VM) {
 	d.fwd.mu.Lock()
