@@ -352,3 +352,39 @@ func TestVMForwardAddsListsAndRemoves(t *testing.T) {
 		t.Errorf("a new vm of the same name inherited forwards: %q", out)
 	}
 }
+
+func TestSSHConfigPrintsAndInstalls(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	if _, _, code := run(t, "vm", "create", "dev", "--image", "base"); code != 0 {
+		t.Fatal("create failed")
+	}
+	out, errOut, code := run(t, "ssh-config")
+	if code != 0 || !strings.Contains(out, "Host dev.vm\n") || !strings.Contains(out, "HostKeyAlias dev.vm") || !strings.Contains(out, inst.Paths.KnownHosts()) {
+		t.Errorf("ssh-config: code %d\n%s%s", code, out, errOut)
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	existing := "Host work\n\tHostName work.example\n"
+	if err := os.MkdirAll(home+"/.ssh", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(home+"/.ssh/config", []byte(existing), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, errOut, code := run(t, "ssh-config", "--install"); code != 0 {
+			t.Fatalf("ssh-config --install: code %d, %s", code, errOut)
+		}
+	}
+	got, _ := os.ReadFile(home + "/.ssh/config")
+	if strings.Count(string(got), "Include "+inst.Paths.SSHConfig()) != 1 || !strings.HasSuffix(string(got), existing) {
+		t.Errorf("~/.ssh/config after two installs:\n%s", got)
+	}
+	if _, _, code := run(t, "vm", "rm", "-f", "dev"); code != 0 {
+		t.Fatal("rm failed")
+	}
+	if out, _, _ := run(t, "ssh-config"); strings.Contains(out, "dev.vm") {
+		t.Errorf("ssh-config still names a removed vm:\n%s", out)
+	}
+}

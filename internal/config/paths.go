@@ -67,3 +67,7 @@ func (p Paths) UserKey() string { return filepath.Join(p.SSHDir(), "id_ed25519")
 
 // KnownHosts pins each VM's host key for `banger vm ssh`.
 func (p Paths) KnownHosts() string { return filepath.Join(p.SSHDir(), "known_hosts") }
+
+// SSHConfig is the OpenSSH client configuration bangerd keeps for the VMs,
+// which `banger ssh-config --install` includes from ~/.ssh/config.
+func (p Paths) SSHConfig() string { return filepath.Join(p.SSHDir(), "config") }

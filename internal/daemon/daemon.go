@@ -165,6 +165,7 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	if err := d.Reconcile(ctx); err != nil {
 		d.log.Error("reconciling at start", "err", err)
 	}
+	d.refreshSSHConfig(ctx)
 	srv := &http.Server{
 		Handler:           d.Handler(),
 		ConnContext:       peerContext,

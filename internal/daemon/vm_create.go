@@ -178,6 +178,7 @@ func (c *creation) record(ctx context.Context) error {
 		return err
 	}
 	d.events.publish(api.Event{Type: api.EventVMCreated, Name: v.Name, VM: d.toAPI(v)})
+	d.refreshSSHConfig(ctx)
 	return nil
 }
 
@@ -187,6 +188,7 @@ func (c *creation) forget(ctx context.Context) error {
 		return err
 	}
 	c.d.events.publish(api.Event{Type: api.EventVMRemoved, Name: c.v.Name})
+	c.d.refreshSSHConfig(ctx)
 	return nil
 }
 

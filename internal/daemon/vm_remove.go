@@ -89,5 +89,6 @@ func (r *removal) forget(ctx context.Context) error {
 	}
 	r.d.log.Info("vm removed", "vm", r.v.Name)
 	r.d.events.publish(api.Event{Type: api.EventVMRemoved, Name: r.v.Name})
+	r.d.refreshSSHConfig(ctx)
 	return nil
 }

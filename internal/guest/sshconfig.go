@@ -13,8 +13,9 @@ import (
 type SSHHost struct {
 	// Name is the VM's name, "dev".
 	Name string
-	// DNSName is its name under banger's domain, "dev.vm": a Host alias
-	// and the name its host key is pinned under (see HostNames).
+	// DNSName is its name under banger's domain, "dev.vm": the Host
+	// pattern (a bare name could take over `ssh github` from a VM called
+	// github) and the name its host key is pinned under (see HostNames).
 	DNSName string
 	// Addr is its address on the bridge; a VM without one is left out.
 	Addr netip.Addr
@@ -24,7 +25,7 @@ type SSHHost struct {
 const SSHConfigHeader = "# OpenSSH client configuration for banger's VMs, written by `banger ssh-config`.\n# It is rewritten as VMs come and go: edit ~/.ssh/config instead.\n"
 
 // RenderSSHConfig renders one OpenSSH client config block per VM, sorted by
-// name, so that `ssh NAME`, `ssh NAME.vm`, scp, rsync and VS Code Remote
+// name, so that `ssh NAME.vm`, scp, rsync and VS Code Remote
 // reach it as root with banger's key and verify it against the host key
 // banger pinned for it (HostKeyAlias is the DNS name, as `banger vm ssh`
 // uses), with no prompt. identityFile and knownHostsFile must be absolute;
@@ -50,7 +51,7 @@ func RenderSSHConfig(hosts []SSHHost, identityFile, knownHostsFile string) ([]by
 			fmt.Fprintf(&b, "\n# %s: no address yet\n", h.Name)
 			continue
 		}
-		fmt.Fprintf(&b, "\nHost %s %s\n", h.Name, h.DNSName)
+		fmt.Fprintf(&b, "\nHost %s\n", h.DNSName)
 		fmt.Fprintf(&b, "\tHostName %s\n", h.Addr.Unmap())
 		b.WriteString("\tUser root\n")
 		fmt.Fprintf(&b, "\tIdentityFile %s\n", id)
