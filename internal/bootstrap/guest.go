@@ -67,6 +67,9 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
+# bangerd keeps one connection per VM for exec and cp: allow many commands
+# on it at once (OpenSSH's default is 10).
+MaxSessions 256
 `
 
 const hostKeyUnit = `[Unit]
