@@ -43,12 +43,12 @@ func (h *hostGuest) dial(ctx context.Context, v *vm.VM, ciphers []string) (*gues
 	return c, nil
 }
 
+// WaitSSH returns once the guest's SSH server answers. The connection it
+// makes is kept for the commands that follow (exec, cp), so a create
+// that waited for SSH leaves the first exec nothing to dial.
 func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
-	c, err := h.dial(ctx, v, nil)
-	if err != nil {
-		return err
-	}
-	return c.Close()
+	_, _, err := h.conn(ctx, v)
+	return err
 }
 
 func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {

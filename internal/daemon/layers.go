@@ -107,7 +107,8 @@ type Records interface {
 
 // Guest reaches into booted guests.
 type Guest interface {
-	// WaitSSH returns when the guest's SSH server completes a handshake.
+	// WaitSSH returns when the guest's SSH server completes a handshake
+	// (at once when the daemon already holds a connection to it).
 	WaitSSH(ctx context.Context, v *vm.VM) error
 	// Connect waits for the guest's SSH server and returns one connection
 	// that carries many commands (the image builder's).

@@ -200,7 +200,7 @@ func BenchmarkCreateToSSHVersusBareVMM(b *testing.B) {
 		// banger: create (no wait) and poll the banner from here.
 		name := fmt.Sprintf("b%d", i)
 		start := time.Now()
-		e.must("vm", "create", name, "--cpus", "2", "--memory", "512M", "--disk", "64M")
+		e.must("vm", "create", name, "--no-wait", "--cpus", "2", "--memory", "512M", "--disk", "64M")
 		ip := e.vm(name).IP
 		var err error
 		e.inNetns(func() {
