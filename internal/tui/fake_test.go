@@ -49,6 +49,8 @@ func newCannedClient() *cannedClient {
 	}
 	vms[3].Reason = "vmm exited unexpectedly (signal: killed)"
 	vms[2].StaleImage = true
+	vms[2].Forwards = []string{"127.0.0.1:8080:80/tcp", "127.0.0.1:5353:53/udp"}
+	vms[0].Forwards = []string{"0.0.0.0:2222:22/tcp"}
 	imgs := []api.Image{
 		{ID: "img-base", Name: "base", Source: "bootstrap", KernelVersion: "6.1.0-31-amd64", SizeBytes: 2 * vm.GiB, AllocatedBytes: 900 * vm.MiB, VMs: 3,
 			Kernel: "/home/ada/.local/share/banger/images/base/vmlinuz", Initrd: "/home/ada/.local/share/banger/images/base/initrd.img",

@@ -54,6 +54,18 @@ func rss(v api.VM) string {
 	return vm.FormatSize(v.RSSBytes)
 }
 
+// shortForwards renders a VM's forwards compactly, as `banger vm list`
+// does: the default address and protocol are left out
+// ("8080:80, 5353:53/udp"); none gives "".
+func shortForwards(specs []string) string {
+	short := make([]string, len(specs))
+	for i, s := range specs {
+		s = strings.TrimPrefix(s, "127.0.0.1:")
+		short[i] = strings.TrimSuffix(s, "/tcp")
+	}
+	return strings.Join(short, ", ")
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"

@@ -182,7 +182,7 @@ func (m *Model) tableView(height int) []string {
 				b.WriteString(" ")
 			}
 		}
-		return b.String()
+		return strings.TrimRight(b.String(), " ")
 	}
 	titles := make([]string, len(vmColumns))
 	for i, c := range vmColumns {
