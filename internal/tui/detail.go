@@ -97,10 +97,7 @@ func (t *logTail) apply(msg logMsg) {
 	parts := strings.Split(t.partial+msg.data, "\n")
 	t.partial = parts[len(parts)-1]
 	for _, l := range parts[:len(parts)-1] {
-		if i := strings.LastIndexByte(strings.TrimRight(l, "\r"), '\r'); i >= 0 {
-			l = l[i+1:]
-		}
-		t.lines = append(t.lines, sanitize(l))
+		t.lines = append(t.lines, sanitize(lastCR(l)))
 	}
 	if n := len(t.lines) - t.max; n > 0 && t.max > 0 {
 		t.lines = append(t.lines[:0:0], t.lines[n:]...)

@@ -117,6 +117,15 @@ func errorParts(err error) (msg, hint string, logs []string) {
 	return msg, ae.Hint, ae.Logs
 }
 
+// lastCR keeps what follows a line's last carriage return, as a terminal
+// shows a progress line that redraws itself.
+func lastCR(l string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(l, "\r"), '\r'); i >= 0 {
+		return l[i+1:]
+	}
+	return l
+}
+
 // sanitize drops control characters from console output, keeping it from
 // moving the cursor or changing colors inside the frame.
 func sanitize(s string) string {
