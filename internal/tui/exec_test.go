@@ -26,6 +26,8 @@ type runner struct {
 	done chan struct{}
 	// quit is set once a command asked the program to end.
 	quit bool
+	// delivered are the messages given to the model.
+	delivered []tea.Msg
 }
 
 func newRunner(t *testing.T, m *Model) *runner {
@@ -57,6 +59,7 @@ func (r *runner) deliver(msg tea.Msg) {
 	case tea.QuitMsg:
 		r.quit = true
 	default:
+		r.delivered = append(r.delivered, msg)
 		_, cmd := r.m.Update(msg)
 		r.run(cmd)
 	}
@@ -170,15 +173,11 @@ func TestExecEscCancels(t *testing.T) {
 	// The fake's Exec returns only once its context is cancelled.
 	var done execDoneMsg
 	r.until("the command to be cancelled", func() bool {
-		select {
-		case msg := <-r.msgs:
+		for _, msg := range r.delivered {
 			if d, ok := msg.(execDoneMsg); ok {
 				done = d
-				r.deliver(msg)
 				return true
 			}
-			r.deliver(msg)
-		case <-time.After(10 * time.Millisecond):
 		}
 		return false
 	})
