@@ -30,8 +30,8 @@ func (m *Model) split() (table, detail int) {
 		return 0, body
 	}
 	if m.exec != nil {
-		// The exec pane takes what the table does not need, up to two
-		// thirds of the body.
+		// The table keeps its rows, in at most a third of the body; the
+		// exec pane takes the rest.
 		table = min(max(len(m.rows), 1)+1, max(body/3, 2))
 		return table, body - table
 	}
