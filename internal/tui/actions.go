@@ -29,9 +29,9 @@ func (m *Model) quit() tea.Cmd {
 }
 
 // key dispatches a key press to whatever has the focus: a confirmation,
-// a form, the filter, the help, or the current view.
+// a form, the exec prompt, the filter, the help, or the current view.
 func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
-	if msg.Type == tea.KeyCtrlC {
+	if msg.Type == tea.KeyCtrlC && !m.execRunning() {
 		return m.quit()
 	}
 	switch {
@@ -45,6 +45,8 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		return nil
 	case m.form != nil:
 		return m.formKey(msg)
+	case m.exec != nil:
+		return m.execKey(msg)
 	case m.filtering:
 		return m.filterKey(msg)
 	}
@@ -175,6 +177,8 @@ func (m *Model) vmKey(msg tea.KeyMsg) tea.Cmd {
 		}}
 	case key.Matches(msg, k.SSH):
 		return m.ssh(v)
+	case key.Matches(msg, k.Exec):
+		m.openExec(v)
 	case key.Matches(msg, k.Resize):
 		if v.State != string(vm.Stopped) {
 			m.status = statusLine{err: true, text: fmt.Sprintf("vm %s is %s; its disk can only grow while it is stopped", name, v.State), hint: "stop it first with x"}

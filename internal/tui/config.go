@@ -22,6 +22,7 @@ type Client interface {
 	ResizeVM(ctx context.Context, name string, req api.ResizeVMRequest, onProgress func(api.Progress)) (api.VM, error)
 	RemoveVM(ctx context.Context, name string, req api.RemoveVMRequest) error
 	VMLogsTail(ctx context.Context, name, source string, follow bool, tail int, w io.Writer) error
+	Exec(ctx context.Context, name string, req api.ExecRequest, stdio api.ExecIO) (int, error)
 	Images(ctx context.Context) ([]api.Image, error)
 	RemoveImage(ctx context.Context, name string) error
 	Events(ctx context.Context, fn func(api.Event) error) error

@@ -97,10 +97,7 @@ func (t *logTail) apply(msg logMsg) {
 	parts := strings.Split(t.partial+msg.data, "\n")
 	t.partial = parts[len(parts)-1]
 	for _, l := range parts[:len(parts)-1] {
-		if i := strings.LastIndexByte(strings.TrimRight(l, "\r"), '\r'); i >= 0 {
-			l = l[i+1:]
-		}
-		t.lines = append(t.lines, sanitize(l))
+		t.lines = append(t.lines, sanitize(lastCR(l)))
 	}
 	if n := len(t.lines) - t.max; n > 0 && t.max > 0 {
 		t.lines = append(t.lines[:0:0], t.lines[n:]...)
@@ -166,11 +163,17 @@ func (m *Model) vmFacts(v api.VM, full bool, width int) []string {
 		line(kv("image", img))
 		line(kv("vCPUs", fmt.Sprint(v.CPUs)), kv("memory", size(int64(v.MemoryMiB)*vm.MiB)), kv("work disk", size(v.DiskBytes)))
 		line(kv("address", v.IP), kv("dns", v.DNSName))
+		if len(v.Forwards) > 0 {
+			line(kv("forwards", shortForwards(v.Forwards)))
+		}
 		line(kv("mac", v.MAC), kv("tap", v.TAP))
 		line(kv("created", v.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC")))
 	} else {
 		line(kv("image", img), kv("vCPUs", fmt.Sprint(v.CPUs)), kv("mem", size(int64(v.MemoryMiB)*vm.MiB)), kv("pid", pid), kv("up", up))
 		line(kv("address", v.IP), kv("dns", v.DNSName), kv("tap", v.TAP))
+		if len(v.Forwards) > 0 {
+			line(kv("forwards", shortForwards(v.Forwards)))
+		}
 	}
 	if v.Reason != "" {
 		line(m.st.err.Render("reason ") + strings.SplitN(v.Reason, "\n", 2)[0])

@@ -3,6 +3,8 @@ package tui
 import (
 	"context"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,10 @@ type cannedClient struct {
 	vms    []api.VM
 	images []api.Image
 	logs   map[string]string
+	// execs records each Exec as "VM argv…"; execStdin whether one got
+	// an input.
+	execs     []string
+	execStdin bool
 }
 
 var _ Client = (*cannedClient)(nil)
@@ -49,6 +55,8 @@ func newCannedClient() *cannedClient {
 	}
 	vms[3].Reason = "vmm exited unexpectedly (signal: killed)"
 	vms[2].StaleImage = true
+	vms[2].Forwards = []string{"127.0.0.1:8080:80/tcp", "127.0.0.1:5353:53/udp"}
+	vms[0].Forwards = []string{"0.0.0.0:2222:22/tcp"}
 	imgs := []api.Image{
 		{ID: "img-base", Name: "base", Source: "bootstrap", KernelVersion: "6.1.0-31-amd64", SizeBytes: 2 * vm.GiB, AllocatedBytes: 900 * vm.MiB, VMs: 3,
 			Kernel: "/home/ada/.local/share/banger/images/base/vmlinuz", Initrd: "/home/ada/.local/share/banger/images/base/initrd.img",
@@ -104,6 +112,56 @@ func (c *cannedClient) VMLogsTail(ctx context.Context, name, source string, foll
 	}
 	_, err := io.WriteString(w, l)
 	return err
+}
+
+// Exec answers like the daemon for a VM that is not running; in a running
+// one, the command (argv[2] of `sh -c CMD`) "sleep" runs until cancelled,
+// "fail N" writes to stderr and exits N, and any other writes two lines
+// of stdout (the command, then "done") and exits 0.
+func (c *cannedClient) Exec(ctx context.Context, name string, req api.ExecRequest, stdio api.ExecIO) (int, error) {
+	c.mu.Lock()
+	c.execs = append(c.execs, name+" "+strings.Join(req.Argv, " "))
+	c.execStdin = c.execStdin || stdio.Stdin != nil
+	var v *api.VM
+	for i := range c.vms {
+		if c.vms[i].Name == name {
+			v = &c.vms[i]
+		}
+	}
+	c.mu.Unlock()
+	switch {
+	case v == nil:
+		return -1, api.Errorf(api.CodeNotFound, "vm %s not found", name)
+	case v.State != "running":
+		return -1, api.Errorf(api.CodeConflict, "vm %s is %s, so its guest cannot be reached", name, v.State).
+			WithHint("start it with `banger vm start %s`", name)
+	case len(req.Argv) != 3:
+		return 127, nil
+	}
+	cmd := req.Argv[2]
+	out := func(w io.Writer, s string) {
+		if w != nil {
+			_, _ = io.WriteString(w, s)
+		}
+	}
+	switch {
+	case cmd == "sleep":
+		out(stdio.Stdout, "sleeping\n")
+		<-ctx.Done()
+		return -1, api.Errorf(api.CodeInterrupted, "exec in %s: %v", name, ctx.Err())
+	case strings.HasPrefix(cmd, "fail "):
+		code, err := strconv.Atoi(strings.TrimPrefix(cmd, "fail "))
+		if err != nil {
+			return -1, err
+		}
+		out(stdio.Stdout, "about to fail\n")
+		out(stdio.Stderr, "failing with "+strconv.Itoa(code)+"\n")
+		return code, nil
+	}
+	out(stdio.Stdout, cmd+"\n")
+	out(stdio.Stdout, "do")
+	out(stdio.Stdout, "ne\n")
+	return 0, nil
 }
 
 func (c *cannedClient) Images(ctx context.Context) ([]api.Image, error) {

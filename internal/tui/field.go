@@ -4,6 +4,7 @@ import (
 	"unicode"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // field is a one-line text input. (bubbles/textinput would do, but it
@@ -84,6 +85,27 @@ func (f *field) update(msg tea.KeyMsg) {
 		f.value = append(f.value[:i], f.value[f.pos:]...)
 		f.pos = i
 	}
+}
+
+// viewWidth renders the field in at most width cells, scrolling the text
+// so that the cursor stays visible; "…" marks the hidden ends.
+func (f *field) viewWidth(st styles, width int) string {
+	room := width - ansi.StringWidth(f.prompt) - 1 // one cell for the cursor at the end
+	if room < 2 || len(f.value) <= room {
+		return f.view(st)
+	}
+	start := max(f.pos-room+1, 0)
+	end := min(start+room, len(f.value))
+	g := *f
+	g.value = append([]rune(nil), f.value[start:end]...)
+	g.pos = f.pos - start
+	if start > 0 {
+		g.value[0] = '…'
+	}
+	if end < len(f.value) {
+		g.value[len(g.value)-1] = '…'
+	}
+	return g.view(st)
 }
 
 // view renders the prompt and the text with a steady cursor: reversed

@@ -54,6 +54,18 @@ func rss(v api.VM) string {
 	return vm.FormatSize(v.RSSBytes)
 }
 
+// shortForwards renders a VM's forwards compactly, as `banger vm list`
+// does: the default address and protocol are left out
+// ("8080:80, 5353:53/udp"); none gives "".
+func shortForwards(specs []string) string {
+	short := make([]string, len(specs))
+	for i, s := range specs {
+		s = strings.TrimPrefix(s, "127.0.0.1:")
+		short[i] = strings.TrimSuffix(s, "/tcp")
+	}
+	return strings.Join(short, ", ")
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -103,6 +115,15 @@ func errorParts(err error) (msg, hint string, logs []string) {
 		msg = msg[:i]
 	}
 	return msg, ae.Hint, ae.Logs
+}
+
+// lastCR keeps what follows a line's last carriage return, as a terminal
+// shows a progress line that redraws itself.
+func lastCR(l string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(l, "\r"), '\r'); i >= 0 {
+		return l[i+1:]
+	}
+	return l
 }
 
 // sanitize drops control characters from console output, keeping it from

@@ -39,22 +39,32 @@ func loaded(t *testing.T, w, h int) *Model {
 	}
 }
 
+// keyMsg is a key press: a name such as "enter", or the characters to
+// type ("abc" is one message, as a paste).
+func keyMsg(k string) tea.KeyMsg {
+	switch k {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "tab":
+		return tea.KeyMsg{Type: tea.KeyTab}
+	case "up":
+		return tea.KeyMsg{Type: tea.KeyUp}
+	case "down":
+		return tea.KeyMsg{Type: tea.KeyDown}
+	case "ctrl+c":
+		return tea.KeyMsg{Type: tea.KeyCtrlC}
+	case " ":
+		return tea.KeyMsg{Type: tea.KeySpace, Runes: []rune{' '}}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+}
+
+// keys presses keys, dropping the commands they return.
 func keys(m *Model, ks ...string) {
 	for _, k := range ks {
-		var msg tea.KeyMsg
-		switch k {
-		case "enter":
-			msg = tea.KeyMsg{Type: tea.KeyEnter}
-		case "esc":
-			msg = tea.KeyMsg{Type: tea.KeyEsc}
-		case "tab":
-			msg = tea.KeyMsg{Type: tea.KeyTab}
-		case "down":
-			msg = tea.KeyMsg{Type: tea.KeyDown}
-		default:
-			msg = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
-		}
-		m.Update(msg)
+		m.Update(keyMsg(k))
 	}
 }
 
@@ -82,23 +92,40 @@ func TestFrames(t *testing.T) {
 	views := []struct {
 		name string
 		keys []string
-		edit func(m *Model)
+		edit func(t *testing.T, m *Model)
 	}{
 		{name: "vms"},
 		{name: "detail", keys: []string{"enter"}},
 		{name: "sorted-cpu-desc", keys: []string{"o", "o", "o", "o", "o", "o", "o", "O"}},
 		{name: "filter", keys: []string{"/", "b", "a", "s", "e", " ", "r", "u", "n"}},
 		{name: "images", keys: []string{"tab", "down"}},
-		{name: "images-building", keys: []string{"tab"}, edit: func(m *Model) {
+		{name: "images-building", keys: []string{"tab"}, edit: func(t *testing.T, m *Model) {
 			m.applyEvent(api.Event{Type: api.EventImageBuild, Name: "noble", Progress: &api.Progress{Step: "provision", Message: "installing packages", Done: 120, Total: 400}})
 		}},
 		{name: "help", keys: []string{"?"}},
 		{name: "create-form", keys: []string{"n", "a", "p", "i", "tab"}},
 		{name: "confirm-kill", keys: []string{"K"}},
-		{name: "error", edit: func(m *Model) {
+		{name: "error", edit: func(t *testing.T, m *Model) {
 			m.fail(&api.Error{Code: api.CodeInternal, Message: "vm dev: starting the VMM and booting the guest: exit status 1", Hint: "read the logs", Logs: []string{"/home/ada/.local/state/banger/vms/dev/vmm.log"}})
 		}},
-		{name: "empty", edit: func(m *Model) {
+		{name: "exec-prompt", keys: []string{"e", "uname -a"}},
+		{name: "exec-result", keys: []string{"e"}, edit: func(t *testing.T, m *Model) {
+			r := newRunner(t, m)
+			r.keys("fail 3", "enter")
+			r.until("the command to end", func() bool { return !m.execRunning() })
+			r.keys("ls /")
+		}},
+		{name: "exec-running", keys: []string{"e"}, edit: func(t *testing.T, m *Model) {
+			r := newRunner(t, m)
+			r.keys("sleep", "enter")
+			r.screen("sleeping")
+		}},
+		{name: "exec-error", keys: []string{"G", "e"}, edit: func(t *testing.T, m *Model) {
+			r := newRunner(t, m)
+			r.keys("true", "enter")
+			r.until("the command to end", func() bool { return !m.execRunning() })
+		}},
+		{name: "empty", edit: func(t *testing.T, m *Model) {
 			m.vms = map[string]api.VM{}
 			m.relist()
 		}},
@@ -109,7 +136,7 @@ func TestFrames(t *testing.T) {
 				m := loaded(t, size[0], size[1])
 				keys(m, v.keys...)
 				if v.edit != nil {
-					v.edit(m)
+					v.edit(t, m)
 				}
 				checkFrame(t, m, size[0], size[1])
 			})

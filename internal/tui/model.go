@@ -68,6 +68,11 @@ type Model struct {
 	streamDown string
 	confirm    *confirmation
 	form       *form
+	// exec is the command prompt on a VM, when open.
+	exec    *execPane
+	execSeq int
+	// history holds the commands run at the prompt, oldest first.
+	history []string
 }
 
 // operation is a long-running request in flight for one VM or image.
@@ -293,8 +298,11 @@ func (m *Model) handle(msg tea.Msg) tea.Cmd {
 			m.info("ssh session to " + msg.name + " ended")
 		}
 		return nil
+	case execOutMsg, execDoneMsg:
+		m.execMsg(msg)
+		return nil
 	case spinner.TickMsg:
-		if len(m.ops) == 0 && len(m.buildNames()) == 0 {
+		if len(m.ops) == 0 && len(m.buildNames()) == 0 && !m.execRunning() {
 			m.spinning = false
 			return nil
 		}

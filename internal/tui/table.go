@@ -20,7 +20,11 @@ type column struct {
 	right    bool
 	// drop orders which columns go first on narrow terminals (higher goes
 	// first); zero never goes.
-	drop  int
+	drop int
+	// spare columns show only when a row has a value (not "-") and in
+	// the room left once every other column has its width; they never
+	// take width from the others.
+	spare bool
 	cell  func(v api.VM, now time.Time) string
 	order func(a, b api.VM) int
 }
@@ -46,6 +50,10 @@ var vmColumns = []column{
 		order: func(a, b api.VM) int { return cmp.Compare(liveRSS(a), liveRSS(b)) }},
 	{title: "UPTIME", min: 6, max: 7, right: true, drop: 2, cell: uptime,
 		order: func(a, b api.VM) int { return compareStarted(a, b) }},
+	{title: "FORWARDS", min: 8, max: 24, spare: true, cell: func(v api.VM, _ time.Time) string { return dash(shortForwards(v.Forwards)) },
+		order: func(a, b api.VM) int {
+			return cmp.Or(cmp.Compare(len(a.Forwards), len(b.Forwards)), slices.Compare(a.Forwards, b.Forwards))
+		}},
 }
 
 func imageCell(v api.VM) string {
@@ -163,9 +171,13 @@ func layout(rows [][]string, width int) (cols []int, widths []int) {
 		}
 		want[i] = min(max(w, c.min), c.max)
 	}
-	cols = make([]int, len(vmColumns))
-	for i := range cols {
-		cols[i] = i
+	var spare []int
+	for i, c := range vmColumns {
+		if c.spare {
+			spare = append(spare, i)
+		} else {
+			cols = append(cols, i)
+		}
 	}
 	// One cell for the selection marker, one space between columns.
 	total := func() int {
@@ -209,6 +221,13 @@ func layout(rows [][]string, width int) (cols []int, widths []int) {
 			break
 		}
 		want[best] -= min(want[best]-vmColumns[best].min, over)
+	}
+	for _, i := range spare {
+		used := slices.ContainsFunc(rows, func(r []string) bool { return r[i] != "-" })
+		if room := width - total() - 1; used && room >= vmColumns[i].min {
+			want[i] = min(want[i], room)
+			cols = append(cols, i)
+		}
 	}
 	for _, i := range cols {
 		widths = append(widths, want[i])

@@ -86,8 +86,9 @@ func startTmux(t *testing.T, argv ...string) *tmuxSession {
 }
 
 // TestRealTerminal runs the real `banger tui` binary in tmux against a
-// daemon with fake layers served by this test: the table shows, a key
-// stops a VM and the screen shows it, q quits with status 0.
+// daemon with fake layers served by this test: the table shows, a command
+// runs at the exec prompt, a key stops a VM and the screen shows it, q
+// quits with status 0.
 func TestRealTerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the banger binary; skipped with -short")
@@ -118,6 +119,16 @@ func TestRealTerminal(t *testing.T) {
 	if strings.Contains(sc, "\x1b") {
 		t.Error("escape codes in the captured pane")
 	}
+
+	// A command at the exec prompt; the daemon's fake guest prints each
+	// argument on a line.
+	s.run("send-keys", "-t", "tui", "e")
+	s.waitScreen(regexp.MustCompile(`exec in dev \$`))
+	s.run("send-keys", "-t", "tui", "-l", "echo hi")
+	s.run("send-keys", "-t", "tui", "Enter")
+	s.waitScreen(regexp.MustCompile(`(?m)^sh\n-c\necho hi\nexit 0\nexec in dev \$`))
+	s.run("send-keys", "-t", "tui", "Escape")
+	s.waitScreen(regexp.MustCompile(`console`))
 
 	s.run("send-keys", "-t", "tui", "x")
 	s.waitScreen(regexp.MustCompile(`dev\s+stopped`))

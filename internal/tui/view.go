@@ -2,9 +2,11 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 )
@@ -26,6 +28,12 @@ func (m *Model) split() (table, detail int) {
 	body := m.bodyHeight()
 	if m.detailFull {
 		return 0, body
+	}
+	if m.exec != nil {
+		// The table keeps its rows, in at most a third of the body; the
+		// exec pane takes the rest.
+		table = min(max(len(m.rows), 1)+1, max(body/3, 2))
+		return table, body - table
 	}
 	if body < 12 {
 		return body, 0
@@ -90,10 +98,25 @@ func (m *Model) helpFull() string {
 }
 
 func (m *Model) helpBar() string {
-	if m.view == imagesView {
+	switch {
+	case m.exec != nil && m.confirm == nil && m.form == nil:
+		return m.help.ShortHelpView(execHelp{k: m.keys, running: m.exec.running}.ShortHelp())
+	case m.view == imagesView:
 		return m.help.ShortHelpView(imageHelp{m.keys}.ShortHelp())
 	}
-	return m.help.ShortHelpView(vmHelp{m.keys}.ShortHelp())
+	// Leave out the spare entries a narrow terminal has no room for,
+	// rather than the last ones (the help and quit keys).
+	h := vmHelp{m.keys}
+	bindings := h.ShortHelp()
+	wide := m.help
+	wide.Width = 0
+	for _, spare := range h.shortHelpSpare() {
+		if ansi.StringWidth(wide.ShortHelpView(bindings)) <= m.width {
+			break
+		}
+		bindings = slices.DeleteFunc(bindings, func(b key.Binding) bool { return b.Help() == spare.Help() })
+	}
+	return m.help.ShortHelpView(bindings)
 }
 
 func (m *Model) headerView() string {
@@ -146,7 +169,11 @@ func (m *Model) vmsView() []string {
 	if tableH > 0 {
 		out = append(out, m.tableView(tableH)...)
 	}
-	if detailH > 0 {
+	switch {
+	case detailH <= 0:
+	case m.exec != nil:
+		out = append(out, m.execView(m.width, detailH)...)
+	default:
 		out = append(out, m.detailView(m.width, detailH, m.detailFull)...)
 	}
 	return out
@@ -182,7 +209,7 @@ func (m *Model) tableView(height int) []string {
 				b.WriteString(" ")
 			}
 		}
-		return b.String()
+		return strings.TrimRight(b.String(), " ")
 	}
 	titles := make([]string, len(vmColumns))
 	for i, c := range vmColumns {
