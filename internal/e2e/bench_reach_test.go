@@ -57,7 +57,9 @@ func BenchmarkExecVersusSSHMaster(b *testing.B) {
 	master := append([]string{"ssh"}, e.sshArgs("r")...)
 	master = append(master, "-o", "ControlMaster=yes", "-o", "ControlPath="+ctl, "-o", "ControlPersist=300", "-fN", "root@"+ip)
 	e.timed(b, nil, master...)
-	b.Cleanup(func() { _ = exec.Command("ip", "netns", "exec", e.netns, "ssh", "-o", "ControlPath="+ctl, "-O", "exit", "root@"+ip).Run() })
+	b.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "exec", e.netns, "ssh", "-o", "ControlPath="+ctl, "-O", "exit", "root@"+ip).Run()
+	})
 	banger := filepath.Join(e.bin, "banger")
 	mux := []string{"ssh", "-o", "ControlPath=" + ctl, "root@" + ip, "true"}
 	rounds := 40
