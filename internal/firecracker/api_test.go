@@ -59,11 +59,11 @@ func wantBootCalls(dir string) []apiCall {
 		}},
 		{Method: "PUT", Path: "/drives/rootfs", Body: map[string]any{
 			"drive_id": "rootfs", "path_on_host": filepath.Join(dir, "root.ext4"),
-			"is_root_device": true, "is_read_only": false,
+			"is_root_device": true, "is_read_only": false, "cache_type": "Writeback",
 		}},
 		{Method: "PUT", Path: "/drives/work", Body: map[string]any{
 			"drive_id": "work", "path_on_host": filepath.Join(dir, "work.ext4"),
-			"is_root_device": false, "is_read_only": false,
+			"is_root_device": false, "is_read_only": false, "cache_type": "Writeback",
 		}},
 		{Method: "PUT", Path: "/network-interfaces/1", Body: map[string]any{
 			"iface_id": "1", "host_dev_name": "bgr-0a1b2c3d", "guest_mac": "02:fc:0a:1b:2c:3d",

@@ -19,8 +19,9 @@ const DefaultBinary = "firecracker"
 // Drive and interface ids used in the VMM API. The root drive is attached
 // first, so the guest sees it as /dev/vda and the work drive as /dev/vdb.
 const (
-	RootDriveID = "rootfs"
-	WorkDriveID = "work"
+	RootDriveID  = "rootfs"
+	WorkDriveID  = "work"
+	LayerDriveID = "layer"
 	// NetworkInterfaceID is the id of the VM's one network interface; the
 	// SDK numbers interfaces from 1, the guest names it eth0.
 	NetworkInterfaceID = "1"
@@ -68,6 +69,11 @@ type Spec struct {
 	RootReadOnly bool
 	// WorkDrive is the optional work disk image (/dev/vdb in the guest).
 	WorkDrive string
+	// LayerDrive is the VM's own writable layer over a shared, read-only
+	// root: an ext4 labelled banger-layer whose /upper and /work banger's
+	// initramfs mounts as an overlay on the root (banger.layer= on the
+	// kernel command line). It makes the root drive read-only.
+	LayerDrive string
 
 	// TAP is the host TAP device of the VM's network interface; empty means
 	// no network interface.
@@ -173,10 +179,13 @@ func (s Spec) ConsoleLogPath() string { return filepath.Join(s.StateDir, Console
 // Ctrl+Alt+Del or a `poweroff` inside the guest stops the VM.
 func BootArgs(s Spec) string {
 	mode := "rw"
-	if s.RootReadOnly {
+	if s.readOnlyRoot() {
 		mode = "ro"
 	}
 	args := []string{"console=ttyS0", "reboot=k", "panic=1", "root=/dev/vda", mode}
+	if s.LayerDrive != "" {
+		args = append(args, "banger.layer=LABEL="+LayerLabel)
+	}
 	if b := s.Boot; b.GuestIP.IsValid() {
 		gw := ""
 		if b.Gateway.IsValid() {
@@ -196,6 +205,14 @@ func BootArgs(s Spec) string {
 	return strings.Join(args, " ")
 }
 
+// LayerLabel is the file system label of a VM's layer disk, which the
+// initramfs finds it by.
+const LayerLabel = "banger-layer"
+
+// readOnlyRoot reports whether the root drive is attached read-only: asked
+// for, or shared under a layer.
+func (s Spec) readOnlyRoot() bool { return s.RootReadOnly || s.LayerDrive != "" }
+
 // netmask renders an IPv4 prefix length as a dotted netmask.
 func netmask(prefixLen int) string {
 	if prefixLen < 0 || prefixLen > 32 {
@@ -211,19 +228,18 @@ func BuildConfig(s Spec) (sdk.Config, error) {
 	if err := s.Validate(); err != nil {
 		return sdk.Config{}, err
 	}
-	drives := []models.Drive{{
-		DriveID:      sdk.String(RootDriveID),
-		PathOnHost:   sdk.String(s.RootDrive),
-		IsRootDevice: sdk.Bool(true),
-		IsReadOnly:   sdk.Bool(s.RootReadOnly),
-	}}
+	// Writeback: a guest's flush reaches the host's disk (Firecracker's
+	// default, Unsafe, drops it).
+	drive := func(id, path string, root, ro bool) models.Drive {
+		return models.Drive{DriveID: sdk.String(id), PathOnHost: sdk.String(path), IsRootDevice: sdk.Bool(root),
+			IsReadOnly: sdk.Bool(ro), CacheType: sdk.String(models.DriveCacheTypeWriteback)}
+	}
+	drives := []models.Drive{drive(RootDriveID, s.RootDrive, true, s.readOnlyRoot())}
 	if s.WorkDrive != "" {
-		drives = append(drives, models.Drive{
-			DriveID:      sdk.String(WorkDriveID),
-			PathOnHost:   sdk.String(s.WorkDrive),
-			IsRootDevice: sdk.Bool(false),
-			IsReadOnly:   sdk.Bool(false),
-		})
+		drives = append(drives, drive(WorkDriveID, s.WorkDrive, false, false))
+	}
+	if s.LayerDrive != "" {
+		drives = append(drives, drive(LayerDriveID, s.LayerDrive, false, false))
 	}
 	var ifaces sdk.NetworkInterfaces
 	if s.TAP != "" {

@@ -123,6 +123,7 @@ func TestBuildConfigMinimal(t *testing.T) {
 			PathOnHost:   sdk.String("/d/root.ext4"),
 			IsRootDevice: sdk.Bool(true),
 			IsReadOnly:   sdk.Bool(true),
+			CacheType:    sdk.String("Writeback"),
 		}},
 		MachineCfg: models.MachineConfiguration{VcpuCount: sdk.Int64(1), MemSizeMib: sdk.Int64(256)},
 		Seccomp:    sdk.SeccompConfig{Enabled: true},
@@ -182,5 +183,22 @@ func TestSpecPaths(t *testing.T) {
 	want := []string{"/st/vmm.log", "/st/console.log", "firecracker"}
 	if !cmp.Equal(want, got) {
 		t.Errorf("paths: want %q, got %q", want, got)
+	}
+}
+
+func TestLayerDriveMakesTheRootReadOnlyAndNamesTheLayer(t *testing.T) {
+	s := sampleSpec()
+	s.LayerDrive = "/d/layer.ext4"
+	cfg, err := BuildConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Drives) != 3 || !*cfg.Drives[0].IsReadOnly || *cfg.Drives[2].DriveID != LayerDriveID || *cfg.Drives[2].IsReadOnly {
+		t.Errorf("drives with a layer: %+v", cfg.Drives)
+	}
+	for _, want := range []string{"root=/dev/vda ro", "banger.layer=LABEL=banger-layer"} {
+		if !strings.Contains(cfg.KernelArgs, want) {
+			t.Errorf("boot args %q lack %q", cfg.KernelArgs, want)
+		}
 	}
 }
