@@ -2,8 +2,10 @@
 # banger initramfs /init: load the virtio modules of this kernel, wait for
 # the root disk, configure the network interface from the ip= kernel
 # argument (Debian kernels lack CONFIG_IP_PNP), and switch_root into the
-# real init. Add banger.debug to the kernel command line to get a shell
-# instead of a kernel panic when something goes wrong.
+# real init. With banger.layer=DEV the root disk is a shared, read-only
+# base and DEV the VM's own layer: the root becomes an overlay of the
+# layer's /upper on the base. Add banger.debug to the kernel command line
+# to get a shell instead of a kernel panic when something goes wrong.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t devtmpfs devtmpfs /dev
@@ -18,6 +20,7 @@ rootflags=
 mode=rw
 ip=
 init=/sbin/init
+layer=
 debug=
 for arg in $cmdline; do
 	case "$arg" in
@@ -28,6 +31,7 @@ for arg in $cmdline; do
 	rw) mode=rw ;;
 	ip=*) ip=${arg#ip=} ;;
 	init=*) init=${arg#init=} ;;
+	banger.layer=*) layer=${arg#banger.layer=} ;;
 	banger.debug) debug=1 ;;
 	esac
 done
@@ -59,21 +63,38 @@ load() {
 
 {{range .Modules}}load {{.Name}} {{.Path}}
 {{end}}
-dev=
-i=0
-while [ $i -lt 100 ]; do
-	case "$root" in
-	LABEL=* | UUID=* | PARTUUID=*) dev=$(findfs "$root" 2>/dev/null) ;;
-	*) [ -b "$root" ] && dev=$root ;;
-	esac
-	[ -n "$dev" ] && break
-	sleep 0.1
-	i=$((i + 1))
-done
-[ -n "$dev" ] || fail "root device $root did not appear within 10 s"
+# waitdev SPEC prints the device of SPEC (a path, LABEL=, UUID= or PARTUUID=),
+# waiting up to 10 s for it to appear.
+waitdev() {
+	i=0
+	while [ $i -lt 100 ]; do
+		case "$1" in
+		LABEL=* | UUID=* | PARTUUID=*) d=$(findfs "$1" 2>/dev/null) && [ -n "$d" ] && { echo "$d"; return 0; } ;;
+		*) [ -b "$1" ] && { echo "$1"; return 0; } ;;
+		esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+dev=$(waitdev "$root") || fail "root device $root did not appear within 10 s"
 opts=$mode
 [ -n "$rootflags" ] && opts="$opts,$rootflags"
-mount -t "$rootfstype" -o "$opts" "$dev" /newroot || fail "mounting $dev on / failed"
+if [ -z "$layer" ]; then
+	mount -t "$rootfstype" -o "$opts" "$dev" /newroot || fail "mounting $dev on / failed"
+else
+	# The base is shared by every VM of its image: mount it read-only
+	# whatever the command line says; this VM writes to its layer only.
+	ldev=$(waitdev "$layer") || fail "layer device $layer did not appear within 10 s"
+	mkdir -p /base /layer
+	mount -t "$rootfstype" -o ro${rootflags:+,$rootflags} "$dev" /base || fail "mounting the base $dev failed"
+	mount -t ext4 -o rw,noatime "$ldev" /layer || fail "mounting the layer $ldev failed"
+	mkdir -p /layer/upper /layer/work
+	mount -t overlay overlay -o lowerdir=/base,upperdir=/layer/upper,workdir=/layer/work /newroot ||
+		fail "mounting the overlay of $ldev on $dev failed"
+	mode=rw
+fi
 
 # ip=<client>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>
 if [ -n "$ip" ] && [ "$ip" != off ] && [ "$ip" != none ]; then

@@ -25,6 +25,7 @@ func DefaultModules() []string {
 		"failover", "net_failover", "virtio_net",
 		"vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport",
 		"virtio_rng",
+		"overlay",
 	}
 }
 
