@@ -26,6 +26,7 @@ kernel/net/vmw_vsock/vsock.ko:
 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko: kernel/net/vmw_vsock/vsock.ko
 kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko: kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko kernel/net/vmw_vsock/vsock.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/fs/overlayfs/overlay.ko:
 `
 
 const sampleModulesBuiltin = `kernel/drivers/char/hw_random/rng-core.ko
@@ -46,12 +47,12 @@ func TestResolveModules(t *testing.T) {
 		got = append(got, m.Name)
 	}
 	want := []string{"virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net",
-		"vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_rng"}
+		"vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_rng", "overlay"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("load order mismatch (-want +got):\n%s", diff)
 	}
-	if mods[len(mods)-1].Path != "kernel/drivers/char/hw_random/virtio-rng.ko" {
-		t.Errorf("virtio_rng path = %s", mods[len(mods)-1].Path)
+	if mods[len(mods)-2].Path != "kernel/drivers/char/hw_random/virtio-rng.ko" {
+		t.Errorf("virtio_rng path = %s", mods[len(mods)-2].Path)
 	}
 	if _, err := idx.ResolveModules([]string{"virtio_blk", "no_such_module"}); err == nil || !strings.Contains(err.Error(), "no_such_module") {
 		t.Errorf("missing module: err = %v, want it named", err)
