@@ -64,8 +64,18 @@ func TestVMRoundTrip(t *testing.T) {
 	}
 	want := *v
 	want.ImageName = "base"
+	want.Layout = vm.Clone // the default
+	want.Base = img.Rootfs // read from the image
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("vm round trip (-want +got):\n%s", diff)
+	}
+	layered := testVM("web", img.ID)
+	layered.Layout = vm.Layered
+	if err := s.CreateVM(ctx, layered); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.VM(ctx, "web"); err != nil || got.Layout != vm.Layered {
+		t.Errorf("layered vm read back as %q, %v", got.Layout, err)
 	}
 	counts, err := s.CountVMs(ctx)
 	if err != nil || counts["running"] != 1 {

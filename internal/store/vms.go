@@ -11,7 +11,7 @@ import (
 )
 
 const vmColumns = `v.id, v.name, v.state, v.reason, v.image_id, i.name, v.cpus, v.memory_mib, v.disk_bytes,
-	v.ip, v.mac, v.tap, v.dir, v.state_dir, v.socket, v.pid, v.pid_start, v.hidden, v.created_at, v.started_at`
+	v.ip, v.mac, v.tap, v.dir, v.state_dir, v.socket, v.pid, v.pid_start, v.hidden, v.created_at, v.started_at, v.layout, i.rootfs`
 
 const vmFrom = ` FROM vms v JOIN images i ON i.id = v.image_id`
 
@@ -19,15 +19,16 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanVM(r scanner) (vm.VM, error) {
 	var v vm.VM
-	var state, ip string
+	var state, ip, layout string
 	var created, started int64
 	var hidden int
 	err := r.Scan(&v.ID, &v.Name, &state, &v.Reason, &v.ImageID, &v.ImageName, &v.CPUs, &v.MemoryMiB, &v.DiskBytes,
-		&ip, &v.MAC, &v.TAP, &v.Dir, &v.StateDir, &v.Socket, &v.Process.PID, &v.Process.StartTime, &hidden, &created, &started)
+		&ip, &v.MAC, &v.TAP, &v.Dir, &v.StateDir, &v.Socket, &v.Process.PID, &v.Process.StartTime, &hidden, &created, &started, &layout, &v.Base)
 	if err != nil {
 		return v, err
 	}
 	v.State = vm.State(state)
+	v.Layout = vm.Layout(layout)
 	v.Hidden = hidden != 0
 	v.CreatedAt = fromUnixNano(created)
 	v.StartedAt = fromUnixNano(started)
@@ -50,11 +51,11 @@ func addrText(a netip.Addr) string {
 // CreateVM inserts a new VM. A taken name gives ErrExists.
 func (s *Store) CreateVM(ctx context.Context, v *vm.VM) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO vms (id, name, state, reason, image_id, cpus, memory_mib, disk_bytes,
-		ip, mac, tap, dir, state_dir, socket, pid, pid_start, hidden, created_at, started_at)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		ip, mac, tap, dir, state_dir, socket, pid, pid_start, hidden, created_at, started_at, layout)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		v.ID, v.Name, string(v.State), v.Reason, v.ImageID, v.CPUs, v.MemoryMiB, v.DiskBytes,
 		addrText(v.IP), v.MAC, v.TAP, v.Dir, v.StateDir, v.Socket, v.Process.PID, v.Process.StartTime, boolInt(v.Hidden),
-		unixNano(v.CreatedAt), unixNano(v.StartedAt))
+		unixNano(v.CreatedAt), unixNano(v.StartedAt), string(v.LayoutOrClone()))
 	return s.wrap("recording vm "+v.Name, err)
 }
 

@@ -31,12 +31,52 @@ type VM struct {
 	Socket    string  // VMM API socket path
 	Process   Process // zero unless a VMM was started for the VM
 	Hidden    bool    // temporary VMs of the image builder
+	Layout    Layout  // how the root is made
+	// Base is the image's root file system, which a layered VM boots
+	// from read-only (read from the image; not stored with the VM).
+	Base      string
 	CreatedAt time.Time
 	StartedAt time.Time // zero unless running
 }
 
-// RootDisk is the path of the VM's own copy of its image's root filesystem.
+// Layout is how a VM's root disk is made.
+type Layout string
+
+// The layouts.
+const (
+	// Clone: the VM has its own copy of the image's root file system
+	// (reflinked where the file system can): VMs made before layers, and
+	// the image builder's temporary VMs, whose root becomes the image.
+	Clone Layout = "clone"
+	// Layered: the VM boots the image's root file system read-only,
+	// shared with the image's other VMs, with an overlay layer of its own
+	// on top (LayerDisk) that holds everything it changes.
+	Layered Layout = "layer"
+)
+
+// LayoutOrClone is the VM's layout, Clone when none is set.
+func (v *VM) LayoutOrClone() Layout {
+	if v.Layout == "" {
+		return Clone
+	}
+	return v.Layout
+}
+
+// RootDisk is the path of the VM's own copy of its image's root filesystem
+// (Clone layout).
 func (v *VM) RootDisk() string { return v.Dir + "/root.ext4" }
+
+// LayerDisk is the path of the VM's overlay layer (Layered layout).
+func (v *VM) LayerDisk() string { return v.Dir + "/layer.ext4" }
+
+// WritableRoot is the disk that holds what the VM wrote to its root: its
+// copy, or its layer.
+func (v *VM) WritableRoot() string {
+	if v.LayoutOrClone() == Layered {
+		return v.LayerDisk()
+	}
+	return v.RootDisk()
+}
 
 // WorkDisk is the path of the VM's work disk.
 func (v *VM) WorkDisk() string { return v.Dir + "/work.ext4" }
