@@ -123,8 +123,11 @@ type Status struct {
 	// Allocation describes the daemon's share of the host's networking
 	// ("bridge banger1, subnet 10.213.1.0/24, zone alice.vm."), empty when
 	// its user was not set up when it started.
-	Allocation string   `json:"allocation,omitempty"`
-	Problems   []string `json:"problems,omitempty"`
+	Allocation string `json:"allocation,omitempty"`
+	// Runtime names the runtime bundle in use (its VMM, kernel and root
+	// file system), empty when there is none.
+	Runtime  string   `json:"runtime,omitempty"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Event types streamed by GET /v1/events.

@@ -71,6 +71,8 @@ func (app *App) runDaemonStatus(ctx context.Context, cmd *cobra.Command, output 
 		"images", fmt.Sprint(st.Images),
 		"listeners", strings.Join(listeners, "; "),
 		"dns records", fmt.Sprint(st.DNSRecords),
+		"network", dash(st.Allocation),
+		"runtime bundle", dash(st.Runtime),
 	}
 	for _, p := range st.Problems {
 		pairs = append(pairs, "problem", p)

@@ -42,6 +42,8 @@ type Deps struct {
 	Guest     Guest
 	Preflight Preflight
 	Resolver  HostResolver
+	// Runtime is the runtime bundle in use; nil when there is none.
+	Runtime   *Runtime
 	Bootstrap Bootstrapper
 	Stats     Stats
 	Log       *slog.Logger
@@ -166,6 +168,9 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 		d.log.Error("reconciling at start", "err", err)
 	}
 	d.refreshSSHConfig(ctx)
+	if err := d.registerBundleImage(ctx); err != nil {
+		d.log.Warn("registering the runtime bundle as an image", "err", err)
+	}
 	srv := &http.Server{
 		Handler:           d.Handler(),
 		ConnContext:       peerContext,

@@ -25,5 +25,9 @@ func (d *Daemon) handleDoctor(w http.ResponseWriter, r *http.Request) {
 		daemon.Detail = "built without host layers (" + strings.Join(missing, ", ") + "): it cannot run VMs"
 		daemon.Fix = "install the banger release build; `banger daemon logs` shows what it started with"
 	}
-	writeJSON(w, http.StatusOK, append(checks, daemon))
+	runtime := api.Check{Name: "runtime", Status: api.CheckOK, Detail: "no runtime bundle: images come from `banger image bootstrap`"}
+	if d.deps.Runtime != nil {
+		runtime.Detail = "runtime bundle " + d.deps.Runtime.Describe() + "; its files are the image " + BundleImage
+	}
+	writeJSON(w, http.StatusOK, append(checks, runtime, daemon))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 
 	"banger/internal/allocation"
@@ -32,7 +33,14 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		return Deps{}, nil, err
 	}
 	keys := &sshKeys{paths: paths, zone: setup.alloc.Zone}
-	binary, kind := preflight.ResolveVMM(cfg.VMM)
+	exe, _ := os.Executable()
+	rt, err := FindRuntime(cfg.RuntimeBundle, exe)
+	if err != nil {
+		log.Warn("reading the runtime bundle; images come from `banger image bootstrap` only", "err", err)
+	} else if rt != nil {
+		log.Info("runtime bundle in use", "dir", rt.Dir, "source", string(rt.Source), "vmm", rt.VMM())
+	}
+	binary, kind := preflight.ResolveVMMWithBundle(cfg.VMM, rt.VMM())
 	log.Info("vmm chosen", "binary", binary, "kind", kind, "configured", cfg.VMM)
 	vmm := &hostVMM{
 		drv:    firecracker.New(firecracker.Deps{Log: log.With("component", "vmm")}),
@@ -45,6 +53,7 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		Disks:    &hostDisks{m: disk.New(disk.Deps{Runner: system.Plain(), Log: log.With("component", "disk")}), keys: keys},
 		DNS:      records,
 		Resolver: resolver,
+		Runtime:  rt,
 		Guest:    &hostGuest{keys: keys},
 		Preflight: preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind, VMMReason: preflight.VMMReason(cfg.VMM, kind),
 			DataDir: paths.DataDir, Reflink: disk.ReflinkSupported, Version: vmm.version, Setup: setup.check}),

@@ -95,7 +95,7 @@ func (d *Daemon) completeCreate(req *api.CreateVMRequest) error {
 		req.DiskBytes = config.MustSize(d.cfg.DefaultDisk)
 	}
 	if req.Image == "" {
-		req.Image = d.cfg.DefaultImage
+		req.Image = d.defaultImage(context.Background())
 	}
 	if err := vm.DefaultLimits.Check(req.CPUs, req.MemoryMiB, req.DiskBytes); err != nil {
 		return api.Errorf(api.CodeInvalid, "%v", err)

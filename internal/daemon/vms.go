@@ -242,6 +242,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	if d.deps.Network != nil {
 		st.Allocation = d.deps.Network.Allocation()
 	}
+	st.Runtime = d.deps.Runtime.Describe()
 	if d.deps.DNS != nil {
 		st.Listeners = append(st.Listeners, d.deps.DNS.Listeners()...)
 		st.DNSRecords = d.deps.DNS.Count()

@@ -11,7 +11,17 @@ import (
 // ResolveVMM turns the configured vmm into a binary path and its kind.
 // "auto" picks Firecracker when it is installed and KVM can run a stock
 // guest, and banger-vmm-qemu otherwise.
-func ResolveVMM(configured string) (string, string) {
+func ResolveVMM(configured string) (string, string) { return ResolveVMMWithBundle(configured, "") }
+
+// ResolveVMMWithBundle is ResolveVMM with the runtime bundle's VMM (an
+// absolute path, or ""), which "auto" prefers over the ones on PATH when it
+// can run here (Firecracker needs KVM).
+func ResolveVMMWithBundle(configured, bundleVMM string) (string, string) {
+	if (configured == "" || configured == "auto") && bundleVMM != "" {
+		if kind := kindOf(bundleVMM); kind == "qemu" || KVMUsable() == nil {
+			return bundleVMM, kind
+		}
+	}
 	find := func(name string) string {
 		if self, err := os.Executable(); err == nil {
 			p := filepath.Join(filepath.Dir(self), name)
@@ -37,11 +47,15 @@ func ResolveVMM(configured string) (string, string) {
 		}
 		return find(configured), kind
 	}
-	kind := "firecracker"
-	if strings.Contains(filepath.Base(configured), "qemu") {
-		kind = "qemu"
+	return configured, kindOf(configured)
+}
+
+// kindOf tells a VMM binary's kind from its name.
+func kindOf(binary string) string {
+	if strings.Contains(filepath.Base(binary), "qemu") {
+		return "qemu"
 	}
-	return configured, kind
+	return "firecracker"
 }
 
 // VMMReason says why vmm = "auto" picked QEMU, for the doctor: "" when

@@ -203,3 +203,51 @@ func Verify(dir string) error {
 	}
 	return nil
 }
+
+// legacyNames are the files of a bundle made before bundle.json, which
+// LoadOrInfer recognises by name.
+var legacyNames = struct{ kernel, vmlinux, initrd, rootfs, manifest []string }{
+	kernel:   []string{"vmlinuz", "bzImage"},
+	vmlinux:  []string{"vmlinux"},
+	initrd:   []string{"initrd.img", "initrd"},
+	rootfs:   []string{"rootfs.ext4", "rootfs.img"},
+	manifest: []string{"manifest.txt"},
+}
+
+// LoadOrInfer reads dir/bundle.json, or, for a bundle directory of the
+// older layout without one, describes the files it holds by their names
+// (a kernel, an initrd and a root file system at least).
+func LoadOrInfer(dir string) (Bundle, error) {
+	if _, err := os.Stat(filepath.Join(dir, BundleFile)); err == nil {
+		return Load(dir)
+	}
+	find := func(names []string) string {
+		for _, n := range names {
+			if st, err := os.Stat(filepath.Join(dir, n)); err == nil && st.Mode().IsRegular() {
+				return n
+			}
+		}
+		return ""
+	}
+	b := Bundle{Version: FormatVersion, Name: filepath.Base(dir), Kernel: find(legacyNames.kernel), Vmlinux: find(legacyNames.vmlinux),
+		Initrd: find(legacyNames.initrd), Rootfs: find(legacyNames.rootfs), Manifest: find(legacyNames.manifest)}
+	for _, vmm := range []string{"firecracker", "banger-vmm-qemu"} {
+		if st, err := os.Stat(filepath.Join(dir, vmm)); err == nil && st.Mode()&0o111 != 0 {
+			b.VMM = vmm
+			break
+		}
+	}
+	if err := b.Validate(); err != nil {
+		return b, fmt.Errorf("runtime bundle %s has no %s and its files are not the older layout's (vmlinuz, initrd.img, rootfs.ext4): %w", dir, BundleFile, err)
+	}
+	return b, nil
+}
+
+// Abs returns the bundle's path for role p (a path relative to dir), or ""
+// when it is empty.
+func Abs(dir, p string) string {
+	if p == "" {
+		return ""
+	}
+	return filepath.Join(dir, filepath.FromSlash(p))
+}

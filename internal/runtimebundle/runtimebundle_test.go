@@ -288,3 +288,31 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	})
 	return out
 }
+
+func TestLoadOrInferReadsTheOlderLayout(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"vmlinuz", "initrd.img", "rootfs.ext4", "manifest.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "banger-vmm-qemu"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrInfer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Kernel != "vmlinuz" || b.Initrd != "initrd.img" || b.Rootfs != "rootfs.ext4" || b.VMM != "banger-vmm-qemu" || b.Manifest != "manifest.txt" {
+		t.Errorf("inferred bundle = %+v", b)
+	}
+	if Abs(dir, b.Rootfs) != filepath.Join(dir, "rootfs.ext4") {
+		t.Errorf("Abs = %s", Abs(dir, b.Rootfs))
+	}
+	if err := os.Remove(filepath.Join(dir, "rootfs.ext4")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrInfer(dir); err == nil || !strings.Contains(err.Error(), "older layout") {
+		t.Errorf("a bundle without a root file system: %v", err)
+	}
+}
