@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/bootstrap"
 	"banger/internal/image"
+	"banger/internal/system"
 )
 
 // hostBootstrap builds images with internal/bootstrap.
@@ -16,8 +18,8 @@ type hostBootstrap struct {
 	log      *slog.Logger
 }
 
-func (h *hostBootstrap) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error) {
-	res, err := bootstrap.Build(ctx, bootstrap.Deps{Log: h.log},
+func (h *hostBootstrap) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, log io.Writer, progress func(api.Progress)) (image.Image, error) {
+	res, err := bootstrap.Build(ctx, bootstrap.Deps{Log: h.log, Runner: system.Exec{Log: log}},
 		bootstrap.Options{Name: req.Name, Suite: req.Suite, SizeBytes: req.SizeBytes, Packages: req.Packages,
 			KernelPackage: req.KernelPackage, Mirror: req.Mirror, OutDir: outDir, CacheDir: h.cacheDir, Refresh: req.Refresh},
 		func(p bootstrap.Progress) {

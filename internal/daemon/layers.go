@@ -140,7 +140,8 @@ type Bootstrapper interface {
 	// Bootstrap builds the image described by req into outDir (which it
 	// creates; on failure or interruption nothing is left there) and
 	// returns it, without an id or a record.
-	Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, progress func(api.Progress)) (image.Image, error)
+	// The commands it runs and their output go to log.
+	Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, log io.Writer, progress func(api.Progress)) (image.Image, error)
 }
 
 // HostResolver routes the host's lookups of the .vm zone to the daemon

@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"banger/internal/api"
@@ -50,5 +52,27 @@ func TestRuntimeBundleIsAnImage(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rootfs.ext4")); err != nil {
 		t.Errorf("removing the bundle image removed the bundle's root file system: %v", err)
+	}
+}
+
+func TestBootstrapKeepsItsLogWithTheImage(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	img, err := inst.Client.BootstrapImage(ctx, api.BootstrapImageRequest{Name: "base"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(img.BuildLog)
+	if err != nil || !strings.Contains(string(data), "fake bootstrap of base") || !strings.Contains(string(data), "== log: bootstrap log:") {
+		t.Errorf("bootstrap log %s = %q, %v", img.BuildLog, data, err)
+	}
+	inst.Host.FailNext("bootstrap", errors.New("mirror unreachable"))
+	_, err = inst.Client.BootstrapImage(ctx, api.BootstrapImageRequest{Name: "broken"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || len(ae.Logs) == 0 || !strings.HasSuffix(ae.Logs[0], ".log") {
+		t.Fatalf("failed bootstrap: %v, want its log named", err)
+	}
+	if data, _ := os.ReadFile(ae.Logs[0]); !strings.Contains(string(data), "mirror unreachable") {
+		t.Errorf("the failed bootstrap's log %s does not say why: %q", ae.Logs[0], data)
 	}
 }

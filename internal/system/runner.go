@@ -67,6 +67,9 @@ type Exec struct {
 	Sudo bool
 	// Env is added to the inherited environment (after LC_ALL=C).
 	Env []string
+	// Log, when set, also receives each command line and everything the
+	// command writes on stdout and stderr (a build log).
+	Log io.Writer
 }
 
 // Privileged returns a Runner for commands that need root: direct when the
@@ -114,6 +117,11 @@ func (e Exec) RunInput(ctx context.Context, in io.Reader, argv ...string) ([]byt
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	if e.Log != nil {
+		fmt.Fprintf(e.Log, "$ %s\n", strings.Join(full, " "))
+		cmd.Stdout = io.MultiWriter(&stdout, e.Log)
+		cmd.Stderr = io.MultiWriter(&stderr, e.Log)
+	}
 	if err := cmd.Run(); err != nil {
 		code := -1
 		var ee *exec.ExitError

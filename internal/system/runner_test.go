@@ -1,9 +1,11 @@
 package system
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -83,4 +85,35 @@ func TestCancelEndsTheWholeCommand(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a cancelled command did not return: its children kept it alive")
 	}
+}
+
+func TestExecRunnerCopiesToTheLog(t *testing.T) {
+	var log syncBuffer
+	out, err := Exec{Log: &log}.Output(context.Background(), "sh", "-c", "echo to-out; echo to-err >&2")
+	if err != nil || string(out) != "to-out\n" {
+		t.Fatalf("output = %q, %v", out, err)
+	}
+	got := log.String()
+	for _, want := range []string{"$ sh -c echo to-out; echo to-err >&2\n", "to-out\n", "to-err\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
