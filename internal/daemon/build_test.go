@@ -387,6 +387,13 @@ func TestStaleImagesAreMarkedAndWarned(t *testing.T) {
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "stale") {
 		t.Errorf("warnings = %v", warnings)
 	}
+	// The VM says so too, shown and listed.
+	if v, err := c.VM(ctx, "dev"); err != nil || !v.StaleImage {
+		t.Errorf("vm of a stale image: stale_image %v, %v", v.StaleImage, err)
+	}
+	if vms, err := c.VMs(ctx, false); err != nil || len(vms) != 1 || !vms[0].StaleImage {
+		t.Errorf("listed vm of a stale image: %+v, %v", vms, err)
+	}
 }
 
 func TestBuildRejectsBadRequestsWithoutSideEffects(t *testing.T) {

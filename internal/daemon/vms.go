@@ -21,8 +21,25 @@ import (
 // forwards.
 func (d *Daemon) toAPI(v *vm.VM) *api.VM {
 	out := d.render(v)
-	if fw, err := d.forwardStrings(context.Background(), v.ID); err == nil {
+	ctx := context.Background()
+	if fw, err := d.forwardStrings(ctx, v.ID); err == nil {
 		out.Forwards = fw[v.ID]
+	}
+	if img, err := d.store.Image(ctx, v.ImageName); err == nil {
+		out.StaleImage = d.imageStale(&img)
+	}
+	return out
+}
+
+// staleImages says, by image id, which images are stale, for listings.
+func (d *Daemon) staleImages(ctx context.Context) map[string]bool {
+	imgs, err := d.store.Images(ctx)
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for i := range imgs {
+		out[imgs[i].ID] = d.imageStale(&imgs[i])
 	}
 	return out
 }
@@ -54,6 +71,7 @@ func (d *Daemon) handleListVMs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	stale := d.staleImages(r.Context())
 	all := r.URL.Query().Get("all") != ""
 	out := make([]*api.VM, 0, len(vms))
 	for i := range vms {
@@ -62,6 +80,7 @@ func (d *Daemon) handleListVMs(w http.ResponseWriter, r *http.Request) {
 		}
 		v := d.render(&vms[i])
 		v.Forwards = fw[v.ID]
+		v.StaleImage = stale[vms[i].ImageID]
 		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
