@@ -23,7 +23,7 @@ const (
 // Locator holds what Resolve needs to find the bundle. Callers fill it
 // from the config file, os.Getwd and os.Executable.
 type Locator struct {
-	// Override is the config key runtime_dir; when set it is the only
+	// Override is the config key runtime_bundle; when set it is the only
 	// candidate.
 	Override string
 	// WorkDir is the current directory; a banger source checkout containing

@@ -16,6 +16,9 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("host tier: needs root (CI runs it as root)")
 	}
+	if testing.Short() {
+		t.Skip("host tier: -short (make test-unit) runs only the tests that need neither root nor a guest")
+	}
 }
 
 // RequireTool skips the test when a program is not installed.
