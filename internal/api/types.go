@@ -22,13 +22,17 @@ type VM struct {
 	PID        int     `json:"pid,omitempty"`
 	CPUPercent float64 `json:"cpu_percent"`
 	RSSBytes   int64   `json:"rss_bytes"`
-	RootDisk   string  `json:"root_disk"`
-	WorkDisk   string  `json:"work_disk"`
-	RootUsed   int64   `json:"root_disk_used_bytes"`
-	WorkUsed   int64   `json:"work_disk_used_bytes"`
-	ConsoleLog string  `json:"console_log"`
-	VMMLog     string  `json:"vmm_log"`
-	Hidden     bool    `json:"hidden,omitempty"`
+	// RootDisk holds what the VM wrote to its root: its own copy of the
+	// image's root (layout "clone") or its layer over the image's shared
+	// root (layout "layer").
+	RootDisk   string `json:"root_disk"`
+	Layout     string `json:"layout,omitempty"`
+	WorkDisk   string `json:"work_disk"`
+	RootUsed   int64  `json:"root_disk_used_bytes"`
+	WorkUsed   int64  `json:"work_disk_used_bytes"`
+	ConsoleLog string `json:"console_log"`
+	VMMLog     string `json:"vmm_log"`
+	Hidden     bool   `json:"hidden,omitempty"`
 	// Forwards are the VM's port forwards, as ADDR:HOSTPORT:GUESTPORT/PROTO;
 	// they run while the VM does.
 	Forwards   []string  `json:"forwards,omitempty"`

@@ -39,7 +39,7 @@ func TestCreateListStopRemoveThroughCLI(t *testing.T) {
 	if !strings.Contains(out, "created dev: dev.vm at 10.213.0.") || !strings.Contains(out, "banger vm ssh dev") {
 		t.Errorf("create output = %q", out)
 	}
-	if !strings.Contains(errOut, "clone: ") {
+	if !strings.Contains(errOut, "layer: ") {
 		t.Errorf("create progress (plain lines off a terminal) = %q", errOut)
 	}
 	if _, _, code := run(t, "vm", "create", "web", "--image", "base", "--no-start"); code != 0 {

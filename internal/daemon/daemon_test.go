@@ -34,7 +34,7 @@ func TestLifecycleThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"record", "dirs", "workdisk", "clone", "identity", "starting", "network", "tap", "boot", "forwards", "ssh"}
+	wantSteps := []string{"record", "dirs", "workdisk", "layer", "identity", "starting", "network", "tap", "boot", "forwards", "ssh"}
 	if diff := cmp.Diff(wantSteps, dedupe(steps)); diff != "" {
 		t.Errorf("progress steps (-want +got):\n%s", diff)
 	}
@@ -400,7 +400,7 @@ func TestLogsTail(t *testing.T) {
 // A client that goes away (Ctrl-C on `banger vm create`) rolls the create
 // back, whichever step it interrupts.
 func TestInterruptedCreateLeavesNothing(t *testing.T) {
-	for _, step := range []string{"clone", "boot"} {
+	for _, step := range []string{"layer", "boot"} {
 		t.Run(step, func(t *testing.T) {
 			inst := daemontest.Start(t, nil)
 			inst.AddImage(t, "base")

@@ -52,6 +52,13 @@ type hostDisks struct {
 	keys *sshKeys
 }
 
+// Layout is Clone until layer disks are built (internal/disk).
+func (h *hostDisks) Layout() vm.Layout { return vm.Clone }
+
+func (h *hostDisks) MakeLayer(ctx context.Context, v *vm.VM, size int64) error {
+	return errors.New("making layer disks is not built yet")
+}
+
 func (h *hostDisks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error) {
 	m, err := h.m.CloneRoot(ctx, img.Rootfs, v.RootDisk())
 	return string(m), err

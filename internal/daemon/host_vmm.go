@@ -31,6 +31,10 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 		RootDrive: v.RootDisk(), WorkDrive: v.WorkDisk(),
 		TAP: v.TAP, MAC: v.MAC, VCPUs: v.CPUs, MemoryMiB: v.MemoryMiB,
 	}
+	if v.LayoutOrClone() == vm.Layered {
+		// The image's root, shared read-only; the VM writes to its layer.
+		spec.RootDrive, spec.LayerDrive = img.Rootfs, v.LayerDisk()
+	}
 	p, err := h.drv.Start(ctx, spec)
 	if err != nil {
 		return vm.Process{}, err

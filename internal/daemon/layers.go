@@ -66,11 +66,16 @@ type Network interface {
 // Disks owns the VMs' disks and the identity written into them.
 type Disks interface {
 	// CloneRoot makes the VM's root disk from the image's rootfs and
-	// returns how (reflink or sparse copy).
+	// returns how (reflink or sparse copy): the Clone layout.
 	CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error)
+	// MakeLayer makes the VM's overlay layer of size bytes (sparse) over
+	// the image's shared root (v.Base): the Layered layout.
+	MakeLayer(ctx context.Context, v *vm.VM, size int64) error
+	// Layout is the layout new VMs get.
+	Layout() vm.Layout
 	// WriteIdentity writes hostname, address, resolver, machine-id, the
-	// user's SSH key and a fresh host key into the root disk, and pins the
-	// host key for `banger vm ssh`.
+	// user's SSH key and a fresh host key into the VM's root (its copy, or
+	// its layer), and pins the host key for `banger vm ssh`.
 	WriteIdentity(ctx context.Context, v *vm.VM, net NetInfo) error
 	CreateWork(ctx context.Context, v *vm.VM) error
 	// Grow grows the stopped VM's work disk, file and file system.
@@ -83,7 +88,8 @@ type Disks interface {
 	GrowRoot(ctx context.Context, v *vm.VM, size int64) error
 	// CommitRoot turns the stopped VM's root disk into an image's root
 	// filesystem at dst, moved when move is set (the image builder's
-	// temporary VM) and cloned otherwise, checked and scrubbed of the VM's
+	// temporary VM) and cloned otherwise (a layered VM's root is flattened:
+	// its base with its layer applied), checked and scrubbed of the VM's
 	// identity, and returns its dpkg status file (nil when it has none).
 	CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error)
 	// Remove deletes the VM's disks and forgets its host key.

@@ -215,3 +215,30 @@ func TestReconcileOfAnInterruptedStartLeavesItStartable(t *testing.T) {
 		t.Errorf("starting it again: %v", err)
 	}
 }
+
+// TestLayouts: a VM gets the layout the disk layer makes (here a layer over
+// the shared image); the image builder's VM takes a copy; committing a
+// layered VM flattens it.
+func TestLayouts(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	img := inst.AddImage(t, "base")
+	v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", NoStart: true, RootBytes: 4 << 30}, nil)
+	if err != nil || v.Layout != "layer" || !strings.HasSuffix(v.RootDisk, "/layer.ext4") {
+		t.Fatalf("created vm = %+v, %v", v, err)
+	}
+	calls := strings.Join(inst.Host.Calls(), "\n")
+	if !strings.Contains(calls, "layer dev 4G") || strings.Contains(calls, "clone dev") || strings.Contains(calls, "growroot") {
+		t.Errorf("a layered create made %q", calls)
+	}
+	got, err := inst.Daemon.Store().VM(ctx, "dev")
+	if err != nil || got.Layout != vm.Layered || got.Base != img.Rootfs {
+		t.Errorf("stored layout %q base %q (%v), want a layer over %s", got.Layout, got.Base, err, img.Rootfs)
+	}
+	if _, err := inst.Client.CommitImage(ctx, api.CommitImageRequest{Name: "flat", VM: "dev"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(inst.Host.Calls(), "\n"), "commitroot-flatten dev") {
+		t.Errorf("commit of a layered vm did not flatten it: %v", inst.Host.Calls())
+	}
+}

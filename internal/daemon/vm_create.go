@@ -67,8 +67,9 @@ func (c *creation) operation() operation {
 		{name: "record", message: "recording the vm", do: c.record, undo: c.forget},
 		{name: "dirs", message: "making the vm's directories", do: c.makeDirs, undo: c.removeFiles},
 		{name: "workdisk", message: "creating the " + vm.FormatSize(v.DiskBytes) + " work disk", do: c.makeWorkDisk, background: true},
-		{name: "clone", message: "cloning the root disk from image " + img.Name, do: c.cloneRoot},
-		{name: "growroot", message: "growing the root disk to " + vm.FormatSize(req.RootBytes), do: c.growRoot, skip: req.RootBytes <= img.SizeBytes},
+		{name: "clone", message: "cloning the root disk from image " + img.Name, do: c.cloneRoot, skip: v.Layout == vm.Layered},
+		{name: "growroot", message: "growing the root disk to " + vm.FormatSize(req.RootBytes), do: c.growRoot, skip: v.Layout == vm.Layered || req.RootBytes <= img.SizeBytes},
+		{name: "layer", message: "making the " + vm.FormatSize(c.layerSize()) + " layer over image " + img.Name, do: c.makeLayer, skip: v.Layout != vm.Layered},
 		{name: "identity", message: "writing hostname, address and keys into the root disk", do: c.writeIdentity},
 		{name: "stopped", message: "vm made", do: c.markStopped, skip: !req.NoStart, join: true},
 	}}
@@ -141,7 +142,12 @@ func (d *Daemon) newCreation(ctx context.Context, req api.CreateVMRequest, progr
 		ID: id, Name: req.Name, State: vm.Creating, ImageID: img.ID, ImageName: img.Name,
 		CPUs: req.CPUs, MemoryMiB: req.MemoryMiB, DiskBytes: req.DiskBytes,
 		Dir: paths.VMDataDir(id), StateDir: paths.VMStateDir(id), Socket: paths.VMSocket(id),
-		Hidden: req.Hidden, CreatedAt: d.deps.Now().UTC(),
+		Hidden: req.Hidden, CreatedAt: d.deps.Now().UTC(), Layout: d.deps.Disks.Layout(), Base: img.Rootfs,
+	}
+	if req.Hidden {
+		// The image builder's VM: its whole root becomes the image, so it
+		// takes a copy up front (flattening a layer would cost the same).
+		c.v.Layout = vm.Clone
 	}
 	return c, nil
 }
@@ -219,6 +225,16 @@ func (c *creation) cloneRoot(ctx context.Context) error {
 		c.progress(api.Progress{Step: "clone", Message: "root disk cloned (" + method + ")"})
 	}
 	return err
+}
+
+// layerSize is how large the VM's root may grow: the image's size, or
+// --root-size when larger. The layer is sparse; it costs what is written.
+func (c *creation) layerSize() int64 {
+	return max(c.img.SizeBytes, c.req.RootBytes)
+}
+
+func (c *creation) makeLayer(ctx context.Context) error {
+	return c.d.deps.Disks.MakeLayer(ctx, c.v, c.layerSize())
 }
 
 func (c *creation) growRoot(ctx context.Context) error {

@@ -49,7 +49,7 @@ func (d *Daemon) render(v *vm.VM) *api.VM {
 	out := &api.VM{
 		ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Image: v.ImageName,
 		CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, DiskBytes: v.DiskBytes, IP: addrString(v.IP), MAC: v.MAC, TAP: v.TAP,
-		DNSName: d.dnsName(v), PID: v.Process.PID, RootDisk: v.RootDisk(), WorkDisk: v.WorkDisk(),
+		DNSName: d.dnsName(v), PID: v.Process.PID, RootDisk: v.WritableRoot(), WorkDisk: v.WorkDisk(), Layout: string(v.LayoutOrClone()),
 		ConsoleLog: v.ConsoleLog(), VMMLog: v.VMMLog(), Hidden: v.Hidden, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt,
 	}
 	if v.State == vm.Running && v.Process.PID > 0 {

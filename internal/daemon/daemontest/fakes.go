@@ -44,7 +44,7 @@ func NewHost() *Host {
 	return &Host{taps: map[string]string{}, procs: map[int]bool{}, sockets: map[int]string{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}, blockAt: map[string]chan struct{}{}}
 }
 
-// FailNext makes the next call of op ("clone", "identity", "workdisk",
+// FailNext makes the next call of op ("clone", "layer", "identity", "workdisk",
 // "tap", "boot", "shutdown", "grow", "ssh") fail with err.
 func (h *Host) FailNext(op string, err error) {
 	h.mu.Lock()
@@ -52,7 +52,7 @@ func (h *Host) FailNext(op string, err error) {
 	h.failAt[op] = err
 }
 
-// BlockNext makes the next call of op ("clone", "boot", "ssh") wait until
+// BlockNext makes the next call of op ("clone", "layer", "boot", "ssh") wait until
 // its context ends, as a slow host would while the user presses Ctrl-C. The
 // returned channel receives once the call is blocked.
 func (h *Host) BlockNext(op string) <-chan struct{} {
@@ -311,6 +311,26 @@ func (f *Disks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (stri
 	return "fake", nil
 }
 
+// Layout implements daemon.Disks: the fake host makes layered VMs.
+func (f *Disks) Layout() vm.Layout { return vm.Layered }
+
+// MakeLayer implements daemon.Disks: a small file standing for the layer.
+func (f *Disks) MakeLayer(ctx context.Context, v *vm.VM, size int64) error {
+	if err := f.h.record("layer", v.Name, vm.FormatSize(size)); err != nil {
+		return err
+	}
+	if err := f.h.block(ctx, "layer"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(v.LayerDisk(), []byte("layer over "+v.Base), 0o600); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	f.h.disks[v.LayerDisk()] = size
+	f.h.mu.Unlock()
+	return nil
+}
+
 // WriteIdentity implements daemon.Disks.
 func (f *Disks) WriteIdentity(ctx context.Context, v *vm.VM, n daemon.NetInfo) error {
 	return f.h.record("identity", v.Name, n.IP.String())
@@ -373,10 +393,13 @@ func (f *Disks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool)
 	if move {
 		op = "commitroot-move"
 	}
+	if v.LayoutOrClone() == vm.Layered {
+		op = "commitroot-flatten"
+	}
 	if err := f.h.record(op, v.Name); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(v.RootDisk())
+	data, err := os.ReadFile(v.WritableRoot())
 	if err != nil {
 		return nil, err
 	}
@@ -397,10 +420,12 @@ func (f *Disks) Remove(ctx context.Context, v *vm.VM) error {
 	_ = f.h.record("rmdisks", v.Name)
 	f.h.mu.Lock()
 	delete(f.h.disks, v.RootDisk())
+	delete(f.h.disks, v.LayerDisk())
 	delete(f.h.disks, v.WorkDisk())
 	f.h.mu.Unlock()
-	_ = os.Remove(v.RootDisk())
-	_ = os.Remove(v.WorkDisk())
+	for _, p := range []string{v.RootDisk(), v.LayerDisk(), v.WorkDisk()} {
+		_ = os.Remove(p)
+	}
 	return nil
 }
 
