@@ -60,7 +60,7 @@ func TestRenderedConfigAsOpenSSHReadsIt(t *testing.T) {
 	}
 	cfg := filepath.Join(t.TempDir(), "config")
 	os.WriteFile(cfg, data, 0o600)
-	for _, alias := range []string{"dev", "dev.vm"} {
+	for _, alias := range []string{"dev.vm"} {
 		out, err := exec.Command("ssh", "-G", "-F", cfg, alias).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ssh -G %s: %v\n%s", alias, err, out)
@@ -159,7 +159,7 @@ func TestOpenSSHConnectsWithTheRenderedConfig(t *testing.T) {
 	cfg := filepath.Join(dir, "config")
 	os.WriteFile(cfg, data, 0o600)
 	_, port, _ := strings.Cut(g.addr(), ":")
-	for _, alias := range []string{"dev", "dev.vm"} {
+	for _, alias := range []string{"dev.vm"} {
 		out, err := exec.Command("ssh", "-F", cfg, "-p", port, "-o", "BatchMode=yes", alias, "echo hello").CombinedOutput()
 		if err != nil || string(out) != "hello\n" {
 			t.Errorf("ssh %s: %v, output %q", alias, err, out)
@@ -170,7 +170,7 @@ func TestOpenSSHConnectsWithTheRenderedConfig(t *testing.T) {
 	if err := kh.Pin([]string{"dev.vm"}, other.Public); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ssh", "-F", cfg, "-p", port, "-o", "BatchMode=yes", "dev", "echo hello").CombinedOutput()
+	out, err := exec.Command("ssh", "-F", cfg, "-p", port, "-o", "BatchMode=yes", "dev.vm", "echo hello").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "HOST IDENTIFICATION HAS CHANGED") {
 		t.Errorf("with another key pinned: %v, %q; want a refusal", err, out)
 	}
