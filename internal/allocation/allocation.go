@@ -149,7 +149,10 @@ func (a Allocation) validate() error {
 		return err
 	}
 	if a.Index == 0 {
-		if d := Default(); a.Bridge != d.Bridge || a.TAPPrefix != d.TAPPrefix || a.Chains != d.Chains {
+		// Root's own (never a record: root's bangerd plumbs in process)
+		// takes its bridge and subnet from its configuration; a user's
+		// record may not claim index 0.
+		if d := Default(); a.UID != 0 && (a.Bridge != d.Bridge || a.TAPPrefix != d.TAPPrefix || a.Chains != d.Chains) {
 			return fmt.Errorf("index 0 is the default allocation's, with bridge %s", d.Bridge)
 		}
 		return nil
