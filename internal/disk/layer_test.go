@@ -1,0 +1,295 @@
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"banger/internal/testutil"
+)
+
+func TestMkfsArgvWritesLittle(t *testing.T) {
+	got := strings.Join(MkfsLayerArgv("/d/l.ext4"), " ")
+	want := "mkfs.ext4 -F -q -L banger-layer -m 0 -E root_owner=0:0,discard,lazy_itable_init=1,lazy_journal_init=1 /d/l.ext4"
+	if got != want {
+		t.Errorf("layer mkfs = %q, want %q", got, want)
+	}
+	if w := strings.Join(MkfsWorkArgv("/d/w"), " "); !strings.Contains(w, "-L banger-work") || !strings.Contains(w, "lazy_journal_init=1") {
+		t.Errorf("work mkfs = %q", w)
+	}
+}
+
+func TestFstabWithoutRoot(t *testing.T) {
+	in := "# static file system information\n/dev/vda\t/\text4\trw,noatime\t0\t0\nLABEL=banger-work\t/work\text4\trw,nofail\t0\t0\n#/dev/vdb / ext4 defaults 0 0\n"
+	got, ok := fstabWithoutRoot(in)
+	if !ok {
+		t.Fatal("root line not found")
+	}
+	want := "# static file system information\n" +
+		"# banger: / is an overlay of the image and this VM's layer, mounted by the initramfs; the image's line was:\n" +
+		"# /dev/vda\t/\text4\trw,noatime\t0\t0\n" +
+		"LABEL=banger-work\t/work\text4\trw,nofail\t0\t0\n#/dev/vdb / ext4 defaults 0 0\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("fstab (-want +got):\n%s", diff)
+	}
+	if got, ok := fstabWithoutRoot("UUID=x / ext4 defaults 0 1"); !ok || !strings.HasSuffix(got, "# UUID=x / ext4 defaults 0 1\n") {
+		t.Errorf("line without newline: %q, %v", got, ok)
+	}
+	for _, in := range []string{"", "proc /proc proc defaults 0 0\n", "# / only in a comment\n", "/dev/vdb /srv ext4 defaults 0 0\n"} {
+		if got, ok := fstabWithoutRoot(in); ok || got != in {
+			t.Errorf("fstabWithoutRoot(%q) = %q, %v; want it unchanged", in, got, ok)
+		}
+	}
+}
+
+func TestLayerIdentityEdit(t *testing.T) {
+	files := []guestFile{
+		{Path: "/etc/hostname", Data: []byte("dev\n"), Perm: 0o644},
+		{Path: "/root/.ssh/authorized_keys", Data: []byte("k\n"), Perm: 0o600},
+	}
+	p := layerProbe{
+		Base: map[string]inode{
+			"/":                         {Type: "directory", Perm: 0o755},
+			"/etc":                      {Type: "directory", Perm: 0o755},
+			"/etc/ssh":                  {Type: "directory", Perm: 0o751, GID: 4},
+			"/root":                     {Type: "directory", Perm: 0o750},
+			"/etc/ssh/ssh_host_rsa_key": {Type: "regular", Perm: 0o600},
+			"/etc/ssh/ssh_host_dsa_key": {Type: "directory"}, // odd: left alone
+			"/etc/fstab":                {Type: "regular", Perm: 0o640, GID: 7},
+		},
+		Upper: map[string]inode{
+			"/upper":     {Type: "directory", Perm: 0o755},
+			"/upper/etc": {Type: "directory", Perm: 0o700, UID: 5}, // the guest changed it: kept
+		},
+		Fstab: "/dev/vda / ext4 rw 0 0\n",
+	}
+	got, err := layerIdentity(files, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := edit{
+		Dirs: []guestDir{
+			{Path: "/upper", Perm: 0o755},
+			{Path: "/upper/etc", Perm: 0o700, UID: 5},
+			{Path: "/upper/etc/ssh", Perm: 0o751, GID: 4},
+			{Path: "/upper/root", Perm: 0o750},
+			{Path: "/upper/root/.ssh", Perm: 0o700}, // not in the base: WriteIdentity's
+		},
+		Files: []guestFile{
+			{Path: "/upper/etc/hostname", Data: []byte("dev\n"), Perm: 0o644},
+			{Path: "/upper/root/.ssh/authorized_keys", Data: []byte("k\n"), Perm: 0o600},
+			{Path: "/upper/etc/fstab", Data: []byte("# banger: / is an overlay of the image and this VM's layer, mounted by the initramfs; the image's line was:\n# /dev/vda / ext4 rw 0 0\n"), Perm: 0o640, GID: 7},
+		},
+		Whiteouts: []string{"/upper/etc/ssh/ssh_host_rsa_key"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("edit (-want +got):\n%s", diff)
+	}
+
+	noUpper := p
+	noUpper.Upper = map[string]inode{}
+	if _, err := layerIdentity(files, noUpper); err == nil || !strings.Contains(err.Error(), "MakeLayer") {
+		t.Errorf("a disk without /upper: err = %v", err)
+	}
+	fileEtc := p
+	fileEtc.Base = map[string]inode{"/": {Type: "directory"}, "/root": {Type: "regular"}}
+	if _, err := layerIdentity(files, fileEtc); err == nil {
+		t.Error("a base whose /root is a file was accepted")
+	}
+}
+
+func TestWriteScriptWhiteouts(t *testing.T) {
+	e := edit{Whiteouts: []string{"/upper/etc/ssh/a", "/upper/etc/ssh/b key", "/upper/etc/ssh/c", "/upper/x"}}
+	existing := map[string]inode{
+		"/upper/etc/ssh/a": {Type: "regular"},
+		"/upper/etc/ssh/c": {Type: "character special"}, // a whiteout already
+	}
+	got, err := writeScript(e, existing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"rm /upper/etc/ssh/a",
+		"cd /upper/etc/ssh/", // mknod takes its name literally
+		"mknod a c 0 0",
+		`mknod "b key" c 0 0`,
+		"cd /upper/",
+		"mknod x c 0 0",
+		"cd /",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("script (-want +got):\n%s", diff)
+	}
+	existing["/upper/x"] = inode{Type: "directory"}
+	if _, err := writeScript(e, existing, nil); err == nil {
+		t.Error("a whiteout over a directory was accepted")
+	}
+}
+
+func TestMakeLayerReal(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "debugfs", "e2fsck")
+	p := filepath.Join(t.TempDir(), "layer.ext4")
+	if err := realManager().MakeLayer(context.Background(), p, 8<<30); err != nil {
+		t.Fatal(err)
+	}
+	fsck(t, p)
+	out, err := exec.Command(toolPath(t, "debugfs"), "-R", "stats", p).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "Filesystem volume name:   banger-layer") {
+		t.Errorf("label missing:\n%.300s", out)
+	}
+	if n, _ := ParseFSSize(out); n != 8<<30 {
+		t.Errorf("filesystem size %d, want 8 GiB", n)
+	}
+	// Inode tables marked zeroed: the guest's ext4lazyinit leaves them be
+	// instead of writing them all (128 MiB for 8 GiB).
+	groups, err := exec.Command(toolPath(t, "dumpe2fs"), p).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(groups), "\n") {
+		if strings.HasPrefix(l, "Group ") && strings.Contains(l, "(Blocks") && !strings.Contains(l, "ITABLE_ZEROED") {
+			t.Errorf("inode table not marked zeroed: %s", l)
+			break
+		}
+	}
+	for _, d := range []string{"/", "/upper", "/work"} {
+		if ino, ok := debugfsStat(t, p, d); !ok || ino.Type != "directory" || ino.Perm != 0o755 || ino.UID != 0 || ino.GID != 0 {
+			t.Errorf("%s = %+v (exists %v), want a root-owned 0755 directory", d, ino, ok)
+		}
+	}
+	a := allocated(t, p)
+	t.Logf("an 8 GiB layer allocates %d KiB", a>>10)
+	if a > 8<<20 {
+		t.Errorf("an 8 GiB layer allocates %d bytes, want at most 8 MiB", a)
+	}
+	if err := realManager().MakeLayer(context.Background(), p, 8<<30); err == nil {
+		t.Error("an existing layer was overwritten")
+	}
+}
+
+func sha(t testing.TB, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return string(h.Sum(nil))
+}
+
+// debugfsRun runs a debugfs script against image, failing the test on error.
+func debugfsRun(t testing.TB, image string, write bool, cmds ...string) string {
+	t.Helper()
+	argv := DebugfsArgv(image, write)
+	cmd := exec.Command(toolPath(t, "debugfs"), argv[1:]...)
+	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("debugfs %v: %v", cmds, err)
+	}
+	return string(out)
+}
+
+// layerBase is testImage with distinctive directory attributes, an fstab
+// and two of the image's own host keys.
+func layerBase(t *testing.T) string {
+	img := testImage(t, "64M")
+	fstab := filepath.Join(t.TempDir(), "fstab")
+	os.WriteFile(fstab, []byte("/dev/vda\t/\text4\trw,noatime\t0\t0\nLABEL=banger-work\t/work\text4\trw\t0\t0\n"), 0o644)
+	debugfsRun(t, img, true,
+		"sif /etc/ssh mode 040751", "sif /etc/ssh gid 4",
+		"sif /root mode 040750", "sif /root uid 0", "sif /root gid 0",
+		"write "+fstab+" /etc/fstab", "sif /etc/fstab mode 0100644", "sif /etc/fstab uid 0", "sif /etc/fstab gid 0",
+		"write "+fstab+" /etc/ssh/ssh_host_ecdsa_key")
+	return img
+}
+
+func TestWriteLayerIdentityReal(t *testing.T) {
+	base := layerBase(t)
+	before := sha(t, base)
+	m := realManager()
+	ctx := context.Background()
+	layer := filepath.Join(t.TempDir(), "layer.ext4")
+	if err := m.MakeLayer(ctx, layer, 8<<30); err != nil {
+		t.Fatal(err)
+	}
+	id := testIdentity(t)
+	if err := m.WriteLayerIdentity(ctx, base, layer, id); err != nil {
+		t.Fatal(err)
+	}
+	fsck(t, layer)
+	if sha(t, base) != before {
+		t.Error("the base image changed")
+	}
+	a := allocated(t, layer)
+	t.Logf("an 8 GiB layer with the identity allocates %d KiB", a>>10)
+	if a > 16<<20 {
+		t.Errorf("layer with identity allocates %d bytes, want at most 16 MiB", a)
+	}
+	// Parent directories: as in the base; /root/.ssh, which the base
+	// lacks, as WriteIdentity makes it.
+	for _, d := range []string{"/", "/etc", "/etc/ssh", "/root"} {
+		want, _ := debugfsStat(t, base, d)
+		got, ok := debugfsStat(t, layer, strings.TrimSuffix("/upper"+d, "/"))
+		want.Size, got.Size = 0, 0
+		if !ok || got != want {
+			t.Errorf("upper %s = %+v, want the base's %+v", d, got, want)
+		}
+	}
+	if got, _ := debugfsStat(t, layer, "/upper/root/.ssh"); got.Perm != 0o700 || got.UID != 0 {
+		t.Errorf("/upper/root/.ssh = %+v", got)
+	}
+	for p, want := range map[string]string{
+		"/upper/etc/hostname":                     "dev\n",
+		"/upper/root/.ssh/authorized_keys":        string(id.AuthorizedKeys),
+		"/upper/etc/ssh/ssh_host_ed25519_key.pub": string(id.HostKeyPublic),
+		"/upper/etc/fstab":                        "# banger: / is an overlay of the image and this VM's layer, mounted by the initramfs; the image's line was:\n# /dev/vda\t/\text4\trw,noatime\t0\t0\nLABEL=banger-work\t/work\text4\trw\t0\t0\n",
+	} {
+		if got := debugfsCat(t, layer, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	ls := debugfsRun(t, layer, false, "ls -p /upper/etc/ssh")
+	var whiteouts []string
+	ents, err := parseLs(strings.SplitN(ls, "\n", 2)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Mode == modeChar {
+			whiteouts = append(whiteouts, e.Name)
+		}
+	}
+	slices.Sort(whiteouts)
+	if diff := cmp.Diff([]string{"ssh_host_ecdsa_key", "ssh_host_rsa_key"}, whiteouts); diff != "" {
+		t.Errorf("whiteouts in /upper/etc/ssh (-want +got):\n%s", diff)
+	}
+
+	// Again, as for a renamed VM: files replaced, whiteouts kept.
+	id.Hostname = "web"
+	if err := m.WriteLayerIdentity(ctx, base, layer, id); err != nil {
+		t.Fatal(err)
+	}
+	fsck(t, layer)
+	if got := debugfsCat(t, layer, "/upper/etc/hostname"); got != "web\n" {
+		t.Errorf("hostname after rewrite = %q", got)
+	}
+	if sha(t, base) != before {
+		t.Error("the base image changed")
+	}
+}
