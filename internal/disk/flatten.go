@@ -1,0 +1,349 @@
+package disk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Flatten writes to dst a standalone root disk image: a copy of the image
+// base (a reflink or sparse copy, as CloneRoot makes) with the layer disk
+// layer's /upper applied the way overlayfs shows it to the guest. New and
+// changed files, directories, symlinks, hard links, devices, FIFOs and
+// sockets arrive with their mode, owner, mtime and extended attributes;
+// whiteouts delete what they hide (a file or a whole tree); an opaque
+// directory replaces the base's directory of that name; a merged directory
+// takes the upper's attributes. Layers that use overlayfs redirects or
+// metacopy (redirect_dir, metacopy: banger's mounts turn them off) are
+// refused. It works without mounting (debugfs on the image files) and
+// without root; inode flags (chattr) and access times are not carried over.
+//
+// The result is read back and checked, and made under a temporary name
+// renamed to dst at the end; an existing dst is an error. Neither base nor
+// layer is changed; the VM must be stopped.
+func (m *Manager) Flatten(ctx context.Context, base, layer, dst string) error {
+	if err := m.flatten(ctx, base, layer, dst); err != nil {
+		return fmt.Errorf("flattening %s over %s into %s: %w", layer, base, dst, err)
+	}
+	return nil
+}
+
+func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
+	start := time.Now()
+	var phases []any // slog attributes: milliseconds per phase
+	lap := func(name string) {
+		phases = append(phases, name+"_ms", time.Since(start).Milliseconds())
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fs.ErrExist
+	}
+	nodes, err := m.walk(ctx, layer, []string{layerUpper})
+	if err != nil {
+		return err
+	}
+	ups, err := upperFiles(nodes)
+	if err != nil {
+		return err
+	}
+	lap("listed")
+
+	dir, name := filepath.Dir(dst), filepath.Base(dst)
+	data, err := m.stagingDir(dir, name, extractBytes(ups))
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	extract, files := extractScript(ups, data)
+	if err := m.extract(ctx, layer, extract, files); err != nil {
+		return err
+	}
+	lap("extracted")
+
+	suffix := make([]byte, 6)
+	rand.Read(suffix)
+	tmp := filepath.Join(dir, "."+name+tempMarker+"flatten-"+hex.EncodeToString(suffix))
+	method, err := cloneFile(ctx, base, tmp, reflinkOrCopy)
+	if err != nil {
+		return err
+	}
+	lap("cloned")
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(tmp)
+		}
+	}()
+
+	var paths []string
+	for _, u := range ups {
+		paths = append(paths, u.Path)
+		if u.St.Mode&modeType == modeSocket {
+			paths = append(paths, socketTemp(u))
+		}
+	}
+	var probe script
+	for _, p := range paths {
+		probe.add("stat", p)
+	}
+	if probe.err != nil {
+		return probe.err
+	}
+	out, err := m.debugfs(ctx, tmp, false, probe.cmds)
+	if err != nil {
+		return fmt.Errorf("inspecting the copy of the image: %w", err)
+	}
+	inDst := map[string]inodeStat{}
+	for i, p := range paths {
+		st, ok, err := parseInodeStat(out[i])
+		if err != nil {
+			return fmt.Errorf("inspecting the copy of the image: %s: %w", p, err)
+		}
+		if ok {
+			inDst[p] = st
+		}
+	}
+	if _, ok := inDst["/"]; !ok {
+		return fmt.Errorf("%s has no root directory; is it an ext4 image?", base)
+	}
+	for _, u := range ups {
+		if _, ok := inDst[socketTemp(u)]; ok && u.St.Mode&modeType == modeSocket {
+			return fmt.Errorf("%s exists in the image; Flatten needs that name to make the socket %s", socketTemp(u), u.Path)
+		}
+	}
+	plan, err := planFlatten(ups, inDst)
+	if err != nil {
+		return err
+	}
+	var roots []string
+	for _, r := range plan.Remove {
+		if r.St.isDir() {
+			roots = append(roots, r.Path)
+		}
+	}
+	trees, err := m.walk(ctx, tmp, roots)
+	if err != nil {
+		return err
+	}
+	lap("planned")
+	mk, err := makeScript(plan, trees, data)
+	if err != nil {
+		return err
+	}
+	out, err = m.debugfs(ctx, tmp, true, mk.cmds)
+	if err != nil {
+		return fmt.Errorf("writing the layer's changes: %w", err)
+	}
+	made, err := madeInodes(plan, mk, out)
+	if err != nil {
+		return fmt.Errorf("writing the layer's changes: %w", err)
+	}
+	attrs, verify, err := attributeScript(plan, made, data)
+	if err != nil {
+		return err
+	}
+	out, err = m.debugfs(ctx, tmp, true, append(attrs, verify...))
+	if err != nil {
+		return fmt.Errorf("setting the attributes of the layer's files: %w", err)
+	}
+	if err := checkFlattened(plan, made, out[len(attrs):]); err != nil {
+		return fmt.Errorf("reading back the flattened image: %w", err)
+	}
+	lap("written")
+	if mk.tidy {
+		// debugfs frees an inode without its extended attribute block;
+		// e2fsck's preen mode returns such blocks to the free space and
+		// fixes the counts.
+		if err := m.check(ctx, tmp); err != nil {
+			return err
+		}
+	}
+	if err := m.CheckClean(ctx, tmp); err != nil {
+		return err
+	}
+	lap("checked")
+	if err := renameNoReplace(tmp, dst); err != nil {
+		return err
+	}
+	done = true
+	m.log.Debug("flattened layer", append([]any{"path", dst, "base", base, "layer", layer, "clone", string(method),
+		"files", len(ups), "removed_trees", len(roots), "commands", len(mk.cmds) + len(attrs), "tidied", mk.tidy}, phases...)...)
+	return nil
+}
+
+// upperFile is one entry of a layer's /upper, under the path the guest
+// sees it at ("/" for /upper itself).
+type upperFile struct {
+	Path   string
+	St     inodeStat
+	Opaque bool // a directory marked trusted.overlay.opaque=y
+}
+
+// Extended attributes overlayfs keeps for itself in the upper directory.
+const overlayXattr = "trusted.overlay."
+
+// upperFiles turns the walk of a layer's /upper into upperFiles, refusing
+// the overlayfs features Flatten does not apply.
+func upperFiles(nodes []node) ([]upperFile, error) {
+	if len(nodes) == 0 || nodes[0].Path != layerUpper || !nodes[0].St.isDir() {
+		return nil, errors.New("the layer has no /upper directory; is it a layer disk made by MakeLayer?")
+	}
+	ups := make([]upperFile, 0, len(nodes))
+	for _, n := range nodes {
+		u := upperFile{Path: "/" + strings.TrimPrefix(strings.TrimPrefix(n.Path, layerUpper), "/"), St: n.St}
+		for _, x := range n.St.Xattrs {
+			key, ok := strings.CutPrefix(x.Name, overlayXattr)
+			if !ok {
+				continue
+			}
+			switch key {
+			case "opaque":
+				if x.Value != "y" || !n.St.isDir() {
+					return nil, fmt.Errorf("%s in the layer has %s=%q, which Flatten does not know", n.Path, x.Name, x.Value)
+				}
+				u.Opaque = true
+			case "origin", "impure", "uuid", "nlink", "upper", "protattr":
+				// Bookkeeping for a mounted overlay; nothing to apply.
+			case "redirect", "metacopy":
+				return nil, fmt.Errorf("%s in the layer has %s: the layer was mounted with overlayfs redirect_dir or metacopy, which Flatten does not apply; mount it with redirect_dir=off,metacopy=off", n.Path, x.Name)
+			default:
+				return nil, fmt.Errorf("%s in the layer has %s, an overlayfs attribute Flatten does not know", n.Path, x.Name)
+			}
+		}
+		ups = append(ups, u)
+	}
+	return ups, nil
+}
+
+// copied reports whether an extended attribute goes into the flattened
+// image: all but overlayfs's own and ext4's inline data.
+func copied(name string) bool {
+	return !strings.HasPrefix(name, overlayXattr) && name != "system.data"
+}
+
+// made reports whether an upper file stands for a file to make (not a
+// whiteout, which only deletes).
+func (u upperFile) made() bool { return !u.St.isWhiteout() }
+
+// dataFile is a file extractScript has debugfs write on the host, with the
+// size it must have.
+type dataFile struct {
+	Host string
+	Size int64
+	What string // for errors
+}
+
+// Host file names in the data directory: file contents and slow symlink
+// targets by inode, extended attribute values by inode and index.
+func contentFile(data string, ino uint32) string {
+	return filepath.Join(data, strconv.FormatUint(uint64(ino), 10))
+}
+func xattrFile(data string, ino uint32, i int) string {
+	return filepath.Join(data, "x"+strconv.FormatUint(uint64(ino), 10)+"-"+strconv.Itoa(i))
+}
+
+// extractScript renders the debugfs commands that copy out of the layer,
+// by inode number, what making the upper files needs: regular files'
+// contents, slow symlinks' targets and extended attribute values.
+func extractScript(ups []upperFile, data string) (*script, []dataFile) {
+	s := &script{}
+	s.add("stats", "-h")
+	var files []dataFile
+	seen := map[uint32]bool{}
+	for _, u := range ups {
+		if !u.made() || seen[u.St.Ino] {
+			continue
+		}
+		seen[u.St.Ino] = true
+		ref := inodeRef(u.St.Ino)
+		switch t := u.St.Mode & modeType; {
+		case t == modeRegular, t == modeSymlink && !u.St.FastLink:
+			h := contentFile(data, u.St.Ino)
+			s.add("dump", ref, h)
+			files = append(files, dataFile{h, u.St.Size, u.Path})
+		}
+		for i, x := range u.St.Xattrs {
+			if copied(x.Name) {
+				h := xattrFile(data, u.St.Ino, i)
+				s.add("ea_get", "-f", h, ref, x.Name)
+				files = append(files, dataFile{h, int64(x.Len), u.Path + " " + x.Name})
+			}
+		}
+	}
+	return s, files
+}
+
+// extractBytes is what extraction copies out of the layer, in bytes.
+func extractBytes(ups []upperFile) int64 {
+	var n int64
+	seen := map[uint32]bool{}
+	for _, u := range ups {
+		if !u.made() || seen[u.St.Ino] {
+			continue
+		}
+		seen[u.St.Ino] = true
+		if t := u.St.Mode & modeType; t == modeRegular || t == modeSymlink && !u.St.FastLink {
+			n += u.St.Size
+		}
+		for _, x := range u.St.Xattrs {
+			n += int64(x.Len)
+		}
+	}
+	return n
+}
+
+// stagingLimit bounds what Flatten copies into the scratch directory.
+const stagingLimit = 256 << 20
+
+// stagingDir makes the directory Flatten copies the layer's files into:
+// the scratch directory (a memory file system, see Deps.Scratch) when
+// they fit well in it, because making thousands of small files there
+// costs a fraction of what it costs on a disk file system; else beside
+// dst, where there is room for the image anyway.
+func (m *Manager) stagingDir(dstDir, name string, total int64) (string, error) {
+	if m.scratch != "" && total <= stagingLimit {
+		var st unix.Statfs_t
+		if err := unix.Statfs(m.scratch, &st); err == nil && int64(st.Bavail)*int64(st.Bsize) >= 4*total {
+			if d, err := os.MkdirTemp(m.scratch, "banger-flatten-*"); err == nil {
+				return d, nil
+			}
+		}
+	}
+	return os.MkdirTemp(dstDir, "."+name+tempMarker+"data-")
+}
+
+// extract runs the extraction script against the layer and checks that
+// every file arrived whole. The layer must be clean: a journal that still
+// holds changes means the guest did not shut down (or still runs).
+func (m *Manager) extract(ctx context.Context, layer string, s *script, files []dataFile) error {
+	if s.err != nil {
+		return s.err
+	}
+	out, err := m.debugfs(ctx, layer, false, s.cmds)
+	if err != nil {
+		return fmt.Errorf("copying the layer's files out: %w", err)
+	}
+	if strings.Contains(out[0], "needs_recovery") {
+		return fmt.Errorf("the layer's journal holds changes not yet written: is the VM still running? Stop it (a clean shutdown replays the journal), or run `e2fsck -fy %s`", layer)
+	}
+	var errs []error
+	for _, f := range files {
+		st, err := os.Stat(f.Host)
+		if err == nil && st.Size() != f.Size {
+			err = fmt.Errorf("got %d bytes, want %d", st.Size(), f.Size)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("copying %s out of the layer: %w", f.What, err))
+		}
+	}
+	return errors.Join(errs...)
+}
