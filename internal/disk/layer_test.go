@@ -293,3 +293,81 @@ func TestWriteLayerIdentityReal(t *testing.T) {
 		t.Error("the base image changed")
 	}
 }
+
+// TestFlattenWithoutRoot flattens a layer whose upper debugfs wrote the way
+// overlayfs would (whiteouts, an opaque directory, a hard link, xattrs):
+// the tier without root. TestFlattenMatchesOverlay checks against the
+// kernel's overlayfs itself.
+func TestFlattenWithoutRoot(t *testing.T) {
+	base := layerBase(t)
+	doc := filepath.Join(t.TempDir(), "doc")
+	os.WriteFile(doc, []byte("documentation\n"), 0o644)
+	debugfsRun(t, base, true,
+		"mkdir /usr/share", "mkdir /usr/share/doc", "mkdir /usr/share/doc/pkg", "write "+doc+" /usr/share/doc/pkg/README",
+		"mkdir /srv", "mkdir /srv/old", "write "+doc+" /srv/old/file")
+	before := sha(t, base)
+	m := realManager()
+	ctx := context.Background()
+	layer := filepath.Join(t.TempDir(), "layer.ext4")
+	must(t, m.MakeLayer(ctx, layer, 64<<20))
+	must(t, m.WriteLayerIdentity(ctx, base, layer, testIdentity(t)))
+	content := filepath.Join(t.TempDir(), "content")
+	os.WriteFile(content, []byte("made in the VM\n"), 0o600)
+	debugfsRun(t, layer, true,
+		"mkdir /upper/usr", "mkdir /upper/usr/share", "cd /upper/usr/share", "mknod doc c 0 0", "cd /",
+		"mkdir /upper/usr/bin", "write "+content+" /upper/usr/bin/tool", "sif /upper/usr/bin/tool mode 0100755",
+		"mkdir /upper/opt", "write "+content+" /upper/opt/new",
+		"sif /upper/opt/new mode 0104750", "sif /upper/opt/new uid 1000", "sif /upper/opt/new gid 27",
+		"sif /upper/opt/new mtime @1700000000", "sif /upper/opt/new mtime_extra 0x4",
+		"ea_set /upper/opt/new user.k v", "ln /upper/opt/new /upper/opt/new2", "sif /upper/opt/new links_count 2",
+		"mkdir /upper/srv", "ea_set /upper/srv trusted.overlay.opaque y", "write "+content+" /upper/srv/fresh",
+		"symlink /upper/srv/link ../opt/new")
+	fsck(t, layer)
+	layerSum := sha(t, layer)
+
+	flat := filepath.Join(t.TempDir(), "flat.ext4")
+	must(t, m.Flatten(ctx, base, layer, flat))
+	fsck(t, flat)
+	if sha(t, base) != before || sha(t, layer) != layerSum {
+		t.Error("Flatten changed the base or the layer")
+	}
+	for p, want := range map[string]string{
+		"/etc/hostname": "dev\n",
+		"/usr/bin/tool": "made in the VM\n",
+		"/opt/new":      "made in the VM\n",
+		"/opt/new2":     "made in the VM\n",
+		"/srv/fresh":    "made in the VM\n",
+		"/etc/fstab":    "# banger: / is an overlay of the image and this VM's layer, mounted by the initramfs; the image's line was:\n# /dev/vda\t/\text4\trw,noatime\t0\t0\nLABEL=banger-work\t/work\text4\trw\t0\t0\n",
+	} {
+		if got := debugfsCat(t, flat, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	for _, p := range []string{"/usr/share/doc", "/usr/share/doc/pkg/README", "/srv/old", "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key"} {
+		if _, ok := debugfsStat(t, flat, p); ok {
+			t.Errorf("%s is still in the flattened image", p)
+		}
+	}
+	out := debugfsRun(t, flat, false, "stat /opt/new", "stat /opt/new2", "stat /srv", "stat /srv/link")
+	sec, err := splitSections(out, []string{"stat /opt/new", "stat /opt/new2", "stat /srv", "stat /srv/link"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st [4]inodeStat
+	for i := range st {
+		st[i], _, _ = parseInodeStat(sec[i])
+	}
+	want := inodeStat{Ino: st[0].Ino, Mode: 0o104750, UID: 1000, GID: 27, Size: 15, Links: 2, Mtime: 1700000000, MtimeExtra: 4, HasExtra: true, Xattrs: []xattrInfo{{"user.k", 1, "v"}}}
+	if diff := cmp.Diff(want, st[0], cmp.AllowUnexported(inodeStat{}, xattrInfo{})); diff != "" {
+		t.Errorf("/opt/new (-want +got):\n%s", diff)
+	}
+	if st[1].Ino != st[0].Ino {
+		t.Errorf("/opt/new2 is inode %d, want a hard link to %d", st[1].Ino, st[0].Ino)
+	}
+	if len(st[2].Xattrs) != 0 {
+		t.Errorf("/srv kept overlayfs's attributes: %+v", st[2].Xattrs)
+	}
+	if st[3].Target != "../opt/new" {
+		t.Errorf("/srv/link -> %q", st[3].Target)
+	}
+}
