@@ -168,6 +168,8 @@ type inodeStat struct {
 	UID, GID uint32
 	Size     int64
 	Links    uint32
+	// Blocks is what the inode allocates, in 512-byte units.
+	Blocks int64
 	// FileACL is the external extended attribute block, 0 when none.
 	FileACL uint64
 	// Mtime and MtimeExtra are the raw on-disk fields: seconds, and
@@ -207,7 +209,7 @@ func (s inodeStat) seconds() int64 {
 
 var (
 	statHead   = regexp.MustCompile(`^Inode: (\d+)\s+Type: ([a-zA-Z ]+?)\s+Mode:\s+([0-7]+)\s`)
-	statLinks  = regexp.MustCompile(`\nLinks: (\d+)\s`)
+	statLinks  = regexp.MustCompile(`\nLinks: (\d+)\s+Blockcount: (\d+)`)
 	statACL    = regexp.MustCompile(`\nFile ACL: (\d+)`)
 	statMtime  = regexp.MustCompile(`\n\s?mtime: 0x([0-9a-f]{8})(?::([0-9a-f]{8}))?`)
 	statDevice = regexp.MustCompile(`Device major/minor number: (\d+):(\d+)`)
@@ -247,6 +249,7 @@ func parseInodeStat(out string) (inodeStat, bool, error) {
 	}
 	links, _ := strconv.ParseUint(l[1], 10, 32)
 	s.Links = uint32(links)
+	s.Blocks, _ = strconv.ParseInt(l[2], 10, 64)
 	if a := statACL.FindStringSubmatch(out); a != nil {
 		s.FileACL, _ = strconv.ParseUint(a[1], 10, 64)
 	}

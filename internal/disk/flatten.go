@@ -84,6 +84,9 @@ func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
 		}
 	}()
 
+	if err := m.makeRoom(ctx, tmp, ups); err != nil {
+		return err
+	}
 	var paths []string
 	for _, u := range ups {
 		paths = append(paths, u.Path)
@@ -151,11 +154,17 @@ func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
 	if err != nil {
 		return err
 	}
+	verify = append([]string{"stats -h"}, verify...)
 	out, err = m.debugfs(ctx, tmp, true, append(attrs, verify...))
 	if err != nil {
 		return fmt.Errorf("setting the attributes of the layer's files: %w", err)
 	}
-	if err := checkFlattened(plan, made, out[len(attrs):]); err != nil {
+	// debugfs's write keeps a file's size when the blocks run out, so a
+	// full file system is how a short write shows.
+	if free, err := ParseFreeBytes([]byte(out[len(attrs)])); err != nil || free == 0 {
+		return fmt.Errorf("the copy of the image ran out of space while taking the layer's files (free space: %d bytes, %v); this is a bug in Flatten's estimate, please report it", free, err)
+	}
+	if err := checkFlattened(plan, made, out[len(attrs)+1:]); err != nil {
 		return fmt.Errorf("reading back the flattened image: %w", err)
 	}
 	lap("written")
@@ -299,6 +308,40 @@ func extractBytes(ups []upperFile) int64 {
 		}
 	}
 	return n
+}
+
+// makeRoom grows the image copy when its free space cannot hold what the
+// layer adds (the blocks its new files take in the layer, with headroom),
+// so that a VM that installed more than its image had room for still
+// flattens; the flattened image is then larger than the base.
+func (m *Manager) makeRoom(ctx context.Context, image string, ups []upperFile) error {
+	out, err := m.tool(ctx, "debugfs", "-R", "stats -h", image)
+	if err != nil {
+		return fmt.Errorf("reading the free space of the copy of the image: %w", err)
+	}
+	free, err := ParseFreeBytes(out)
+	if err != nil {
+		return fmt.Errorf("reading the free space of the copy of the image: %w", err)
+	}
+	size, err := ParseFSSize(out)
+	if err != nil {
+		return fmt.Errorf("reading the size of the copy of the image: %w", err)
+	}
+	var need int64
+	seen := map[uint32]bool{}
+	for _, u := range ups {
+		if u.made() && !seen[u.St.Ino] {
+			seen[u.St.Ino] = true
+			need += u.St.Blocks * 512
+		}
+	}
+	want := need + need/8 + 16<<20
+	if free >= want {
+		return nil
+	}
+	grown := (size + want - free + 1<<20 - 1) &^ (1<<20 - 1)
+	m.log.Info("growing the flattened image to hold the layer", "path", image, "from", size, "to", grown, "layer_bytes", need)
+	return m.Grow(ctx, image, grown)
 }
 
 // stagingLimit bounds what Flatten copies into the scratch directory.

@@ -56,11 +56,11 @@ func TestParseInodeStatSamples(t *testing.T) {
 	}
 	now := uint32(0x6b09d4ab)
 	want := []inodeStat{
-		{Ino: 13, Mode: 0o100644, Size: 3, Links: 2, FileACL: 2330, Mtime: 0x6553f100, MtimeExtra: 0x12345678, HasExtra: true,
+		{Ino: 13, Mode: 0o100644, Size: 3, Links: 2, Blocks: 4, FileACL: 2330, Mtime: 0x6553f100, MtimeExtra: 0x12345678, HasExtra: true,
 			Xattrs: []xattrInfo{{"user.note", 11, "hello world"}, {"security.capability", 20, "01 00 00 02 00 20 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "}, {"user.big", 300, ""}}},
-		{Ino: 12, Mode: 0o40755, Size: 1024, Links: 2, Mtime: now, HasExtra: true, Xattrs: []xattrInfo{{"trusted.overlay.opaque", 1, "y"}}},
+		{Ino: 12, Mode: 0o40755, Size: 1024, Links: 2, Blocks: 2, Mtime: now, HasExtra: true, Xattrs: []xattrInfo{{"trusted.overlay.opaque", 1, "y"}}},
 		{Ino: 14, Mode: 0o120777, Size: 8, Links: 1, Mtime: now, HasExtra: true, Target: "/etc/a b", FastLink: true},
-		{Ino: 15, Mode: 0o120777, Size: 90, Links: 1, Mtime: now, HasExtra: true},
+		{Ino: 15, Mode: 0o120777, Size: 90, Links: 1, Blocks: 2, Mtime: now, HasExtra: true},
 		{Ino: 16, Mode: 0o20000, Links: 1, Mtime: now, HasExtra: true},
 		{Ino: 17, Mode: 0o10000, Links: 1, Mtime: now, HasExtra: true},
 		{Ino: 18, Mode: 0o60000, Links: 1, Mtime: now, HasExtra: true, Major: 259, Minor: 3},

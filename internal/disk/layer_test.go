@@ -357,7 +357,7 @@ func TestFlattenWithoutRoot(t *testing.T) {
 	for i := range st {
 		st[i], _, _ = parseInodeStat(sec[i])
 	}
-	want := inodeStat{Ino: st[0].Ino, Mode: 0o104750, UID: 1000, GID: 27, Size: 15, Links: 2, Mtime: 1700000000, MtimeExtra: 4, HasExtra: true, Xattrs: []xattrInfo{{"user.k", 1, "v"}}}
+	want := inodeStat{Ino: st[0].Ino, Mode: 0o104750, UID: 1000, GID: 27, Size: 15, Links: 2, Blocks: st[0].Blocks, Mtime: 1700000000, MtimeExtra: 4, HasExtra: true, Xattrs: []xattrInfo{{"user.k", 1, "v"}}}
 	if diff := cmp.Diff(want, st[0], cmp.AllowUnexported(inodeStat{}, xattrInfo{})); diff != "" {
 		t.Errorf("/opt/new (-want +got):\n%s", diff)
 	}
@@ -369,5 +369,34 @@ func TestFlattenWithoutRoot(t *testing.T) {
 	}
 	if st[3].Target != "../opt/new" {
 		t.Errorf("/srv/link -> %q", st[3].Target)
+	}
+}
+
+func TestFlattenGrowsTheImageForALargeLayer(t *testing.T) {
+	base := testImage(t, "32M")
+	m := realManager()
+	ctx := context.Background()
+	layer := filepath.Join(t.TempDir(), "layer.ext4")
+	must(t, m.MakeLayer(ctx, layer, 128<<20))
+	// 48 MiB of data that does not compress to holes: more than the
+	// 32 MiB image holds.
+	big := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, 48<<20)
+	for i := range data {
+		data[i] = byte(i%251 + 1)
+	}
+	must(t, os.WriteFile(big, data, 0o644))
+	debugfsRun(t, layer, true, "mkdir /upper/srv", "write "+big+" /upper/srv/big")
+	flat := filepath.Join(t.TempDir(), "flat.ext4")
+	must(t, m.Flatten(ctx, base, layer, flat))
+	fsck(t, flat)
+	if st, _ := os.Stat(flat); st.Size() <= 48<<20 {
+		t.Errorf("flattened image is %d bytes, too small for the layer", st.Size())
+	}
+	if got := debugfsCat(t, flat, "/srv/big"); got != string(data) {
+		t.Errorf("/srv/big reads back %d bytes, want the %d written", len(got), len(data))
+	}
+	if got := debugfsCat(t, flat, "/etc/hostname"); got != "debian\n" {
+		t.Errorf("the image's files: /etc/hostname = %q", got)
 	}
 }
