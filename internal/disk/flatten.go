@@ -262,7 +262,9 @@ func xattrFile(data string, ino uint32, i int) string {
 
 // extractScript renders the debugfs commands that copy out of the layer,
 // by inode number, what making the upper files needs: regular files'
-// contents, slow symlinks' targets and extended attribute values.
+// contents, slow symlinks' targets and extended attribute values. Values
+// are copied raw (-r), as ext4 stores them: POSIX ACLs are not translated
+// to the kernel's format and back, and their size is the one stat lists.
 func extractScript(ups []upperFile, data string) (*script, []dataFile) {
 	s := &script{}
 	s.add("stats", "-h")
@@ -283,7 +285,7 @@ func extractScript(ups []upperFile, data string) (*script, []dataFile) {
 		for i, x := range u.St.Xattrs {
 			if copied(x.Name) {
 				h := xattrFile(data, u.St.Ino, i)
-				s.add("ea_get", "-f", h, ref, x.Name)
+				s.add("ea_get", "-r", "-f", h, ref, x.Name)
 				files = append(files, dataFile{h, int64(x.Len), u.Path + " " + x.Name})
 			}
 		}

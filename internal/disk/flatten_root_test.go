@@ -78,6 +78,21 @@ func writeTree(t *testing.T, root string, files map[string]string) {
 // (bit 13) permitted and effective, as `setcap cap_net_raw+ep` writes it.
 var capNetRaw = []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
+// posixACL is a system.posix_acl_* value in the kernel's format: the
+// owner rw, user uid r, group r, mask r, others nothing.
+func posixACL(uid uint32) []byte {
+	entry := func(tag, perm uint16, id uint32) []byte {
+		return []byte{byte(tag), byte(tag >> 8), byte(perm), byte(perm >> 8), byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)}
+	}
+	const undefined = 0xffffffff
+	b := []byte{2, 0, 0, 0} // version
+	b = append(b, entry(0x01, 6, undefined)...)
+	b = append(b, entry(0x02, 4, uid)...)
+	b = append(b, entry(0x04, 4, undefined)...)
+	b = append(b, entry(0x10, 4, undefined)...)
+	return append(b, entry(0x20, 0, undefined)...)
+}
+
 // flattenBase makes a base image with what the overlay changes will touch.
 func flattenBase(t *testing.T, dir string) string {
 	tree := filepath.Join(dir, "base")
@@ -191,6 +206,11 @@ func changeThroughOverlay(t *testing.T, root string) {
 	must(t, unix.Lremovexattr(p("var/log"), "user.dir"))
 	must(t, unix.Lsetxattr(p("srv/new.txt"), "user.note", []byte{0, 1, 2, 0xff}, 0))
 	must(t, unix.Lsetxattr(p("srv/new.txt"), "trusted.banger", []byte("root only"), 0))
+	// POSIX ACLs (user 1000 may read; a default for a new directory),
+	// which ext4 stores in its own format and debugfs translates.
+	must(t, unix.Lsetxattr(p("srv/new.txt"), "system.posix_acl_access", posixACL(1000), 0))
+	must(t, os.Mkdir(p("srv/shared"), 0o770))
+	must(t, unix.Lsetxattr(p("srv/shared"), "system.posix_acl_default", posixACL(1000), 0))
 	// Symlinks: new, long (a slow symlink), one that changes target.
 	must(t, os.Symlink("../etc/motd", p("srv/link")))
 	long := strings.Repeat("very-long-target/", 8) + "end"

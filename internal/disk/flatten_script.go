@@ -352,7 +352,7 @@ func attributes(s *script, ref string, u upperFile, data string, had []string) {
 	var keep []string
 	for i, x := range u.St.Xattrs {
 		if copied(x.Name) {
-			s.add("ea_set", "-f", xattrFile(data, u.St.Ino, i), ref, x.Name)
+			s.add("ea_set", "-r", "-f", xattrFile(data, u.St.Ino, i), ref, x.Name)
 			keep = append(keep, x.Name)
 		}
 	}

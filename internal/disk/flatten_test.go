@@ -374,7 +374,7 @@ func TestAttributesAndReadBack(t *testing.T) {
 	}
 	joined := strings.Join(attrs, "\n")
 	for _, want := range []string{
-		"sif <703> mode 0100600\nsif <703> uid 0\nsif <703> gid 0\nea_set -f /stage/x21-0 <703> user.x\nsif <703> mtime @0\nsif <703> links_count 2",
+		"sif <703> mode 0100600\nsif <703> uid 0\nsif <703> gid 0\nea_set -r -f /stage/x21-0 <703> user.x\nsif <703> mtime @0\nsif <703> links_count 2",
 		"sif <500> mode 040755\nsif <500> uid 0\nsif <500> gid 0\nea_rm <500> user.old\nsif <500> mtime @0",
 	} {
 		if !strings.Contains(joined, want) {
