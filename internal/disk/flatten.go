@@ -176,8 +176,8 @@ func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
 			return err
 		}
 	}
-	if err := m.CheckClean(ctx, tmp); err != nil {
-		return err
+	if _, err := m.tool(ctx, "e2fsck", "-f", "-n", tmp); err != nil {
+		return fmt.Errorf("checking the flattened image (e2fsck -f -n): %w; this is a bug in Flatten, please report it", err)
 	}
 	lap("checked")
 	if err := renameNoReplace(tmp, dst); err != nil {

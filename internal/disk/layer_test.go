@@ -400,3 +400,28 @@ func TestFlattenGrowsTheImageForALargeLayer(t *testing.T) {
 		t.Errorf("the image's files: /etc/hostname = %q", got)
 	}
 }
+
+func TestFlattenRefusesNamesDebugfsCannotTake(t *testing.T) {
+	base := testImage(t, "32M")
+	// A layer whose upper holds a name with a newline, which a guest can
+	// make but a debugfs script line cannot carry.
+	tree := filepath.Join(t.TempDir(), "layer")
+	must(t, os.MkdirAll(filepath.Join(tree, "upper/etc"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(tree, "work"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tree, "upper/etc/bad\nname"), []byte("x"), 0o644))
+	layer := filepath.Join(t.TempDir(), "layer.ext4")
+	if out, err := exec.Command(toolPath(t, "mkfs.ext4"), "-q", "-d", tree, layer, "32M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 -d: %v\n%s", err, out)
+	}
+	flat := filepath.Join(t.TempDir(), "flat.ext4")
+	err := realManager().Flatten(context.Background(), base, layer, flat)
+	if err == nil || !strings.Contains(err.Error(), `"/etc/bad\nname"`) || !strings.Contains(err.Error(), "newline") {
+		t.Errorf("err = %v, want one naming the file and the newline", err)
+	}
+	if _, err := os.Stat(flat); err == nil {
+		t.Error("a flattened image was left")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(flat)); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
