@@ -86,7 +86,7 @@ func (s *script) add(verb string, args ...string) {
 	for _, a := range args {
 		if strings.ContainsAny(a, "\n\r\x00") {
 			if s.err == nil {
-				s.err = fmt.Errorf("the name %q holds a newline, carriage return or NUL, which debugfs cannot take", a)
+				s.err = fmt.Errorf("the name %q holds a newline, carriage return or NUL, which debugfs cannot take: rename or remove it and retry", a)
 			}
 			return
 		}
