@@ -231,7 +231,7 @@ func changeThroughOverlay(t *testing.T, root string) {
 	} else {
 		must(t, unix.Lsetxattr(p("opt/app/bin/tool"), "security.capability", capNetRaw, 0))
 	}
-	appendTo("data/with-caps", "patched\n") // copy-up keeps its capability
+	appendTo("data/with-caps", "patched\n") // a write drops the image's capability
 	// Special files: a FIFO, a device node, a socket, a deleted base FIFO.
 	must(t, unix.Mkfifo(p("srv/fifo"), 0o620))
 	must(t, unix.Mknod(p("srv/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
@@ -359,6 +359,26 @@ func TestFlattenMatchesOverlay(t *testing.T) {
 	unmountAt(t, lower)
 	fsck(t, layer)
 	layerSum := sha(t, layer)
+	// The kernel wrote what Flatten must handle: whiteouts (shared ones
+	// are hard links of one inode), opaque directories, capabilities.
+	nodes, err := m.walk(ctx, layer, []string{"/upper"})
+	must(t, err)
+	ups, err := upperFiles(nodes)
+	must(t, err)
+	kinds := map[string]int{}
+	for _, u := range ups {
+		switch {
+		case u.St.isWhiteout():
+			kinds["whiteout"]++
+		case u.Opaque:
+			kinds["opaque"]++
+		case slices.Contains(xattrNames(u.St), "security.capability"):
+			kinds["capability"]++
+		}
+	}
+	if kinds["whiteout"] < 5 || kinds["opaque"] < 2 || kinds["capability"] < 1 {
+		t.Fatalf("the overlay's upper has %v, want at least 5 whiteouts, 2 opaque directories and a file with capabilities", kinds)
+	}
 
 	flat := filepath.Join(dir, "flat.ext4")
 	start := time.Now()
