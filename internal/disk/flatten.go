@@ -39,56 +39,102 @@ func (m *Manager) Flatten(ctx context.Context, base, layer, dst string) error {
 }
 
 func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
-	start := time.Now()
-	var phases []any // slog attributes: milliseconds per phase
-	lap := func(name string) {
-		phases = append(phases, name+"_ms", time.Since(start).Milliseconds())
-	}
 	if _, err := os.Lstat(dst); err == nil {
 		return fs.ErrExist
 	}
-	nodes, err := m.walk(ctx, layer, []string{layerUpper})
-	if err != nil {
-		return err
+	f := &flattening{m: m, base: base, layer: layer, dst: dst}
+	defer f.cleanUp()
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"list", f.list},        // the layer's upper
+		{"extract", f.extract},  // its files' contents and attributes
+		{"clone", f.clone},      // the image, to a temporary name
+		{"room", f.room},        // grown when the upper needs it
+		{"probe", f.probe},      // the image copy, and the plan
+		{"make", f.make},        // removals and new entries
+		{"attributes", f.attrs}, // and the read-back
+		{"check", f.check},      // e2fsck
+		{"rename", f.rename},    // into place
 	}
-	ups, err := upperFiles(nodes)
-	if err != nil {
-		return err
+	start := time.Now()
+	var times []any // slog attributes: milliseconds since the start
+	for _, s := range steps {
+		if err := s.run(ctx); err != nil {
+			return err
+		}
+		times = append(times, s.name+"_ms", time.Since(start).Milliseconds())
 	}
-	lap("listed")
+	m.log.Debug("flattened layer", append([]any{"path", dst, "base", base, "layer", layer, "clone", string(f.method),
+		"files", len(f.ups), "removed", len(f.plan.Remove), "commands", f.commands, "tidied", f.mk.tidy}, times...)...)
+	return nil
+}
 
-	dir, name := filepath.Dir(dst), filepath.Base(dst)
-	data, err := m.stagingDir(dir, name, extractBytes(ups))
+// flattening is one Flatten in progress: its steps and what they pass on.
+type flattening struct {
+	m                *Manager
+	base, layer, dst string
+
+	ups      []upperFile // the layer's upper, parents first
+	data     string      // where the layer's files are copied out to
+	tmp      string      // the copy of the image, renamed to dst at the end
+	method   Method      // how the image was copied
+	plan     flattenPlan
+	trees    []node            // the image's directories the plan removes
+	mk       makeResult        // the first writing run
+	made     map[string]uint32 // new entries' inode numbers
+	commands int               // debugfs commands run to write
+	done     bool              // renamed: nothing to clean up
+}
+
+func (f *flattening) cleanUp() {
+	if f.data != "" {
+		os.RemoveAll(f.data)
+	}
+	if f.tmp != "" && !f.done {
+		os.Remove(f.tmp)
+	}
+}
+
+func (f *flattening) list(ctx context.Context) error {
+	nodes, err := f.m.walk(ctx, f.layer, []string{layerUpper})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(data)
-	extract, files := extractScript(ups, data)
-	if err := m.extract(ctx, layer, extract, files); err != nil {
+	f.ups, err = upperFiles(nodes)
+	return err
+}
+
+func (f *flattening) extract(ctx context.Context) error {
+	var err error
+	f.data, err = f.m.stagingDir(filepath.Dir(f.dst), filepath.Base(f.dst), extractBytes(f.ups))
+	if err != nil {
 		return err
 	}
-	lap("extracted")
+	s, files := extractScript(f.ups, f.data)
+	return f.m.extract(ctx, f.layer, s, files)
+}
 
+func (f *flattening) clone(ctx context.Context) error {
 	suffix := make([]byte, 6)
 	rand.Read(suffix)
-	tmp := filepath.Join(dir, "."+name+tempMarker+"flatten-"+hex.EncodeToString(suffix))
-	method, err := cloneFile(ctx, base, tmp, reflinkOrCopy)
+	tmp := filepath.Join(filepath.Dir(f.dst), "."+filepath.Base(f.dst)+tempMarker+"flatten-"+hex.EncodeToString(suffix))
+	method, err := cloneFile(ctx, f.base, tmp, reflinkOrCopy)
 	if err != nil {
 		return err
 	}
-	lap("cloned")
-	done := false
-	defer func() {
-		if !done {
-			os.Remove(tmp)
-		}
-	}()
+	f.tmp, f.method = tmp, method
+	return nil
+}
 
-	if err := m.makeRoom(ctx, tmp, ups); err != nil {
-		return err
-	}
+func (f *flattening) room(ctx context.Context) error { return f.m.makeRoom(ctx, f.tmp, f.ups) }
+
+// probe stats every upper path in the image copy (and the names sockets
+// are made under), works out the plan and walks the trees it removes.
+func (f *flattening) probe(ctx context.Context) error {
 	var paths []string
-	for _, u := range ups {
+	for _, u := range f.ups {
 		paths = append(paths, u.Path)
 		if u.St.Mode&modeType == modeSocket {
 			paths = append(paths, socketTemp(u))
@@ -101,7 +147,7 @@ func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
 	if probe.err != nil {
 		return probe.err
 	}
-	out, err := m.debugfs(ctx, tmp, false, probe.cmds)
+	out, err := f.m.debugfs(ctx, f.tmp, false, probe.cmds)
 	if err != nil {
 		return fmt.Errorf("inspecting the copy of the image: %w", err)
 	}
@@ -116,76 +162,86 @@ func (m *Manager) flatten(ctx context.Context, base, layer, dst string) error {
 		}
 	}
 	if _, ok := inDst["/"]; !ok {
-		return fmt.Errorf("%s has no root directory; is it an ext4 image?", base)
+		return fmt.Errorf("%s has no root directory; is it an ext4 image?", f.base)
 	}
-	for _, u := range ups {
+	for _, u := range f.ups {
 		if _, ok := inDst[socketTemp(u)]; ok && u.St.Mode&modeType == modeSocket {
 			return fmt.Errorf("%s exists in the image; Flatten needs that name to make the socket %s", socketTemp(u), u.Path)
 		}
 	}
-	plan, err := planFlatten(ups, inDst)
-	if err != nil {
+	if f.plan, err = planFlatten(f.ups, inDst); err != nil {
 		return err
 	}
 	var roots []string
-	for _, r := range plan.Remove {
+	for _, r := range f.plan.Remove {
 		if r.St.isDir() {
 			roots = append(roots, r.Path)
 		}
 	}
-	trees, err := m.walk(ctx, tmp, roots)
-	if err != nil {
+	f.trees, err = f.m.walk(ctx, f.tmp, roots)
+	return err
+}
+
+// make runs the first writing run and reads the new inodes' numbers.
+func (f *flattening) make(ctx context.Context) error {
+	var err error
+	if f.mk, err = makeScript(f.plan, f.trees, f.data); err != nil {
 		return err
 	}
-	lap("planned")
-	mk, err := makeScript(plan, trees, data)
-	if err != nil {
-		return err
+	out, err := f.m.debugfs(ctx, f.tmp, true, f.mk.cmds)
+	if err == nil {
+		f.made, err = madeInodes(f.plan, f.mk, out)
 	}
-	out, err = m.debugfs(ctx, tmp, true, mk.cmds)
 	if err != nil {
 		return fmt.Errorf("writing the layer's changes: %w", err)
 	}
-	made, err := madeInodes(plan, mk, out)
-	if err != nil {
-		return fmt.Errorf("writing the layer's changes: %w", err)
-	}
-	attrs, verify, err := attributeScript(plan, made, data)
+	f.commands = len(f.mk.cmds)
+	return nil
+}
+
+// attrs runs the second writing run: attributes and the read-back.
+func (f *flattening) attrs(ctx context.Context) error {
+	attrs, verify, err := attributeScript(f.plan, f.made, f.data)
 	if err != nil {
 		return err
 	}
 	verify = append([]string{"stats -h"}, verify...)
-	out, err = m.debugfs(ctx, tmp, true, append(attrs, verify...))
+	out, err := f.m.debugfs(ctx, f.tmp, true, append(attrs, verify...))
 	if err != nil {
 		return fmt.Errorf("setting the attributes of the layer's files: %w", err)
 	}
+	f.commands += len(attrs)
 	// debugfs's write keeps a file's size when the blocks run out, so a
 	// full file system is how a short write shows.
 	if free, err := ParseFreeBytes([]byte(out[len(attrs)])); err != nil || free == 0 {
 		return fmt.Errorf("the copy of the image ran out of space while taking the layer's files (free space: %d bytes, %v); this is a bug in Flatten's estimate, please report it", free, err)
 	}
-	if err := checkFlattened(plan, made, out[len(attrs)+1:]); err != nil {
+	if err := checkFlattened(f.plan, f.made, out[len(attrs)+1:]); err != nil {
 		return fmt.Errorf("reading back the flattened image: %w", err)
 	}
-	lap("written")
-	if mk.tidy {
+	return nil
+}
+
+func (f *flattening) check(ctx context.Context) error {
+	if f.mk.tidy {
 		// debugfs frees an inode without its extended attribute block;
 		// e2fsck's preen mode returns such blocks to the free space and
 		// fixes the counts.
-		if err := m.check(ctx, tmp); err != nil {
+		if err := f.m.check(ctx, f.tmp); err != nil {
 			return err
 		}
 	}
-	if _, err := m.tool(ctx, "e2fsck", "-f", "-n", tmp); err != nil {
+	if _, err := f.m.tool(ctx, "e2fsck", "-f", "-n", f.tmp); err != nil {
 		return fmt.Errorf("checking the flattened image (e2fsck -f -n): %w; this is a bug in Flatten, please report it", err)
 	}
-	lap("checked")
-	if err := renameNoReplace(tmp, dst); err != nil {
+	return nil
+}
+
+func (f *flattening) rename(context.Context) error {
+	if err := renameNoReplace(f.tmp, f.dst); err != nil {
 		return err
 	}
-	done = true
-	m.log.Debug("flattened layer", append([]any{"path", dst, "base", base, "layer", layer, "clone", string(method),
-		"files", len(ups), "removed_trees", len(roots), "commands", len(mk.cmds) + len(attrs), "tidied", mk.tidy}, phases...)...)
+	f.done = true
 	return nil
 }
 
