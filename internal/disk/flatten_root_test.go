@@ -409,12 +409,12 @@ func TestFlattenMatchesOverlay(t *testing.T) {
 	}
 }
 
-// TestFlattenAptSizedUpper flattens an apt-install-sized layer (about
-// 4,700 new files and 70 MiB copied from the host's Python and Perl
-// libraries, 200 changed dpkg files, two deleted trees) over a real
-// rootfs, checks it against the overlay and logs the time. It runs when
-// BANGER_BENCH_ROOTFS names a root file system image (e.g. one in the
-// guest image cache), as root.
+// TestFlattenAptSizedUpper flattens an apt-install-sized layer over a
+// real rootfs: about 4,700 new files and 70 MiB copied from the host's
+// Python and Perl libraries, up to 200 dpkg file lists changed, two trees
+// deleted. It checks the result against the overlay and logs the time. It
+// runs as root when BANGER_BENCH_ROOTFS names a root file system image
+// (e.g. one in the guest image cache).
 func TestFlattenAptSizedUpper(t *testing.T) {
 	src := os.Getenv("BANGER_BENCH_ROOTFS")
 	if src == "" {
