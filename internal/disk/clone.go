@@ -227,9 +227,10 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// RemoveTemps deletes the temporary files that interrupted clones, work disk
-// creations or growths left in dir, and returns their paths. Call it only
-// when no disk operation on dir is in progress (e.g. at daemon start-up).
+// RemoveTemps deletes the temporary files (and Flatten's staging
+// directories) that interrupted clones, disk creations, growths or
+// flattenings left in dir, and returns their paths. Call it only when no
+// disk operation on dir is in progress (e.g. at daemon start-up).
 func RemoveTemps(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -238,11 +239,11 @@ func RemoveTemps(dir string) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), tempMarker) {
+		if !(e.Type().IsRegular() || e.IsDir()) || !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), tempMarker) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if err := os.Remove(p); err != nil {
+		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 			continue
 		}

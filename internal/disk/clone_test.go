@@ -156,12 +156,15 @@ func TestRemoveTemps(t *testing.T) {
 	for _, n := range []string{".root.ext4" + tempMarker + "123", ".work.ext4" + tempMarker + "grow-backup", "root.ext4", ".hidden"} {
 		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
 	}
+	staging := filepath.Join(dir, ".flat.ext4"+tempMarker+"data-42")
+	os.Mkdir(staging, 0o700)
+	os.WriteFile(filepath.Join(staging, "17"), []byte("copied out of a layer"), 0o600)
 	removed, err := RemoveTemps(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 2 {
-		t.Errorf("removed %v, want the two temporary files", removed)
+	if len(removed) != 3 {
+		t.Errorf("removed %v, want the two temporary files and Flatten's staging directory", removed)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("left %v, want root.ext4 and .hidden", entries)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"banger/internal/system"
 )
@@ -19,6 +20,10 @@ type Deps struct {
 	// LookPath resolves a tool's absolute path (mkfs.ext4 and friends live in
 	// /usr/sbin, often missing from a user's PATH). nil uses system.LookPath.
 	LookPath func(name string) (string, error)
+	// Scratch is a directory on a memory file system where Flatten stages
+	// the layer's files when they are small enough (see stagingLimit);
+	// empty uses /dev/shm when it exists.
+	Scratch string
 }
 
 // Manager makes and changes disk image files.
@@ -26,16 +31,20 @@ type Manager struct {
 	run      system.InputRunner
 	log      *slog.Logger
 	lookPath func(string) (string, error)
+	scratch  string
 }
 
 // New returns a Manager.
 func New(deps Deps) *Manager {
-	m := &Manager{run: deps.Runner, log: deps.Log, lookPath: deps.LookPath}
+	m := &Manager{run: deps.Runner, log: deps.Log, lookPath: deps.LookPath, scratch: deps.Scratch}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.lookPath == nil {
 		m.lookPath = system.LookPath
+	}
+	if st, err := os.Stat("/dev/shm"); m.scratch == "" && err == nil && st.IsDir() {
+		m.scratch = "/dev/shm"
 	}
 	return m
 }

@@ -132,6 +132,29 @@ func ParseFSSize(out []byte) (int64, error) {
 	return count * bsize, nil
 }
 
+// ParseFreeBytes computes free blocks × block size from the output of
+// `debugfs -R "stats -h"` (or `dumpe2fs -h`).
+func ParseFreeBytes(out []byte) (int64, error) {
+	var free, bsize int64 = -1, 0
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "Free blocks":
+			free, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		case "Block size":
+			bsize, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if free < 0 || bsize <= 0 {
+		return 0, errors.New("no free block count or block size in the superblock listing")
+	}
+	return free * bsize, nil
+}
+
 // human renders a byte count the way users type sizes.
 func human(n int64) string {
 	for _, u := range []struct {

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -39,23 +37,10 @@ type Identity struct {
 	MachineID string
 }
 
-// guestFile is one file to write into an image.
-type guestFile struct {
-	Path string
-	Data []byte
-	Perm uint32 // permission bits, e.g. 0o600
-}
-
-// guestDir is a directory that must exist with the given mode, owned by root.
-type guestDir struct {
-	Path string
-	Perm uint32
-}
-
 // identityDirs are made when missing and always set to root ownership and
 // these modes (sshd refuses keys in group- or world-writable directories).
 func identityDirs() []guestDir {
-	return []guestDir{{"/etc", 0o755}, {"/etc/ssh", 0o755}, {"/root", 0o700}, {"/root/.ssh", 0o700}}
+	return []guestDir{{Path: "/etc", Perm: 0o755}, {Path: "/etc/ssh", Perm: 0o755}, {Path: "/root", Perm: 0o700}, {Path: "/root/.ssh", Perm: 0o700}}
 }
 
 // staleHostKeys are the image's own host keys of other types: every VM
@@ -139,13 +124,13 @@ func (id Identity) files() ([]guestFile, error) {
 	}
 
 	return []guestFile{
-		{"/etc/hostname", []byte(id.Hostname + "\n"), 0o644},
-		{"/etc/hosts", []byte(hosts.String()), 0o644},
-		{"/etc/resolv.conf", []byte(resolv.String()), 0o644},
-		{"/etc/machine-id", []byte(mid + "\n"), 0o444},
-		{"/root/.ssh/authorized_keys", withNewline(id.AuthorizedKeys), 0o600},
-		{"/etc/ssh/ssh_host_ed25519_key", withNewline(id.HostKeyPrivate), 0o600},
-		{"/etc/ssh/ssh_host_ed25519_key.pub", withNewline(id.HostKeyPublic), 0o644},
+		{Path: "/etc/hostname", Data: []byte(id.Hostname + "\n"), Perm: 0o644},
+		{Path: "/etc/hosts", Data: []byte(hosts.String()), Perm: 0o644},
+		{Path: "/etc/resolv.conf", Data: []byte(resolv.String()), Perm: 0o644},
+		{Path: "/etc/machine-id", Data: []byte(mid + "\n"), Perm: 0o444},
+		{Path: "/root/.ssh/authorized_keys", Data: withNewline(id.AuthorizedKeys), Perm: 0o600},
+		{Path: "/etc/ssh/ssh_host_ed25519_key", Data: withNewline(id.HostKeyPrivate), Perm: 0o600},
+		{Path: "/etc/ssh/ssh_host_ed25519_key.pub", Data: withNewline(id.HostKeyPublic), Perm: 0o644},
 	}, nil
 }
 
@@ -213,154 +198,10 @@ func (m *Manager) WriteIdentity(ctx context.Context, rootfs string, id Identity)
 	if err != nil {
 		return fmt.Errorf("writing guest identity into %s: %w", rootfs, err)
 	}
-	if err := m.writeFiles(ctx, rootfs, identityDirs(), files, staleHostKeys()); err != nil {
+	e := edit{Dirs: identityDirs(), Files: files, Remove: staleHostKeys()}
+	if err := m.writeFiles(ctx, rootfs, e); err != nil {
 		return fmt.Errorf("writing guest identity into %s: %w", rootfs, err)
 	}
 	m.log.Debug("wrote guest identity", "path", rootfs, "hostname", id.Hostname)
 	return nil
-}
-
-// writeFiles makes dirs, removes the paths in remove, and writes files in
-// the image, then verifies the result. It runs debugfs three times: to see
-// what exists (debugfs's mkdir corrupts the filesystem when the directory
-// exists, and its write refuses to replace a file), to write, and to read
-// everything back.
-func (m *Manager) writeFiles(ctx context.Context, image string, dirs []guestDir, files []guestFile, remove []string) error {
-	probe := []string{"stat /"}
-	for _, d := range dirs {
-		probe = append(probe, "stat "+d.Path)
-	}
-	for _, p := range remove {
-		probe = append(probe, "stat "+p)
-	}
-	for _, f := range files {
-		probe = append(probe, "stat "+f.Path)
-	}
-	out, err := m.debugfs(ctx, image, false, probe)
-	if err != nil {
-		return fmt.Errorf("inspecting the image: %w", err)
-	}
-	if _, ok := parseStat(out[0]); !ok {
-		return errors.New("inspecting the image: no root directory; is it an ext4 filesystem image?")
-	}
-	existing := map[string]inode{}
-	for i, cmd := range probe[1:] {
-		i++
-		if ino, ok := parseStat(out[i]); ok {
-			existing[strings.TrimPrefix(cmd, "stat ")] = ino
-		}
-	}
-
-	staging, err := os.MkdirTemp("", "banger-identity-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(staging)
-	hostPaths := map[string]string{}
-	for i, f := range files {
-		p := filepath.Join(staging, fmt.Sprint(i))
-		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
-			return err
-		}
-		hostPaths[f.Path] = p
-	}
-	script, err := writeScript(dirs, files, remove, existing, hostPaths)
-	if err != nil {
-		return err
-	}
-	// Read everything back in the same session: debugfs exits 0 even when
-	// a command fails, so the read-back is how failures show.
-	var verify []string
-	for _, f := range files {
-		verify = append(verify, "stat "+f.Path, "cat "+f.Path)
-	}
-	for _, d := range dirs {
-		verify = append(verify, "stat "+d.Path)
-	}
-	out, err = m.debugfs(ctx, image, true, append(script, verify...))
-	if err != nil {
-		return fmt.Errorf("writing files: %w", err)
-	}
-	return checkWritten(dirs, files, out[len(script):])
-}
-
-// inode is the part of debugfs's stat output banger checks.
-type inode struct {
-	Type           string // "regular", "directory", "symlink", …
-	Perm, UID, GID uint32
-	Size           int64
-}
-
-// writeScript renders the debugfs commands that make the image match dirs
-// and files, given what exists already.
-func writeScript(dirs []guestDir, files []guestFile, remove []string, existing map[string]inode, hostPaths map[string]string) ([]string, error) {
-	var s []string
-	owned := func(path string, typeBits, perm uint32) {
-		s = append(s,
-			fmt.Sprintf("sif %s mode 0%o", path, typeBits|perm),
-			"sif "+path+" uid 0",
-			"sif "+path+" gid 0")
-	}
-	for _, d := range dirs {
-		if ino, ok := existing[d.Path]; ok {
-			if ino.Type != "directory" {
-				return nil, fmt.Errorf("%s in the image is a %s, not a directory", d.Path, ino.Type)
-			}
-		} else {
-			s = append(s, "mkdir "+d.Path)
-		}
-		owned(d.Path, 0o40000, d.Perm)
-	}
-	for _, p := range remove {
-		if ino, ok := existing[p]; ok && ino.Type != "directory" {
-			s = append(s, "rm "+p)
-		}
-	}
-	for _, f := range files {
-		if ino, ok := existing[f.Path]; ok {
-			if ino.Type == "directory" {
-				return nil, fmt.Errorf("%s in the image is a directory", f.Path)
-			}
-			s = append(s, "rm "+f.Path)
-		}
-		s = append(s, fmt.Sprintf("write %s %s", debugfsQuote(hostPaths[f.Path]), f.Path))
-		owned(f.Path, 0o100000, f.Perm)
-	}
-	return s, nil
-}
-
-// debugfsQuote quotes a host path for debugfs's command parser.
-func debugfsQuote(p string) string {
-	if strings.ContainsAny(p, " \t\"") {
-		return `"` + strings.ReplaceAll(p, `"`, `\"`) + `"`
-	}
-	return p
-}
-
-// checkWritten compares the read-back output (stat and cat of each file,
-// then stat of each directory) with what was meant to be written.
-func checkWritten(dirs []guestDir, files []guestFile, out []string) error {
-	var errs []error
-	i := 0
-	for _, f := range files {
-		ino, ok := parseStat(out[i])
-		content := out[i+1]
-		i += 2
-		switch {
-		case !ok:
-			errs = append(errs, fmt.Errorf("%s is missing after writing it", f.Path))
-		case ino.Type != "regular" || ino.Perm != f.Perm || ino.UID != 0 || ino.GID != 0:
-			errs = append(errs, fmt.Errorf("%s is a %s with mode %04o owned by %d:%d, want a regular file with mode %04o owned by root", f.Path, ino.Type, ino.Perm, ino.UID, ino.GID, f.Perm))
-		case content != string(f.Data):
-			errs = append(errs, fmt.Errorf("%s reads back %d bytes that differ from the %d written", f.Path, len(content), len(f.Data)))
-		}
-	}
-	for _, d := range dirs {
-		ino, ok := parseStat(out[i])
-		i++
-		if !ok || ino.Type != "directory" || ino.Perm != d.Perm || ino.UID != 0 || ino.GID != 0 {
-			errs = append(errs, fmt.Errorf("%s is not a root-owned directory with mode %04o after writing (%+v)", d.Path, d.Perm, ino))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -112,15 +112,15 @@ func TestIdentityValidation(t *testing.T) {
 }
 
 func TestWriteScript(t *testing.T) {
-	dirs := []guestDir{{"/etc", 0o755}, {"/root/.ssh", 0o700}}
-	files := []guestFile{{"/etc/hostname", []byte("x\n"), 0o644}, {"/root/.ssh/authorized_keys", []byte("k\n"), 0o600}}
+	dirs := []guestDir{{Path: "/etc", Perm: 0o755}, {Path: "/root/.ssh", Perm: 0o700}}
+	files := []guestFile{{Path: "/etc/hostname", Data: []byte("x\n"), Perm: 0o644}, {Path: "/root/.ssh/authorized_keys", Data: []byte("k\n"), Perm: 0o600}}
 	existing := map[string]inode{
 		"/etc":                      {Type: "directory"},
 		"/etc/hostname":             {Type: "regular"},
 		"/etc/ssh/ssh_host_rsa_key": {Type: "regular"},
 	}
 	host := map[string]string{"/etc/hostname": "/tmp/s/0", "/root/.ssh/authorized_keys": "/tmp/my dir/1"}
-	got, err := writeScript(dirs, files, []string{"/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_dsa_key"}, existing, host)
+	got, err := writeScript(edit{Dirs: dirs, Files: files, Remove: []string{"/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_dsa_key"}}, existing, host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,19 +141,18 @@ func TestWriteScript(t *testing.T) {
 	}
 
 	existing["/root/.ssh"] = inode{Type: "regular"}
-	if _, err := writeScript(dirs, files, nil, existing, host); err == nil {
+	if _, err := writeScript(edit{Dirs: dirs, Files: files}, existing, host); err == nil {
 		t.Error("a file where a directory belongs was accepted")
 	}
 }
 
 func TestCheckWrittenReportsDifferences(t *testing.T) {
-	dirs := []guestDir{{"/root/.ssh", 0o700}}
-	files := []guestFile{{"/etc/hostname", []byte("dev\n"), 0o644}}
+	e := edit{Dirs: []guestDir{{Path: "/root/.ssh", Perm: 0o700}}, Files: []guestFile{{Path: "/etc/hostname", Data: []byte("dev\n"), Perm: 0o644}}}
 	stat := func(typ string, mode string, uid string) string {
 		return "Inode: 13   Type: " + typ + "    Mode:  " + mode + "   Flags: 0x80000\nUser:     " + uid + "   Group:     0   Project:     0   Size: 4\n"
 	}
 	ok := []string{stat("regular", "0644", "0"), "dev\n", stat("directory", "0700", "0")}
-	if err := checkWritten(dirs, files, ok); err != nil {
+	if err := checkWritten(e, ok); err != nil {
 		t.Errorf("matching read-back rejected: %v", err)
 	}
 	for name, out := range map[string][]string{
@@ -163,7 +162,7 @@ func TestCheckWrittenReportsDifferences(t *testing.T) {
 		"missing":  {"", "", stat("directory", "0700", "0")},
 		"dir mode": {stat("regular", "0644", "0"), "dev\n", stat("directory", "0755", "0")},
 	} {
-		if err := checkWritten(dirs, files, out); err == nil {
+		if err := checkWritten(e, out); err == nil {
 			t.Errorf("%s difference not reported", name)
 		}
 	}

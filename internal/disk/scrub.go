@@ -36,7 +36,7 @@ func scrubbedPaths() []string {
 func (m *Manager) Scrub(ctx context.Context, rootfs string) error {
 	remove := scrubbedPaths()
 	files := []guestFile{{Path: "/etc/machine-id", Data: []byte{}, Perm: 0o444}}
-	if err := m.writeFiles(ctx, rootfs, nil, files, remove); err != nil {
+	if err := m.writeFiles(ctx, rootfs, edit{Files: files, Remove: remove}); err != nil {
 		return fmt.Errorf("scrubbing vm identity from %s: %w", rootfs, err)
 	}
 	probe := make([]string, 0, len(remove))

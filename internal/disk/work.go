@@ -14,12 +14,8 @@ const WorkLabel = "banger-work"
 // MinWorkSize is the smallest work disk CreateWork makes.
 const MinWorkSize = 16 << 20
 
-// MkfsWorkArgv is the command that formats a work disk file. The root
-// directory is owned by root whoever runs mkfs, and no blocks are reserved
-// for root (the guest's user is root anyway).
-func MkfsWorkArgv(path string) []string {
-	return []string{"mkfs.ext4", "-F", "-q", "-L", WorkLabel, "-m", "0", "-E", "root_owner=0:0", path}
-}
+// MkfsWorkArgv is the command that formats a work disk file (see mkfsArgv).
+func MkfsWorkArgv(path string) []string { return mkfsArgv(WorkLabel, path) }
 
 // CreateWork makes a new sparse file of size bytes at path holding an empty
 // ext4 filesystem labelled banger-work. It formats the file directly (no
