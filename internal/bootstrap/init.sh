@@ -91,7 +91,9 @@ else
 	mount -t "$rootfstype" -o ro${rootflags:+,$rootflags} "$dev" /base || fail "mounting the base $dev failed"
 	mount -t ext4 -o rw,noatime "$ldev" /layer || fail "mounting the layer $ldev failed"
 	mkdir -p /layer/upper /layer/work
-	mount -t overlay overlay -o lowerdir=/base,upperdir=/layer/upper,workdir=/layer/work /newroot ||
+	# Flatten (image commit) applies whiteouts and opaque directories but
+	# not redirects or metacopy: keep those off whatever the kernel defaults.
+	mount -t overlay overlay -o lowerdir=/base,upperdir=/layer/upper,workdir=/layer/work,redirect_dir=off,metacopy=off,index=off /newroot ||
 		fail "mounting the overlay of $ldev on $dev failed"
 	mode=rw
 fi

@@ -53,10 +53,10 @@ type hostDisks struct {
 }
 
 // Layout is Clone until layer disks are built (internal/disk).
-func (h *hostDisks) Layout() vm.Layout { return vm.Clone }
+func (h *hostDisks) Layout() vm.Layout { return vm.Layered }
 
 func (h *hostDisks) MakeLayer(ctx context.Context, v *vm.VM, size int64) error {
-	return errors.New("making layer disks is not built yet")
+	return h.m.MakeLayer(ctx, v.LayerDisk(), max(size, disk.MinLayerSize))
 }
 
 func (h *hostDisks) CloneRoot(ctx context.Context, img *image.Image, v *vm.VM) (string, error) {
@@ -75,7 +75,12 @@ func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) erro
 	}
 	id := disk.Identity{Hostname: v.Name, Domain: "vm", Address: n.IP, Gateway: n.Gateway,
 		AuthorizedKeys: user.AuthorizedKey, HostKeyPrivate: hk.PrivatePEM, HostKeyPublic: hk.AuthorizedKey}
-	if err := h.m.WriteIdentity(ctx, v.RootDisk(), id); err != nil {
+	if v.LayoutOrClone() == vm.Layered {
+		err = h.m.WriteLayerIdentity(ctx, v.Base, v.LayerDisk(), id)
+	} else {
+		err = h.m.WriteIdentity(ctx, v.RootDisk(), id)
+	}
+	if err != nil {
 		return err
 	}
 	return h.keys.knownHosts().Pin(h.keys.hostNames(v), hk.Public)
@@ -98,12 +103,15 @@ func (h *hostDisks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
 }
 
 func (h *hostDisks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error) {
+	if v.LayoutOrClone() == vm.Layered {
+		return imagebuild.CommitLayered(ctx, h.m, v.Base, v.LayerDisk(), dst)
+	}
 	return imagebuild.CommitDisk(ctx, h.m, v.RootDisk(), dst, move)
 }
 
 func (h *hostDisks) Remove(ctx context.Context, v *vm.VM) error {
 	var errs []error
-	for _, p := range []string{v.RootDisk(), v.WorkDisk()} {
+	for _, p := range []string{v.RootDisk(), v.LayerDisk(), v.WorkDisk()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

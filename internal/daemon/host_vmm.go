@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -32,8 +33,9 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 		TAP: v.TAP, MAC: v.MAC, VCPUs: v.CPUs, MemoryMiB: v.MemoryMiB,
 	}
 	if v.LayoutOrClone() == vm.Layered {
-		// The image's root, shared read-only; the VM writes to its layer.
-		spec.RootDrive, spec.LayerDrive = img.Rootfs, v.LayerDisk()
+		// The image's root, shared read-only; the VM writes to its layer,
+		// made over the base it recorded.
+		spec.RootDrive, spec.LayerDrive = cmp.Or(v.Base, img.Rootfs), v.LayerDisk()
 	}
 	p, err := h.drv.Start(ctx, spec)
 	if err != nil {

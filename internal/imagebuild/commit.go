@@ -31,6 +31,7 @@ const DpkgStatus = "/var/lib/dpkg/status"
 type DiskTools interface {
 	CheckClean(ctx context.Context, path string) error
 	CloneRoot(ctx context.Context, src, dst string) (disk.Method, error)
+	Flatten(ctx context.Context, base, layer, dst string) error
 	Scrub(ctx context.Context, rootfs string) error
 	ReadFile(ctx context.Context, image, path string) ([]byte, error)
 }
@@ -63,13 +64,37 @@ func CommitDisk(ctx context.Context, t DiskTools, src, dst string, move bool) (s
 			return nil, err
 		}
 	}
+	return finishCommit(ctx, t, dst)
+}
+
+// CommitLayered turns a stopped layered VM (its layer over the image's
+// root base) into an image's root filesystem at dst: the base with the
+// layer applied (disk.Flatten, which refuses a layer that was not shut
+// down cleanly and checks its result), scrubbed of the VM's identity. It
+// returns dst's dpkg status file (nil when the image has none). On
+// failure dst does not exist.
+func CommitLayered(ctx context.Context, t DiskTools, base, layer, dst string) (status []byte, err error) {
+	defer func() {
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if err := t.Flatten(ctx, base, layer, dst); err != nil {
+		return nil, fmt.Errorf("flattening the layer %s over %s: %w", layer, base, err)
+	}
+	return finishCommit(ctx, t, dst)
+}
+
+// finishCommit makes the new image root dst readable, scrubs the VM's
+// identity from it and reads its dpkg status.
+func finishCommit(ctx context.Context, t DiskTools, dst string) ([]byte, error) {
 	if err := os.Chmod(dst, 0o644); err != nil {
 		return nil, fmt.Errorf("making %s readable: %w", dst, err)
 	}
 	if err := t.Scrub(ctx, dst); err != nil {
 		return nil, err
 	}
-	status, err = t.ReadFile(ctx, dst, DpkgStatus)
+	status, err := t.ReadFile(ctx, dst, DpkgStatus)
 	if errors.Is(err, disk.ErrNoFile) {
 		return nil, nil
 	}

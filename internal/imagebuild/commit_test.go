@@ -43,6 +43,17 @@ func (f *fakeTools) CloneRoot(ctx context.Context, src, dst string) (disk.Method
 	return disk.SparseCopy, os.WriteFile(dst, b, 0o600)
 }
 
+func (f *fakeTools) Flatten(ctx context.Context, base, layer, dst string) error {
+	if err := f.call("flatten", layer); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(base)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
+}
+
 func (f *fakeTools) Scrub(ctx context.Context, rootfs string) error { return f.call("scrub", rootfs) }
 
 func (f *fakeTools) ReadFile(ctx context.Context, img, path string) ([]byte, error) {
@@ -104,6 +115,39 @@ func TestCommitDiskFailureLeavesNoRootfs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "root.ext4"), []byte("disk"), 0o600)
 	if st, err := CommitDisk(context.Background(), &fakeTools{}, filepath.Join(dir, "root.ext4"), filepath.Join(dir, RootfsFile), true); err != nil || st != nil {
 		t.Errorf("image without dpkg: %q, %v", st, err)
+	}
+}
+
+func TestCommitLayeredFlattensThenScrubs(t *testing.T) {
+	dir := t.TempDir()
+	base, layer, dst := filepath.Join(dir, "base.ext4"), filepath.Join(dir, "layer.ext4"), filepath.Join(dir, RootfsFile)
+	os.WriteFile(base, []byte("base"), 0o444)
+	os.WriteFile(layer, []byte("layer"), 0o600)
+	f := &fakeTools{status: []byte("Package: a\n")}
+	status, err := CommitLayered(context.Background(), f, base, layer, dst)
+	if err != nil || string(status) != "Package: a\n" {
+		t.Fatalf("%q, %v", status, err)
+	}
+	if got, want := strings.Join(f.calls, ","), "flatten layer.ext4,scrub rootfs.ext4,read rootfs.ext4"; got != want {
+		t.Errorf("calls %s, want %s", got, want)
+	}
+	if st, err := os.Stat(dst); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("rootfs %v %v", st, err)
+	}
+	for _, op := range []string{"flatten", "scrub", "read"} {
+		os.Remove(dst)
+		f := &fakeTools{fail: op, status: []byte("x")}
+		if _, err := CommitLayered(context.Background(), f, base, layer, dst); err == nil || !strings.Contains(err.Error(), "injected") {
+			t.Errorf("%s: err = %v", op, err)
+		}
+		if _, err := os.Stat(dst); err == nil {
+			t.Errorf("%s failed but %s exists", op, dst)
+		}
+		for _, p := range []string{base, layer} {
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("%s failed and %s is gone: %v", op, p, err)
+			}
+		}
 	}
 }
 
