@@ -94,9 +94,11 @@ type RemoveVMRequest struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// ResizeVMRequest grows a stopped VM's work disk.
+// ResizeVMRequest grows a VM's work disk (stopped or running), its root
+// (stopped), or both; a zero size leaves that disk as it is.
 type ResizeVMRequest struct {
-	DiskBytes int64 `json:"disk_bytes"`
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
+	RootBytes int64 `json:"root_bytes,omitempty"`
 }
 
 // Listener is one network service of the daemon, such as its DNS server.

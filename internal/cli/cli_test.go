@@ -93,7 +93,7 @@ func TestCLIErrorsAreClearAndChangeNothing(t *testing.T) {
 		{[]string{"vm", "create", "ok", "--memory", "lots"}, []string{"--memory", "e.g. 512M"}},
 		{[]string{"vm", "create", "ok", "--image", "ghost"}, []string{`no image named "ghost"`, "hint:", "banger image bootstrap ghost"}},
 		{[]string{"vm", "stop", "nope"}, []string{`no vm named "nope"`, "hint:"}},
-		{[]string{"vm", "resize", "nope"}, []string{"--disk is required"}},
+		{[]string{"vm", "resize", "nope"}, []string{"give --disk, --root-size or both"}},
 		{[]string{"vm", "list", "-o", "yaml"}, []string{"unknown output format"}},
 		{[]string{"vm", "rm", "a", "--all"}, []string{"not both"}},
 	}

@@ -336,6 +336,45 @@ func TestResize(t *testing.T) {
 	if err != nil || v.DiskBytes != 3<<30 {
 		t.Errorf("offline grow = %+v, %v", v, err)
 	}
+	if _, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{}, nil); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("empty resize: err = %v, want invalid", err)
+	}
+}
+
+func TestResizeRoot(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", DiskBytes: 1 << 30, RootBytes: 4 << 30}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The root grows while the VM is stopped, and the refusal says how.
+	before := len(inst.Host.Calls())
+	_, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{RootBytes: 8 << 30}, nil)
+	if !errors.Is(err, api.ErrPrecondition) || !strings.Contains(err.Error(), "banger vm stop dev && banger vm resize dev --root-size 8G") {
+		t.Errorf("root of a running vm: err = %v", err)
+	}
+	if calls := inst.Host.Calls()[before:]; len(calls) != 0 {
+		t.Errorf("a refused resize touched the host: %v", calls)
+	}
+	if _, err := inst.Client.StopVM(ctx, "dev", api.StopVMRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before = len(inst.Host.Calls())
+	v, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{RootBytes: 8 << 30, DiskBytes: 2 << 30}, nil)
+	if err != nil || v.DiskBytes != 2<<30 {
+		t.Fatalf("grow root and work = %+v, %v", v, err)
+	}
+	if diff := cmp.Diff([]string{"growroot dev 8G", "grow dev 2G"}, inst.Host.Calls()[before:]); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	// Shrinking the root is refused by the disk layer, and said so.
+	if _, err := inst.Client.ResizeVM(ctx, "dev", api.ResizeVMRequest{RootBytes: 2 << 30}, nil); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "pick a larger size") {
+		t.Errorf("shrinking the root: err = %v, want invalid", err)
+	}
+	if _, err := inst.Client.StartVM(ctx, "dev", false, nil); err != nil {
+		t.Errorf("start after root resize: %v", err)
+	}
 }
 
 func TestReconcileStopsVMMsOfStartsCutOffByACrash(t *testing.T) {

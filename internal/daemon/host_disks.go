@@ -99,7 +99,7 @@ func (h *hostDisks) ExtendWork(ctx context.Context, v *vm.VM, size int64) error 
 }
 
 func (h *hostDisks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
-	return h.m.Grow(ctx, v.RootDisk(), size)
+	return h.m.Grow(ctx, v.WritableRoot(), size)
 }
 
 func (h *hostDisks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error) {

@@ -83,8 +83,8 @@ type Disks interface {
 	// ExtendWork grows the work disk's file of a running VM; the guest
 	// grows the file system.
 	ExtendWork(ctx context.Context, v *vm.VM, size int64) error
-	// GrowRoot grows the VM's root disk (file and filesystem) to size
-	// before its first boot.
+	// GrowRoot grows the stopped VM's writable root (its layer, or its own
+	// copy) to size, file and file system; a smaller size is disk.ErrShrink.
 	GrowRoot(ctx context.Context, v *vm.VM, size int64) error
 	// CommitRoot turns the stopped VM's root disk into an image's root
 	// filesystem at dst, moved when move is set (the image builder's

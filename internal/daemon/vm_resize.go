@@ -3,46 +3,47 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/disk"
 	"banger/internal/guest"
 	"banger/internal/preflight"
 	"banger/internal/vm"
 )
 
-// resizeVM grows a VM's work disk: a stopped VM's file and file system on
-// the host, a running VM's file on the host and its file system online in
-// the guest.
-func (d *Daemon) resizeVM(ctx context.Context, name string, size int64, progress func(api.Progress)) (*vm.VM, error) {
-	if err := vm.DefaultLimits.Check(1, vm.DefaultLimits.MinMemoryMiB, size); err != nil {
-		return nil, api.Errorf(api.CodeInvalid, "%v", err)
+// resizeVM grows a VM's work disk, its root, or both: a stopped VM's
+// files and file systems on the host; a running VM's work disk online (the
+// file on the host, the file system in the guest). The root grows while
+// the VM is stopped: its layer (or its own copy, for VMs made before
+// layers) and the file system in it.
+func (d *Daemon) resizeVM(ctx context.Context, name string, req api.ResizeVMRequest, progress func(api.Progress)) (*vm.VM, error) {
+	if req.DiskBytes == 0 && req.RootBytes == 0 {
+		return nil, api.Errorf(api.CodeInvalid, "nothing to resize: give a new work disk size, a new root size or both")
+	}
+	for _, size := range []int64{req.DiskBytes, req.RootBytes} {
+		if size == 0 {
+			continue
+		}
+		if err := vm.DefaultLimits.Check(1, vm.DefaultLimits.MinMemoryMiB, size); err != nil {
+			return nil, api.Errorf(api.CodeInvalid, "%v", err)
+		}
 	}
 	v, unlock, _, err := d.lockAndLoad(ctx, name, vm.OpResize)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	r := &resizing{d: d, v: v, size: req.DiskBytes, root: req.RootBytes}
+	steps, err := r.plan()
+	if err != nil || len(steps) == 0 {
+		return v, err
+	}
 	if v.State == vm.Stopped {
 		if err := d.preflight(ctx, preflight.GrowDisk); err != nil {
 			return nil, err
-		}
-	}
-	if size < v.DiskBytes {
-		return nil, api.Errorf(api.CodeInvalid, "cannot shrink the work disk of %s from %s to %s", v.Name, vm.FormatSize(v.DiskBytes), vm.FormatSize(size)).
-			WithHint("shrinking could lose data; pick a size of at least %s", vm.FormatSize(v.DiskBytes))
-	}
-	if size == v.DiskBytes {
-		return v, nil
-	}
-	r := &resizing{d: d, v: v, size: size}
-	steps := []step{{name: "grow", message: "growing the work disk to " + vm.FormatSize(size), do: r.growOffline}}
-	if v.State == vm.Running {
-		steps = []step{
-			{name: "extend", message: "extending the work disk's file to " + vm.FormatSize(size), do: r.extend},
-			{name: "drive", message: "telling the VMM the work disk grew", do: r.updateDrive},
-			{name: "growfs", message: "growing /work in the guest", do: r.growOnline},
 		}
 	}
 	steps = append(steps, step{name: "record", message: "recording the new size", do: r.record})
@@ -51,6 +52,9 @@ func (d *Daemon) resizeVM(ctx context.Context, name string, size int64, progress
 		logs = append(v.Logs(), logs...)
 	}
 	if err := d.run(ctx, operation{name: "vm resize", target: v.Name, logs: logs, steps: steps}, progress); err != nil {
+		if errors.Is(err, disk.ErrShrink) {
+			return nil, api.Errorf(api.CodeInvalid, "%v", err).WithHint("shrinking could lose data; pick a larger size")
+		}
 		return nil, err
 	}
 	return v, nil
@@ -60,7 +64,40 @@ func (d *Daemon) resizeVM(ctx context.Context, name string, size int64, progress
 type resizing struct {
 	d    *Daemon
 	v    *vm.VM
-	size int64
+	size int64 // the work disk's new size, or 0
+	root int64 // the root's new size, or 0
+}
+
+// plan returns the steps of the resize, none when there is nothing to do.
+func (r *resizing) plan() ([]step, error) {
+	v := r.v
+	if r.size != 0 && r.size < v.DiskBytes {
+		return nil, api.Errorf(api.CodeInvalid, "cannot shrink the work disk of %s from %s to %s", v.Name, vm.FormatSize(v.DiskBytes), vm.FormatSize(r.size)).
+			WithHint("shrinking could lose data; pick a size of at least %s", vm.FormatSize(v.DiskBytes))
+	}
+	if r.root != 0 && v.State != vm.Stopped {
+		return nil, api.Errorf(api.CodePrecondition, "cannot grow the root of %s while it is %s: the root grows while the vm is stopped", v.Name, v.State).
+			WithHint("banger vm stop %[1]s && banger vm resize %[1]s --root-size %s", v.Name, vm.FormatSize(r.root))
+	}
+	var steps []step
+	if r.root != 0 {
+		steps = append(steps, step{name: "growroot", message: "growing the root to " + vm.FormatSize(r.root), do: r.growRoot})
+	}
+	switch {
+	case r.size == 0 || r.size == v.DiskBytes:
+	case v.State == vm.Running:
+		steps = append(steps,
+			step{name: "extend", message: "extending the work disk's file to " + vm.FormatSize(r.size), do: r.extend},
+			step{name: "drive", message: "telling the VMM the work disk grew", do: r.updateDrive},
+			step{name: "growfs", message: "growing /work in the guest", do: r.growOnline})
+	default:
+		steps = append(steps, step{name: "grow", message: "growing the work disk to " + vm.FormatSize(r.size), do: r.growOffline})
+	}
+	return steps, nil
+}
+
+func (r *resizing) growRoot(ctx context.Context) error {
+	return r.d.deps.Disks.GrowRoot(ctx, r.v, r.root)
 }
 
 func (r *resizing) growOffline(ctx context.Context) error {
@@ -96,6 +133,8 @@ func (r *resizing) growOnline(ctx context.Context) error {
 }
 
 func (r *resizing) record(ctx context.Context) error {
-	r.v.DiskBytes = r.size
+	if r.size != 0 {
+		r.v.DiskBytes = r.size
+	}
 	return r.d.saveVM(ctx, r.v)
 }

@@ -165,7 +165,7 @@ func (d *Daemon) handleResizeVM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
-		v, err := d.resizeVM(r.Context(), r.PathValue("name"), req.DiskBytes, progress)
+		v, err := d.resizeVM(r.Context(), r.PathValue("name"), req, progress)
 		return v, nil, err
 	})
 }

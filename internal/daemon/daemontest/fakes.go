@@ -17,6 +17,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/daemon"
+	"banger/internal/disk"
 	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/vm"
@@ -379,7 +380,10 @@ func (f *Disks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
 	}
 	f.h.mu.Lock()
 	defer f.h.mu.Unlock()
-	f.h.disks[v.RootDisk()] = size
+	if cur := f.h.disks[v.WritableRoot()]; size < cur {
+		return fmt.Errorf("growing %s to %s: %w", v.WritableRoot(), vm.FormatSize(size), disk.ErrShrink)
+	}
+	f.h.disks[v.WritableRoot()] = size
 	return nil
 }
 
