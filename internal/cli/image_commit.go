@@ -17,8 +17,9 @@ func (app *App) newImageCommitCommand() *cobra.Command {
 		Short: "Turn a stopped VM's root disk into an image",
 		Long: `Register the root disk of the stopped VM as the image NEW, for customising an
 image by hand: create a VM, 'banger vm ssh' in, change things, 'banger vm
-stop', then commit. The VM keeps its own disk (the image gets a reflink or
-sparse copy), and the copy is checked and scrubbed of the VM's identity (SSH
+stop', then commit. The VM keeps its disks: the image gets a reflink or
+sparse copy of a cloned root, or its own image with the VM's layer applied
+(flattened), and the result is checked and scrubbed of the VM's identity (SSH
 host keys, machine-id, authorized_keys) like a built image. NEW shares the
 VM's image's kernel and initrd and records its installed packages.`,
 		Example: `  banger vm stop dev && banger image commit dev dev-snapshot`,

@@ -28,7 +28,10 @@ func (app *App) newVMCreateCommand() *cobra.Command {
 		Short: "Create a VM and boot it",
 		Long: `Create a VM from an image and boot it.
 
-The VM gets its own copy-on-write root disk, a work disk mounted at /work in
+The VM's root is copy-on-write over its image: an instant reflink clone
+where the data directory supports it (XFS, btrfs), elsewhere a small sparse
+layer over the image, which stays read-only and shared (only what the VM
+changes takes space either way). It also gets a work disk mounted at /work in
 the guest, an address on banger's bridge that it keeps across restarts, and
 the DNS name NAME.vm. create returns when the guest's SSH server answers
 (--no-wait: once the VMM booted), on a terminal or in a script, so the next

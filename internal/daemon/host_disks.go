@@ -50,10 +50,27 @@ func (k *sshKeys) hostNames(v *vm.VM) []string {
 type hostDisks struct {
 	m    *disk.Manager
 	keys *sshKeys
+	// dataDir is where VM disks and images live; Layout probes it.
+	dataDir    string
+	layoutOnce sync.Once
+	layout     vm.Layout
 }
 
-// Layout is Clone until layer disks are built (internal/disk).
-func (h *hostDisks) Layout() vm.Layout { return vm.Layered }
+// Layout is Clone where the data directory reflinks (XFS, btrfs): the
+// clone is instant, shares every block with the image and has none of an
+// overlay's costs (copy-up of a whole file on its first write, EXDEV when
+// renaming the image's directories). Elsewhere (ext4, tmpfs) a full copy
+// would cost the image's size and seconds per VM, so VMs share the image
+// read-only under their own sparse layer. The probe runs once.
+func (h *hostDisks) Layout() vm.Layout {
+	h.layoutOnce.Do(func() {
+		h.layout = vm.Layered
+		if yes, err := disk.ReflinkSupported(h.dataDir); err == nil && yes {
+			h.layout = vm.Clone
+		}
+	})
+	return h.layout
+}
 
 func (h *hostDisks) MakeLayer(ctx context.Context, v *vm.VM, size int64) error {
 	return h.m.MakeLayer(ctx, v.LayerDisk(), max(size, disk.MinLayerSize))

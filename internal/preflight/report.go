@@ -62,9 +62,9 @@ func (c *Checker) reflink() api.Check {
 	case err != nil:
 		return warn("reflink", err.Error(), "")
 	case yes:
-		return ok("reflink", dir+" supports reflinks: root disks are instant copy-on-write clones")
+		return ok("reflink", dir+" supports reflinks: a new VM's root is an instant copy-on-write clone of its image; image build and commit are instant too")
 	}
-	return warn("reflink", dir+" has no reflink support: root disks are sparse copies (slower, not shared)", "put $XDG_DATA_HOME on XFS (reflink=1) or btrfs for instant clones")
+	return ok("reflink", dir+" has no reflinks: a new VM's root is a sparse layer over its image, shared read-only (overlayfs); image build and commit copy the image")
 }
 
 func (c *Checker) space() api.Check {
