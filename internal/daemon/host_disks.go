@@ -121,6 +121,10 @@ func (h *hostDisks) GrowRoot(ctx context.Context, v *vm.VM, size int64) error {
 
 func (h *hostDisks) CommitRoot(ctx context.Context, v *vm.VM, dst string, move bool) ([]byte, error) {
 	if v.LayoutOrClone() == vm.Layered {
+		// The stopped guest synced its layer but could not unmount it.
+		if err := h.m.Repair(ctx, v.LayerDisk()); err != nil {
+			return nil, err
+		}
 		return imagebuild.CommitLayered(ctx, h.m, v.Base, v.LayerDisk(), dst)
 	}
 	return imagebuild.CommitDisk(ctx, h.m, v.RootDisk(), dst, move)

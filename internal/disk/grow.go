@@ -80,6 +80,17 @@ func (m *Manager) Grow(ctx context.Context, path string, size int64) error {
 // check runs `e2fsck -f -p`, which fixes only what is safe to fix without
 // asking. Exit statuses 1 and 2 mean it fixed something; 4 and up mean it
 // could not, and nothing is changed.
+// Repair replays the journal of the ext4 file system in the image at path
+// and fixes what e2fsck fixes unattended (e2fsck -f -p); nothing may have
+// it open. A layer needs it after every boot: the guest's system never
+// sees the mount the initramfs made of it, so it never unmounts it.
+func (m *Manager) Repair(ctx context.Context, path string) error {
+	if err := m.check(ctx, path); err != nil {
+		return fmt.Errorf("repairing %s: %w", path, err)
+	}
+	return nil
+}
+
 func (m *Manager) check(ctx context.Context, path string) error {
 	_, err := m.tool(ctx, "e2fsck", "-f", "-p", path)
 	switch code := exitCode(err); {
