@@ -434,7 +434,7 @@ func (m *Manager) extract(ctx context.Context, layer string, s *script, files []
 		return fmt.Errorf("copying the layer's files out: %w", err)
 	}
 	if strings.Contains(out[0], "needs_recovery") {
-		return fmt.Errorf("the layer's journal holds changes not yet written: is the VM still running? Stop it (a clean shutdown replays the journal), or run `e2fsck -fy %s`", layer)
+		return fmt.Errorf("the layer's journal holds changes not yet written: is the VM still running? With it stopped, replay the journal (Repair, or `e2fsck -f -p %s`)", layer)
 	}
 	var errs []error
 	for _, f := range files {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -165,17 +166,25 @@ func oldLayoutStarts(e *env, name string) {
 		t.Fatal(err)
 	}
 	m := disk.New(disk.Deps{Runner: system.Plain(), Log: slog.New(slog.DiscardHandler)})
+	if err := m.Repair(ctx, rec.LayerDisk()); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Flatten(ctx, rec.Base, rec.LayerDisk(), rec.RootDisk()); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(rec.LayerDisk()); err != nil {
 		t.Fatal(err)
 	}
-	rec.Layout, rec.Base = "", ""
-	if err := st.UpdateVM(ctx, &rec); err != nil {
+	st.Close()
+	// Migration 0004 gives the previous release's rows this layout.
+	db, err := sql.Open("sqlite", filepath.Join(e.home, "state", "banger", "banger.db"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	st.Close()
+	if _, err := db.ExecContext(ctx, `UPDATE vms SET layout = 'clone' WHERE name = ?`, name); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 
 	start := time.Now()
 	e.must("vm", "start", name)
