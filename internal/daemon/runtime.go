@@ -9,6 +9,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/image"
+	"banger/internal/preflight"
 	"banger/internal/runtimebundle"
 	"banger/internal/store"
 )
@@ -70,6 +71,15 @@ func (r *Runtime) Describe() string {
 
 // image describes the bundle's files as an image. Its id follows the root
 // file system's checksum, so a changed bundle is a new image.
+// optional names the operations a host with this runtime can do without:
+// with a bundle that has a kernel and a root file system, image bootstrap.
+func (r *Runtime) optional() map[preflight.Op]string {
+	if r == nil || r.Bundle.Kernel == "" || r.Bundle.Rootfs == "" {
+		return nil
+	}
+	return map[preflight.Op]string{preflight.BootstrapImage: "new VMs can use the runtime bundle's image \"bundle\" instead"}
+}
+
 func (r *Runtime) image() (image.Image, error) {
 	b, dir := r.Bundle, r.Dir
 	rootfs := runtimebundle.Abs(dir, b.Rootfs)

@@ -42,6 +42,10 @@ type Config struct {
 	// fresh asks again instead of trusting an earlier answer. Nil means
 	// only root may.
 	Setup func(ctx context.Context, fresh bool) error
+	// Optional names operations this host can do without, and why (a
+	// runtime bundle's image stands in for image bootstrap): the doctor
+	// warns instead of failing when only they are blocked.
+	Optional map[Op]string
 }
 
 // Checker runs the checks.

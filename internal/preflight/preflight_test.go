@@ -141,6 +141,34 @@ func TestReportListsEachCheckOnceAndNamesWhatAFailureBlocks(t *testing.T) {
 	}
 }
 
+// TestOptionalOperationsOnlyWarn: with a runtime bundle's image, a tool
+// only image bootstrap needs is a warning, one other operations need stays
+// a failure, and the operation itself still refuses.
+func TestOptionalOperationsOnlyWarn(t *testing.T) {
+	have := map[string]bool{}
+	for k, v := range complete {
+		have[k] = v
+	}
+	delete(have, "mmdebstrap")
+	delete(have, "mkfs.ext4")
+	cfg := fakeHost(have, true)
+	cfg.Optional = map[Op]string{BootstrapImage: "the bundle stands in"}
+	c := New(cfg)
+	byName := map[string]api.Check{}
+	for _, ck := range c.Report(context.Background()) {
+		byName[ck.Name] = ck
+	}
+	if ck := byName["mmdebstrap"]; ck.Status != api.CheckWarn || !strings.Contains(ck.Detail, "the bundle stands in") {
+		t.Errorf("mmdebstrap = %+v, want a warning saying why", ck)
+	}
+	if ck := byName["mkfs.ext4"]; ck.Status != api.CheckFail {
+		t.Errorf("mkfs.ext4 = %+v, want a failure: vm create needs it too", ck)
+	}
+	if err := c.Check(context.Background(), BootstrapImage); err == nil || !strings.Contains(err.Error(), "mmdebstrap") {
+		t.Errorf("image bootstrap without mmdebstrap: %v", err)
+	}
+}
+
 // TestPrivilegesAskTheSetup: a user's daemon is ready when its helper
 // answers; the doctor asks afresh, operations may use a cached answer.
 func TestPrivilegesAskTheSetup(t *testing.T) {

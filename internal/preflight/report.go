@@ -31,7 +31,11 @@ func (c *Checker) report(ctx context.Context) []api.Check {
 			seen[ck.name] = true
 			r := ck.run(c, ctx)
 			if r.Status == api.CheckFail {
-				r.Detail += " (needed by " + strings.Join(neededBy(ck.name), ", ") + ")"
+				by := neededBy(ck.name)
+				r.Detail += " (needed by " + strings.Join(by, ", ") + ")"
+				if why, ok := c.onlyOptional(by); ok {
+					r.Status, r.Detail = api.CheckWarn, r.Detail+"; "+why
+				}
 			}
 			out = append(out, r)
 		}
@@ -90,4 +94,18 @@ func (c *Checker) sshClient() api.Check {
 		return fail("ssh", "the OpenSSH client is missing (banger vm ssh hands off to it)", "sudo apt-get install openssh-client")
 	}
 	return ok("ssh", "OpenSSH client installed")
+}
+
+// onlyOptional reports whether every operation in ops is one the host can
+// do without, and why.
+func (c *Checker) onlyOptional(ops []string) (string, bool) {
+	var why []string
+	for _, op := range ops {
+		w, ok := c.cfg.Optional[Op(op)]
+		if !ok {
+			return "", false
+		}
+		why = append(why, w)
+	}
+	return strings.Join(why, "; "), len(why) > 0
 }
