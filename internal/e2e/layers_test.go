@@ -23,37 +23,37 @@ import (
 	"banger/internal/vm"
 )
 
-// ext4Data puts the env's data directory (images and VM disks) on a
-// loop-mounted ext4 file system of its own, the file system most
-// workstations have and one without reflinks. The daemon is stopped and its
-// VMMs ended before the file system is unmounted.
-func (e *env) ext4Data(t *testing.T, size string) string {
-	t.Helper()
-	testutil.RequireTool(t, "mkfs.ext4", "mount", "umount")
-	img := filepath.Join(t.TempDir(), "data.ext4")
-	dir := filepath.Join(e.home, "ext4-data")
-	for _, argv := range [][]string{{"truncate", "-s", size, img}, {"mkfs.ext4", "-q", "-F", img}, {"mkdir", "-p", dir}} {
+// loopData puts the env's data directory (images and VM disks) on a
+// loop-mounted file system of its own: "ext4", the file system most
+// workstations have and one without reflinks, or "xfs" with reflinks. The
+// daemon is stopped and its VMMs ended before it is unmounted.
+func (e *env) loopData(tb testing.TB, fstype, size string) string {
+	tb.Helper()
+	mkfs := map[string][]string{"ext4": {"mkfs.ext4", "-q", "-F"}, "xfs": {"mkfs.xfs", "-q", "-m", "reflink=1"}}[fstype]
+	testutil.RequireTool(tb, mkfs[0], "mount", "umount")
+	img := filepath.Join(tb.TempDir(), "data."+fstype)
+	dir := filepath.Join(e.home, fstype+"-data")
+	for _, argv := range [][]string{{"truncate", "-s", size, img}, append(mkfs, img), {"mkdir", "-p", dir}} {
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", argv, err, out)
+			tb.Fatalf("%v: %v: %s", argv, err, out)
 		}
 	}
 	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
-		t.Skipf("host tier: cannot loop-mount an ext4 file system here: %v: %s", err, out)
+		tb.Skipf("host tier: cannot loop-mount %s here: %v: %s", fstype, err, out)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		e.teardownNetns()
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v: %s (something banger started still holds it)", dir, err, out)
+			tb.Errorf("unmounting %s: %v: %s (something banger started still holds it)", dir, err, out)
 			_ = exec.Command("umount", "-l", dir).Run()
 		}
 	})
-	data := filepath.Join(dir, "data")
-	e.vars = append(e.vars, "XDG_DATA_HOME="+data)
+	e.vars = append(e.vars, "XDG_DATA_HOME="+filepath.Join(dir, "data"))
 	return dir
 }
 
 // usedBytes is what a file system has allocated, as df counts it.
-func usedBytes(t *testing.T, dir string) int64 {
+func usedBytes(t testing.TB, dir string) int64 {
 	t.Helper()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -77,7 +77,7 @@ func (e *env) images() []api.Image {
 // and a VM in the layout of the release before layers still starts.
 func TestSharedBaseOnExt4(t *testing.T) {
 	e := newGuestEnv(t)
-	mnt := e.ext4Data(t, "12G")
+	mnt := e.loopData(t, "ext4", "12G")
 	e.must("image", "bootstrap", "base")
 	if out := e.must("doctor"); !strings.Contains(out, "has no reflinks: a new VM's root is a sparse layer") {
 		t.Errorf("doctor does not say VMs get layers on ext4:\n%s", out)
