@@ -113,6 +113,27 @@ func TestSharedBaseOnExt4(t *testing.T) {
 	}
 	v0ID := e.ssh("v0", "cat /etc/machine-id")
 
+	// The room for v1's changes grows while it is stopped; its data stays.
+	// (statfs of an overlay reports its upper file system: the layer.)
+	e.ssh("v1", "echo v1-data > /root/v1-only && sync")
+	sizeOfRoot := func() int64 {
+		var n int64
+		if _, err := fmt.Sscan(e.ssh("v1", "df -B1 --output=size / | tail -1"), &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	was := sizeOfRoot()
+	e.must("vm", "stop", "v1")
+	e.must("vm", "resize", "v1", "--root-size", "3G")
+	e.must("vm", "start", "v1")
+	if now := sizeOfRoot(); now <= was || now > 3<<30 || now < 2900<<20 {
+		t.Errorf("root of v1 after resize --root-size 3G: %d bytes (was %d)", now, was)
+	}
+	if got := e.ssh("v1", "cat /root/v1-only"); got != "v1-data" {
+		t.Errorf("v1 lost its data in the resize: %q", got)
+	}
+
 	// The image is in use: removing it is refused and names its VMs.
 	_, errOut, code := e.banger("image", "rm", "base")
 	if code == 0 || !strings.Contains(errOut, "v0") || !strings.Contains(errOut, "v9") {
