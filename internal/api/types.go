@@ -39,6 +39,39 @@ type VM struct {
 	StaleImage bool      `json:"stale_image,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
+	// Boot is the timeline of the VM's last boot, when it has booted.
+	Boot *BootTimeline `json:"boot,omitempty"`
+}
+
+// BootTimeline is how a VM's last boot went, cut into phases, from the
+// daemon's clock and the guest console's timestamps.
+type BootTimeline struct {
+	// VMMStartedAt is when the daemon started the VMM.
+	VMMStartedAt time.Time `json:"vmm_started_at"`
+	// TotalMS is VMM start to SSH answered; 0 until the daemon reached SSH.
+	TotalMS int64 `json:"total_ms,omitempty"`
+	// Origin is what the phases' start_ms count from: "vmm" (the VMM's
+	// start) when the guest clock could be placed on the daemon's, else
+	// "kernel" (the guest kernel's start).
+	Origin string      `json:"origin"`
+	Phases []BootPhase `json:"phases"`
+}
+
+// BootPhase is one interval of a boot, named after the mark it starts at:
+// vmm (VMM start → kernel start), kernel (→ /init running), initramfs (→
+// switch_root), switch-root (→ systemd running), systemd (→ sshd
+// accepting), sshd (→ SSH answered). A mark the console lacks merges its
+// neighbours.
+type BootPhase struct {
+	Name       string `json:"name"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	StartMS    int64  `json:"start_ms"`
+	DurationMS int64  `json:"duration_ms"`
+	// Clock is "guest" (console timestamps), "host" (the daemon's clock)
+	// or "estimate" (the host's clock when SSH's port opened less the
+	// guest's when sshd said it accepts connections).
+	Clock string `json:"clock"`
 }
 
 // Image is a guest image as the daemon reports it.

@@ -47,9 +47,11 @@ func (d *Daemon) waitGuest(ctx context.Context, name string, timeout time.Durati
 			if d.deps.Guest == nil {
 				return v, nil
 			}
-			if err := d.deps.Guest.WaitSSH(ctx, v); err != nil {
+			ready, err := d.deps.Guest.WaitSSH(ctx, v)
+			if err != nil {
 				return nil, d.waitFailed(ctx, v, "for its SSH server", timeout, err)
 			}
+			d.noteSSH(v, ready)
 			return v, nil
 		case vm.Creating, vm.Starting:
 			select {
