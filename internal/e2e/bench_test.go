@@ -202,6 +202,8 @@ func BenchmarkCreateToSSHVersusBareVMM(b *testing.B) {
 	drv := firecracker.New(firecracker.Deps{})
 	dm := disk.New(disk.Deps{Runner: system.Plain()})
 	var viaBanger, bare, cold []time.Duration
+	phases := map[string][]time.Duration{}
+	var phaseOrder []string
 	ctx := context.Background()
 	for i := 0; i < rounds; i++ {
 		// banger, as users run it: a cold `vm create --wait`, whole CLI
@@ -210,6 +212,15 @@ func BenchmarkCreateToSSHVersusBareVMM(b *testing.B) {
 		start := time.Now()
 		e.must("vm", "create", name, "--wait", "--cpus", "2", "--memory", "512M", "--disk", "64M")
 		cold = append(cold, time.Since(start))
+		if boot := e.vm(name).Boot; boot != nil {
+			for _, p := range boot.Phases {
+				if _, ok := phases[p.Name]; !ok {
+					phaseOrder = append(phaseOrder, p.Name)
+				}
+				phases[p.Name] = append(phases[p.Name], time.Duration(p.DurationMS)*time.Millisecond)
+			}
+			phases["total"] = append(phases["total"], time.Duration(boot.TotalMS)*time.Millisecond)
+		}
 		e.must("vm", "rm", "-f", name)
 
 		// banger: create (no wait) and poll the banner from here.
@@ -273,6 +284,11 @@ func BenchmarkCreateToSSHVersusBareVMM(b *testing.B) {
 	b.ReportMetric(float64(mc.Milliseconds()), "cold-create-p50-ms")
 	fmt.Printf("cold vm create --wait (whole CLI process, to SSH answered): p50 %s over %d (target <= 4 s under emulation); VMM start to SSH answered %s, %.0f%% of it\n",
 		mc.Round(time.Millisecond), rounds, vmmToSSH.Round(time.Millisecond), 100*float64(vmmToSSH)/float64(mc))
+	var parts []string
+	for _, n := range append(phaseOrder, "total") {
+		parts = append(parts, fmt.Sprintf("%s %.2fs", n, median(phases[n]).Seconds()))
+	}
+	fmt.Printf("  boot timeline medians (vm show, the waited creates): %s\n", strings.Join(parts, ", "))
 	fmt.Printf("  create --wait: %v\n  load average at the end: %s\n", cold, loadAverage())
 }
 
