@@ -140,6 +140,9 @@ type Plan struct {
 	// KernelVersion is the image's kernel (uname -r in the guest).
 	KernelVersion string
 	Scripts       []Script
+	// AptProxy, when set, is the HTTP proxy the guest's apt uses while the
+	// image is built (image.ParseAptProxy's form); the image does not keep it.
+	AptProxy string
 }
 
 // DefaultSource is PackageFile.Source of the repository's manifest.
