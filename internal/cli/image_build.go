@@ -37,8 +37,10 @@ connects once over SSH, and provisions it in this order:
   packages          installs the package file's packages with apt-get,
                     non-interactively (--packages-file; the repository's
                     default manifest, a docker-ready development set, when
-                    not given; --no-packages for none). Lines ending in .deb
-                    are local package files, uploaded and installed.
+                    not given, followed by its setup script, which puts
+                    Docker's data on the VM's work disk; --no-packages for
+                    none). Lines ending in .deb are local package files,
+                    uploaded and installed.
   --modules         installs the kernel modules of the image's kernel
   --run SCRIPT      uploads and runs a script as root, output streamed
 

@@ -58,6 +58,9 @@ func buildPlan(req api.BuildImageRequest) (imagebuild.Plan, error) {
 	case req.NoPackages:
 	case req.PackagesFile == "":
 		p.Packages = imagebuild.DefaultPackageFile()
+		// The default image's setup runs first of the scripts, so the
+		// build's own can change what it did.
+		p.Scripts = append(p.Scripts, imagebuild.DefaultSetupScript())
 	default:
 		dir := ""
 		if req.PackagesPath != "" {

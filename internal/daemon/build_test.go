@@ -363,6 +363,13 @@ func TestStaleImagesAreMarkedAndWarned(t *testing.T) {
 	if img.Stale || img.PackagesSHA256 != imagebuild.DefaultPackagesSHA256() {
 		t.Errorf("default-manifest image: stale %v sha %s", img.Stale, img.PackagesSHA256)
 	}
+	setup := false
+	for _, call := range inst.Host.Calls() {
+		setup = setup || strings.HasPrefix(call, "guest-run mkdir -p "+imagebuild.WorkDir+" && cat > "+imagebuild.WorkDir+"/01-default-setup.sh")
+	}
+	if !setup {
+		t.Error("the default manifest's build did not run its setup script")
+	}
 	old := inst.AddImage(t, "old")
 	old.PackagesSHA256 = strings.Repeat("0", 64)
 	inst.Daemon.Store().DeleteImage(ctx, old.ID)
