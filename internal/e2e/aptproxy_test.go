@@ -119,6 +119,13 @@ func (p *mirrorProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 }
 
+// Served is how many requests the proxy passed to a mirror.
+func (p *mirrorProxy) Served() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.served
+}
+
 // Summary counts what the proxy did.
 func (p *mirrorProxy) Summary() string {
 	p.mu.Lock()

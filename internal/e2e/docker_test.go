@@ -48,6 +48,9 @@ func TestDefaultImageRunsContainers(t *testing.T) {
 			code, buildTime.Round(time.Second), out, tail(errOut, 30), tail(e.failedBuildLog(), 60), e.daemonLogTail())
 	}
 	t.Logf("image build docker (default manifest, apt through the proxy): %s\n%s", buildTime.Round(time.Second), out)
+	if proxy.Served() == 0 {
+		t.Error("the build fetched nothing through the proxy, its only way to the mirror")
+	}
 	img, err := e.client().Image(context.Background(), "docker")
 	if err != nil {
 		t.Fatal(err)
