@@ -72,8 +72,8 @@ func startDnsmasqForBench(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := int(pc.local.Port())
+	pc.close()
 	tl.Close()
 	args := []string{
 		"--no-daemon", "--conf-file=/dev/null", "--pid-file=",

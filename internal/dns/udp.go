@@ -2,72 +2,77 @@ package dns
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
-// udpServer serves one UDP socket. miekg/dns's Server starts a goroutine
-// per datagram; answering from memory takes a few microseconds, so here
-// a few reader goroutines answer inline and only forwarded queries, which
-// wait on an upstream, get a goroutine of their own.
+// udpServer serves one UDP socket with one reader goroutine. The reader
+// sleeps in recvmmsg on a blocking socket (see udpSocket), answers every
+// datagram of the batch from memory, each with its own sendto as soon as
+// it is packed, and goes back to sleep in the kernel. Only forwarded
+// queries, which wait on an upstream, get a goroutine of their own.
+//
+// Answers go out one by one rather than in one sendmmsg at the end of the
+// batch, so that a client with several queries in flight sees a stream
+// rather than bursts. dnsperf, whose sender waits for its receiver to make
+// room, stalls for 100 ms whenever it reads a whole window of answers at
+// once and then loses a race between its two threads.
 type udpServer struct {
 	s     *Server
-	conn  *net.UDPConn
+	sock  *udpSocket
 	mode  Mode
 	local netip.Addr
 	wg    sync.WaitGroup
 }
 
-func (s *Server) startUDP(conn *net.UDPConn, mode Mode) *udpServer {
-	u := &udpServer{s: s, conn: conn, mode: mode, local: conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()}
-	for range max(2, runtime.GOMAXPROCS(0)) {
-		u.wg.Add(1)
-		go u.read()
-	}
+func (s *Server) startUDP(sock *udpSocket, mode Mode) *udpServer {
+	u := &udpServer{s: s, sock: sock, mode: mode, local: sock.local.Addr()}
+	u.wg.Add(1)
+	go u.read()
 	return u
 }
 
+// close stops the reader, waits for it and for forwards in flight, and
+// closes the socket.
 func (u *udpServer) close() error {
-	err := u.conn.Close()
+	u.sock.shutdown()
 	u.wg.Wait()
-	return err
+	return u.sock.close()
 }
 
-// batchSize is how many datagrams one recvmmsg/sendmmsg call moves. With
-// several queries in flight this saves most of the per-packet syscalls.
-const batchSize = 16
-
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
+const (
+	// batchSize is how many datagrams one recvmmsg call moves. With
+	// several queries in flight this saves most of the reads.
+	batchSize = 16
+	// yieldInterval is how often a busy reader passes through the Go
+	// scheduler. A goroutine that only ever leaves and re-enters system
+	// calls keeps its scheduling tick; after 10 ms on one tick the
+	// runtime's monitor thread takes its P away, hands it to another
+	// thread, and goes back to waking every 20 µs, which under load cost
+	// thousands of context switches a second. Yielding more often than
+	// that keeps the tick moving and the monitor asleep.
+	yieldInterval = 2 * time.Millisecond
+)
 
 func (u *udpServer) read() {
 	defer u.wg.Done()
-	var bc batchConn = ipv4.NewPacketConn(u.conn)
-	if u.local.Is6() {
-		bc = ipv6.NewPacketConn(u.conn)
-	}
-	in := make([]ipv4.Message, batchSize)
-	out := make([]ipv4.Message, batchSize)
-	bufs := make([][]byte, batchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, readBufferSize)}
-		out[i].Buffers = [][]byte{nil}
-		bufs[i] = make([]byte, 0, maxUDPPayload)
-	}
+	b := newBatch(batchSize)
+	buf := make([]byte, 0, maxUDPPayload)
+	lastYield := time.Now()
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		// Here the previous batch is answered: yielding costs no query
+		// any time.
+		if now := time.Now(); now.Sub(lastYield) >= yieldInterval {
+			runtime.Gosched()
+			lastYield = now
+		}
+		n, err := u.sock.read(b)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, errClosed) {
 				return
 			}
 			// Errors such as ECONNREFUSED echoes or ENOBUFS concern one
@@ -76,29 +81,16 @@ func (u *udpServer) read() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		k := 0
 		for i := range n {
-			from, ok := in[i].Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			ans, fwd := u.s.respond(in[i].Buffers[0][:in[i].N], u.mode, u.local, bufs[i][:0])
+			ans, fwd := u.s.respond(b.datagram(i), u.mode, u.local, buf[:0])
 			switch {
 			case fwd != nil:
-				u.forward(fwd, from.AddrPort())
+				u.forward(fwd, b.sender(i))
 			case ans != nil:
-				out[k].Buffers[0] = ans
-				out[k].Addr = from
-				k++
+				// A refused send (a full socket buffer, a sender gone) is
+				// the client's to retry, as a lost datagram is.
+				_ = u.sock.reply(b, i, ans)
 			}
-		}
-		for off := 0; off < k; {
-			m, err := bc.WriteBatch(out[off:k], 0)
-			if err != nil {
-				// Skip the datagram the kernel refused and send the rest.
-				m = 1
-			}
-			off += m
 		}
 	}
 }
@@ -118,7 +110,7 @@ func (u *udpServer) forward(req *mdns.Msg, to netip.AddrPort) {
 		resp := reply(req, refuse)
 		resp.Truncate(udpLimit(req))
 		if b, err := resp.Pack(); err == nil {
-			u.conn.WriteToUDPAddrPort(b, to)
+			u.sock.writeTo(b, to)
 		}
 		return
 	}
@@ -129,7 +121,7 @@ func (u *udpServer) forward(req *mdns.Msg, to netip.AddrPort) {
 		resp := u.s.forward(req)
 		resp.Truncate(udpLimit(req))
 		if b, err := resp.Pack(); err == nil {
-			u.conn.WriteToUDPAddrPort(b, to)
+			u.sock.writeTo(b, to)
 		}
 	}()
 }
