@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -58,7 +59,10 @@ func TestUDPSocketReadReply(t *testing.T) {
 			}
 			// Loopback delivers during the send, so all three are queued.
 			b := newBatch(batchSize)
-			n, err := c.read(b)
+			if ready, _ := c.wait(time.Second); !ready {
+				t.Fatal("wait: nothing queued")
+			}
+			n, err := c.tryRead(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,9 +82,7 @@ func TestUDPSocketReadReply(t *testing.T) {
 					t.Errorf("sender of datagram %d = %v, want %v", i, got, from)
 				}
 			}
-			if err := c.reply(b, 1, []byte("answer")); err != nil {
-				t.Fatal(err)
-			}
+			c.reply(b, [][]byte{nil, []byte("answer"), nil})
 			if err := c.writeTo([]byte("later"), from); err != nil {
 				t.Fatal(err)
 			}
@@ -98,35 +100,75 @@ func TestUDPSocketReadReply(t *testing.T) {
 	}
 }
 
-// TestUDPSocketShutdownWakesReader: a reader asleep in recvmmsg returns
-// errClosed once the socket is shut down, so Close never hangs on an idle
-// listener.
-func TestUDPSocketShutdownWakesReader(t *testing.T) {
-	c, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
+// TestUDPSocketReadWaits: with nothing queued tryRead returns at once,
+// wait gives up after its bound, and read waits until a datagram arrives.
+func TestUDPSocketReadWaits(t *testing.T) {
+	c := listenTestSocket(t, "127.0.0.1:0")
+	b := newBatch(batchSize)
+	if n, err := c.tryRead(b); n != 0 || err != nil {
+		t.Fatalf("tryRead on an empty socket: %d, %v", n, err)
 	}
-	done := make(chan error, 1)
+	if ready, interrupted := c.wait(time.Millisecond); ready || interrupted {
+		t.Fatalf("wait on an empty socket: ready %v, interrupted %v", ready, interrupted)
+	}
+	conn := dialTestSocket(t, c)
 	go func() {
-		_, err := c.read(newBatch(1))
-		done <- err
+		time.Sleep(20 * time.Millisecond)
+		conn.Write([]byte("late"))
 	}()
-	// Give the reader time to block; the test holds either way.
-	time.Sleep(20 * time.Millisecond)
-	c.shutdown()
-	select {
-	case err := <-done:
-		if !errors.Is(err, errClosed) {
-			t.Errorf("read after shutdown: %v, want errClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("reader still blocked after shutdown")
+	n, err := c.read(b)
+	if err != nil || n != 1 || string(b.datagram(0)) != "late" {
+		t.Fatalf("read: %d datagrams, %v", n, err)
 	}
-	if err := c.close(); err != nil {
-		t.Error(err)
-	}
-	if _, err := c.read(newBatch(1)); !errors.Is(err, errClosed) {
-		t.Errorf("read on a closed socket: %v, want errClosed", err)
+}
+
+// TestUDPSocketShutdownWakesReader: a reader waiting in the bounded raw
+// poll(2) or in the unbounded one returns errClosed once the socket is shut down, so Close
+// never hangs on an idle listener.
+func TestUDPSocketShutdownWakesReader(t *testing.T) {
+	for _, how := range []string{"poll", "blocking poll"} {
+		t.Run(how, func(t *testing.T) {
+			c, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				b := newBatch(1)
+				if how == "poll" {
+					// As the reader does; a preemption signal may end a
+					// wait early.
+					for {
+						// Long enough to outlast the test if shutdown
+						// did not end it.
+						if ready, _ := c.wait(time.Minute); !ready {
+							done <- errors.New("wait timed out")
+							return
+						}
+						if _, err := c.tryRead(b); err != nil {
+							done <- err
+							return
+						}
+					}
+				}
+				_, err := c.read(b)
+				done <- err
+			}()
+			// Give the reader time to block; the test holds either way.
+			time.Sleep(20 * time.Millisecond)
+			c.shutdown()
+			select {
+			case err := <-done:
+				if !errors.Is(err, errClosed) {
+					t.Errorf("read after shutdown: %v, want errClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("reader still blocked after shutdown")
+			}
+			if err := c.close(); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
 
@@ -156,5 +198,36 @@ func TestListenIPv6(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("closing: %v", err)
+	}
+}
+
+// TestReaderYields: with one P, a reader busy with queries or waiting for
+// the next one in its raw poll still lets other goroutines and the
+// garbage collector run.
+func TestReaderYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	_, addr := newTestServer(t, Config{}, Authoritative)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	query := packed(t, q("dev.vm.", mdns.TypeA))
+	buf := make([]byte, 512)
+	for i := range 200 {
+		if _, err := conn.Write(query); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Read(buf); err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		if i%50 == 0 {
+			// The reader is now in its raw wait, holding the only P.
+			runtime.GC()
+			done := make(chan struct{})
+			go func() { close(done) }()
+			<-done
+		}
 	}
 }

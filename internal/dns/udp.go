@@ -11,16 +11,10 @@ import (
 )
 
 // udpServer serves one UDP socket with one reader goroutine. The reader
-// sleeps in recvmmsg on a blocking socket (see udpSocket), answers every
-// datagram of the batch from memory, each with its own sendto as soon as
-// it is packed, and goes back to sleep in the kernel. Only forwarded
-// queries, which wait on an upstream, get a goroutine of their own.
-//
-// Answers go out one by one rather than in one sendmmsg at the end of the
-// batch, so that a client with several queries in flight sees a stream
-// rather than bursts. dnsperf, whose sender waits for its receiver to make
-// room, stalls for 100 ms whenever it reads a whole window of answers at
-// once and then loses a race between its two threads.
+// takes the queued queries in one recvmmsg, answers them from memory in
+// one sendmmsg, and waits for more in poll(2) on its own thread (see
+// udpSocket). Only forwarded queries, which wait on an upstream, get a
+// goroutine of their own.
 type udpServer struct {
 	s     *Server
 	sock  *udpSocket
@@ -32,7 +26,7 @@ type udpServer struct {
 func (s *Server) startUDP(sock *udpSocket, mode Mode) *udpServer {
 	u := &udpServer{s: s, sock: sock, mode: mode, local: sock.local.Addr()}
 	u.wg.Add(1)
-	go u.read()
+	go u.serve()
 	return u
 }
 
@@ -45,32 +39,50 @@ func (u *udpServer) close() error {
 }
 
 const (
-	// batchSize is how many datagrams one recvmmsg call moves. With
-	// several queries in flight this saves most of the reads.
+	// batchSize is how many datagrams one recvmmsg or sendmmsg moves.
 	batchSize = 16
-	// yieldInterval is how often a busy reader passes through the Go
-	// scheduler. A goroutine that only ever leaves and re-enters system
-	// calls keeps its scheduling tick; after 10 ms on one tick the
-	// runtime's monitor thread takes its P away, hands it to another
-	// thread, and goes back to waking every 20 µs, which under load cost
-	// thousands of context switches a second. Yielding more often than
-	// that keeps the tick moving and the monitor asleep.
-	yieldInterval = 2 * time.Millisecond
+	// idleWait bounds the reader's wait in poll(2) and yieldInterval the
+	// time between its passes through the scheduler: a busy reader holds
+	// its P for at most that long. Both stay under the 10 ms after which
+	// the runtime preempts a goroutine.
+	idleWait      = 5 * time.Millisecond
+	yieldInterval = 5 * time.Millisecond
 )
 
-func (u *udpServer) read() {
+func (u *udpServer) serve() {
 	defer u.wg.Done()
 	b := newBatch(batchSize)
-	buf := make([]byte, 0, maxUDPPayload)
+	bufs := make([][]byte, batchSize)
+	outs := make([][]byte, batchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 0, maxUDPPayload)
+	}
 	lastYield := time.Now()
+	drained := true // the last read took every queued query
 	for {
-		// Here the previous batch is answered: yielding costs no query
-		// any time.
+		// The last batch is answered: yielding here delays no query.
 		if now := time.Now(); now.Sub(lastYield) >= yieldInterval {
 			runtime.Gosched()
 			lastYield = now
 		}
-		n, err := u.sock.read(b)
+		var n int
+		var err error
+		if drained {
+			ready, interrupted := u.sock.wait(idleWait)
+			if interrupted {
+				// A preemption signal (say the collector stopping the
+				// world): let the scheduler have its way.
+				runtime.Gosched()
+				lastYield = time.Now()
+			}
+			if ready {
+				n, err = u.sock.tryRead(b)
+			} else {
+				n, err = u.sock.read(b)
+			}
+		} else {
+			n, err = u.sock.tryRead(b)
+		}
 		if err != nil {
 			if errors.Is(err, errClosed) {
 				return
@@ -79,20 +91,24 @@ func (u *udpServer) read() {
 			// datagram, not the socket: keep serving, without spinning.
 			u.s.log.Debug("DNS udp read", "addr", u.local.String(), "err", err)
 			time.Sleep(time.Millisecond)
+			drained = true
 			continue
 		}
-		for i := range n {
-			ans, fwd := u.s.respond(b.datagram(i), u.mode, u.local, buf[:0])
-			switch {
-			case fwd != nil:
-				u.forward(fwd, b.sender(i))
-			case ans != nil:
-				// A refused send (a full socket buffer, a sender gone) is
-				// the client's to retry, as a lost datagram is.
-				_ = u.sock.reply(b, i, ans)
-			}
+		drained = n < batchSize
+		u.answer(b, n, bufs, outs)
+	}
+}
+
+// answer answers the n datagrams of b, forwarding what must be forwarded.
+func (u *udpServer) answer(b *batch, n int, bufs, outs [][]byte) {
+	for i := range n {
+		ans, fwd := u.s.respond(b.datagram(i), u.mode, u.local, bufs[i][:0])
+		outs[i] = ans
+		if fwd != nil {
+			u.forward(fwd, b.sender(i))
 		}
 	}
+	u.sock.reply(b, outs[:n])
 }
 
 // forward answers req from an upstream in its own goroutine; or at once
