@@ -8,8 +8,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X banger/internal/buildinfo.Version=$(VERSION)
 BINS    := banger bangerd banger-vmm-qemu banger-helper
 # The whole test suite: unit tests everywhere; as root also the host tier
-# (network namespaces) and the end-to-end tier (real guests under QEMU).
-TESTFLAGS ?= -timeout 45m
+# (network namespaces) and the end-to-end tier (real guests under QEMU),
+# whose build of the default image alone takes 5-10 minutes under TCG.
+TESTFLAGS ?= -timeout 90m
 
 .PHONY: all build install uninstall test test-unit bench runtime-bundle fmt vet lint clean help
 

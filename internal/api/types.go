@@ -255,6 +255,9 @@ type BuildImageRequest struct {
 	// CPUs and MemoryMiB size the temporary VM; zero takes the defaults.
 	CPUs      int `json:"cpus,omitempty"`
 	MemoryMiB int `json:"memory_mib,omitempty"`
+	// AptProxy is the HTTP proxy the temporary VM's apt uses
+	// (http[s]://HOST[:PORT]); empty for none. The image does not keep it.
+	AptProxy string `json:"apt_proxy,omitempty"`
 }
 
 // BuildCopy is one file or directory uploaded into a build.

@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/image"
 	"banger/internal/imagebuild"
 	"banger/internal/vm"
 )
 
 type imageBuildOptions struct {
 	from, size, packagesFile, memory string
+	aptProxy                         string
 	noPackages, modules              bool
 	copies, scripts                  []string
 	cpus                             int
@@ -35,10 +37,17 @@ connects once over SSH, and provisions it in this order:
   packages          installs the package file's packages with apt-get,
                     non-interactively (--packages-file; the repository's
                     default manifest, a docker-ready development set, when
-                    not given; --no-packages for none). Lines ending in .deb
-                    are local package files, uploaded and installed.
+                    not given, followed by its setup script, which puts
+                    Docker's data on the VM's work disk; --no-packages for
+                    none). Lines ending in .deb are local package files,
+                    uploaded and installed.
   --modules         installs the kernel modules of the image's kernel
   --run SCRIPT      uploads and runs a script as root, output streamed
+
+--apt-proxy URL (default: the apt_proxy config key) points the temporary
+VM's apt at an HTTP proxy such as apt-cacher-ng while it builds, for every
+apt run above; the setting is removed before the image is committed, so VMs
+made from the image do not use it. --apt-proxy '' builds without one.
 
 Then the guest shuts down cleanly, its root file system is checked, scrubbed
 of the VM's identity (host keys, machine-id, authorized_keys) and registered
@@ -47,7 +56,8 @@ Every command and its output go to a build log kept with the image. A failed
 or interrupted (Ctrl-C) build removes the temporary VM and registers nothing.`,
 		Example: `  banger image build dev
   banger image build web --from base --size 8G --packages-file ./packages.txt \
-      --copy ./site:/srv/site --run ./setup.sh`,
+      --copy ./site:/srv/site --run ./setup.sh
+  banger image build dev --apt-proxy http://192.168.1.10:3142`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runImageBuild(cmd.Context(), cmd, args[0], o)
@@ -63,6 +73,7 @@ or interrupted (Ctrl-C) build removes the temporary VM and registers nothing.`,
 	f.BoolVar(&o.modules, "modules", false, "install the kernel modules of the image's kernel")
 	f.IntVar(&o.cpus, "cpus", 0, "vCPUs of the temporary VM (default: the configured default_cpus)")
 	f.StringVar(&o.memory, "memory", "", "memory of the temporary VM, e.g. 2G (default: the configured default_memory)")
+	f.StringVar(&o.aptProxy, "apt-proxy", "", "HTTP proxy `URL` for the build's apt, http[s]://HOST[:PORT] (default: the configured apt_proxy; '' for none)")
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }
@@ -124,12 +135,27 @@ func buildRequest(cmd *cobra.Command, name string, o imageBuildOptions) (api.Bui
 		}
 		req.Scripts = append(req.Scripts, api.BuildScript{Name: filepath.Base(s), Content: string(data)})
 	}
+	if o.aptProxy != "" {
+		u, err := image.ParseAptProxy(o.aptProxy)
+		if err != nil {
+			return req, usageError(cmd, "--apt-proxy: %v", err)
+		}
+		req.AptProxy = u
+	}
 	return req, nil
 }
 
 func (app *App) runImageBuild(ctx context.Context, cmd *cobra.Command, name string, o imageBuildOptions) error {
 	if err := checkOutput(cmd, o.output); err != nil {
 		return err
+	}
+	if !cmd.Flags().Changed("apt-proxy") {
+		// --apt-proxy '' means none; config.Load has validated the key.
+		cfg, err := app.config()
+		if err != nil {
+			return err
+		}
+		o.aptProxy = cfg.AptProxy
 	}
 	req, err := buildRequest(cmd, name, o)
 	if err != nil {

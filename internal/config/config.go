@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"banger/internal/image"
 	"banger/internal/vm"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	DefaultCPUs       int    `toml:"default_cpus" help:"vCPUs of a new VM"`
 	DefaultMemory     string `toml:"default_memory" help:"memory of a new VM"`
 	DefaultDisk       string `toml:"default_disk" help:"work disk size of a new VM"`
+	AptProxy          string `toml:"apt_proxy" help:"HTTP proxy for apt in image build VMs, e.g. http://192.168.1.10:3142 (empty: none)"`
 	StopTimeout       string `toml:"stop_timeout" help:"graceful shutdown time before SIGTERM/SIGKILL"`
 	ReconcileInterval string `toml:"reconcile_interval" help:"how often the daemon compares its database with the host"`
 }
@@ -220,6 +222,11 @@ func (c *Config) Validate() error {
 	for key, s := range map[string]string{"stop_timeout": c.StopTimeout, "reconcile_interval": c.ReconcileInterval} {
 		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("config %s %q: use a duration such as 10s", key, s))
+		}
+	}
+	if c.AptProxy != "" {
+		if _, err := image.ParseAptProxy(c.AptProxy); err != nil {
+			errs = append(errs, fmt.Errorf("config apt_proxy: %w", err))
 		}
 	}
 	if c.DefaultCPUs < 1 {

@@ -70,6 +70,7 @@ func TestLoadRejectsUnknownKeysAndBadValues(t *testing.T) {
 		"this is not toml":             "parsing config",
 		"stop_timeout = \"forever\"\n": "stop_timeout",
 		"dns_listen = \"localhost\"\n": "dns_listen",
+		"apt_proxy = \"cache:3142\"\n": "config apt_proxy",
 	}
 	for content, want := range cases {
 		if err := os.WriteFile(p.ConfigFile, []byte(content), 0o644); err != nil {

@@ -56,6 +56,10 @@ func (p Paths) VMDataDir(id string) string { return filepath.Join(p.DataDir, "vm
 // VMSocket is one VM's VMM API socket.
 func (p Paths) VMSocket(id string) string { return filepath.Join(p.RuntimeDir, "vms", id+".sock") }
 
+// DiskTemplates is where blank disks are made once per kind and size and
+// copied from (a cache: deleting it costs only the next create's time).
+func (p Paths) DiskTemplates() string { return filepath.Join(p.DataDir, "templates") }
+
 // ImagesDir holds the images' files.
 func (p Paths) ImagesDir() string { return filepath.Join(p.DataDir, "images") }
 

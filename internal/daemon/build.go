@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ func buildPlan(req api.BuildImageRequest) (imagebuild.Plan, error) {
 	case req.NoPackages:
 	case req.PackagesFile == "":
 		p.Packages = imagebuild.DefaultPackageFile()
+		// The default image's setup runs first of the scripts, so the
+		// build's own can change what it did.
+		p.Scripts = append(p.Scripts, imagebuild.DefaultSetupScript())
 	default:
 		dir := ""
 		if req.PackagesPath != "" {
@@ -93,6 +97,13 @@ func buildPlan(req api.BuildImageRequest) (imagebuild.Plan, error) {
 		p.Scripts = append(p.Scripts, imagebuild.Script{Name: s.Name, Content: s.Content})
 	}
 	p.Modules = req.Modules
+	if req.AptProxy != "" {
+		u, err := image.ParseAptProxy(req.AptProxy)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		p.AptProxy = u
+	}
 	if err := errors.Join(errs...); err != nil {
 		return p, api.Errorf(api.CodeInvalid, "image build: %v", err)
 	}
@@ -135,8 +146,8 @@ func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, prog
 	j.base, j.move = &base, true
 	j.sidecar = imagebuild.Sidecar{Name: req.Name, Source: image.FromBuild, Base: base.Name,
 		PackagesFile: bp.Packages.Source, PackagesSHA256: bp.Packages.SHA256}
-	j.log.Printf("building image %s from %s: %d copies, packages from %s (%d names, %d local files, sha256 %s), modules %v, %d scripts",
-		req.Name, base.Name, len(bp.Copies), packagesSource(bp.Packages), len(bp.Packages.Names), len(bp.Packages.Debs), bp.Packages.SHA256, bp.Modules, len(bp.Scripts))
+	j.log.Printf("building image %s from %s: %d copies, packages from %s (%d names, %d local files, sha256 %s), modules %v, %d scripts, apt proxy %s",
+		req.Name, base.Name, len(bp.Copies), packagesSource(bp.Packages), len(bp.Packages.Names), len(bp.Packages.Debs), bp.Packages.SHA256, bp.Modules, len(bp.Scripts), cmp.Or(bp.AptProxy, "none"))
 	d.log.Info("building image", "image", req.Name, "base", base.Name, "vm", j.op, "log", j.logPath)
 	return j.run(ctx, j.buildSteps(req, provision))
 }

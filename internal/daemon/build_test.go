@@ -363,6 +363,13 @@ func TestStaleImagesAreMarkedAndWarned(t *testing.T) {
 	if img.Stale || img.PackagesSHA256 != imagebuild.DefaultPackagesSHA256() {
 		t.Errorf("default-manifest image: stale %v sha %s", img.Stale, img.PackagesSHA256)
 	}
+	setup := false
+	for _, call := range inst.Host.Calls() {
+		setup = setup || strings.HasPrefix(call, "guest-run mkdir -p "+imagebuild.WorkDir+" && cat > "+imagebuild.WorkDir+"/01-default-setup.sh")
+	}
+	if !setup {
+		t.Error("the default manifest's build did not run its setup script")
+	}
 	old := inst.AddImage(t, "old")
 	old.PackagesSHA256 = strings.Repeat("0", 64)
 	inst.Daemon.Store().DeleteImage(ctx, old.ID)
@@ -396,19 +403,59 @@ func TestStaleImagesAreMarkedAndWarned(t *testing.T) {
 	}
 }
 
+// The apt proxy is set before apt runs and removed before the guest shuts
+// down, so the committed image does not keep it.
+func TestBuildWithAptProxy(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	req := api.BuildImageRequest{Name: "dev", Base: "base", PackagesFile: "git\n", AptProxy: "http://192.168.1.10:3142"}
+	img, err := inst.Client.BuildImage(ctx, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guest []string
+	for _, c := range inst.Host.Calls() {
+		if strings.HasPrefix(c, "guest-run ") || strings.HasPrefix(c, "commitroot") {
+			guest = append(guest, c)
+		}
+	}
+	want := []string{
+		"guest-run mkdir -p /etc/apt/apt.conf.d && cat > " + imagebuild.AptProxyConf,
+		"guest-run DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none apt-get update",
+		"guest-run DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none apt-get install",
+		"guest-run apt-get clean",
+		"guest-run rm -rf " + imagebuild.AptProxyConf,
+		"commitroot-move ",
+	}
+	ok := len(guest) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = strings.HasPrefix(guest[i], want[i])
+	}
+	if !ok {
+		t.Errorf("guest calls:\n%s\nwant:\n%s", strings.Join(guest, "\n"), strings.Join(want, "\n"))
+	}
+	log, _ := os.ReadFile(img.BuildLog)
+	if !strings.Contains(string(log), "apt proxy http://192.168.1.10:3142/") || !strings.Contains(string(log), "step=apt-proxy kind=builder") {
+		t.Errorf("build log does not show the proxy:\n%s", log)
+	}
+}
+
 func TestBuildRejectsBadRequestsWithoutSideEffects(t *testing.T) {
 	ctx := context.Background()
 	inst := daemontest.Start(t, nil)
 	inst.AddImage(t, "base")
 	for name, req := range map[string]api.BuildImageRequest{
-		"bad name":      {Name: "Bad_Name", Base: "base", NoPackages: true},
-		"no base":       {Name: "x", Base: "nope", NoPackages: true},
-		"shrink":        {Name: "x", Base: "base", NoPackages: true, SizeBytes: vm.MiB},
-		"bad package":   {Name: "x", Base: "base", PackagesFile: "not/a package\n"},
-		"relative copy": {Name: "x", Base: "base", NoPackages: true, Copies: []api.BuildCopy{{Src: "rel", Dest: "/x"}}},
-		"missing copy":  {Name: "x", Base: "base", NoPackages: true, Copies: []api.BuildCopy{{Src: "/nonexistent/banger", Dest: "/x"}}},
-		"empty script":  {Name: "x", Base: "base", NoPackages: true, Scripts: []api.BuildScript{{Name: "a", Content: " "}}},
-		"existing":      {Name: "base", Base: "base", NoPackages: true},
+		"bad name":        {Name: "Bad_Name", Base: "base", NoPackages: true},
+		"no base":         {Name: "x", Base: "nope", NoPackages: true},
+		"shrink":          {Name: "x", Base: "base", NoPackages: true, SizeBytes: vm.MiB},
+		"bad package":     {Name: "x", Base: "base", PackagesFile: "not/a package\n"},
+		"relative copy":   {Name: "x", Base: "base", NoPackages: true, Copies: []api.BuildCopy{{Src: "rel", Dest: "/x"}}},
+		"missing copy":    {Name: "x", Base: "base", NoPackages: true, Copies: []api.BuildCopy{{Src: "/nonexistent/banger", Dest: "/x"}}},
+		"empty script":    {Name: "x", Base: "base", NoPackages: true, Scripts: []api.BuildScript{{Name: "a", Content: " "}}},
+		"existing":        {Name: "base", Base: "base", NoPackages: true},
+		"bad apt proxy":   {Name: "x", Base: "base", AptProxy: "cache:3142"},
+		"apt proxy shell": {Name: "x", Base: "base", AptProxy: "http://h\";\nrm -rf /"},
 	} {
 		if _, err := inst.Client.BuildImage(ctx, req, nil); err == nil {
 			t.Errorf("%s: accepted", name)

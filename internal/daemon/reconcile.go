@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"banger/internal/disk"
 	"banger/internal/vm"
 )
 
@@ -216,6 +217,10 @@ func (d *Daemon) sweepDirs(ctx context.Context) error {
 			d.log.Info("removing leftover without vm", "path", path)
 			errs = append(errs, os.RemoveAll(path))
 		}
+	}
+	// Blank disk templates an interrupted create was making.
+	if left, err := disk.RemoveTempsBefore(p.DiskTemplates(), d.deps.Now().Add(-time.Minute)); err == nil && len(left) > 0 {
+		d.log.Info("removed unfinished disk templates", "paths", left)
 	}
 	return errors.Join(errs...)
 }

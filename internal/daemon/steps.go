@@ -76,6 +76,7 @@ type background struct {
 	start  time.Time
 	cancel context.CancelFunc
 	done   chan error
+	took   time.Duration // set before done is sent: the step's own time, not the wait for join
 }
 
 func (r *runner) emit(pr api.Progress) {
@@ -125,7 +126,10 @@ func (r *runner) begin(s *step) time.Time {
 
 // end logs and reports a finished step and keeps its undo.
 func (r *runner) end(s *step, start time.Time, err error) error {
-	took := time.Since(start)
+	return r.endTook(s, time.Since(start), err)
+}
+
+func (r *runner) endTook(s *step, took time.Duration, err error) error {
 	if r.op.watch != nil {
 		r.op.watch.end(s, took, err)
 	}
@@ -145,7 +149,11 @@ func (r *runner) end(s *step, start time.Time, err error) error {
 func (r *runner) launch(ctx context.Context, s *step) {
 	ctx, cancel := context.WithCancel(ctx)
 	b := &background{s: s, start: r.begin(s), cancel: cancel, done: make(chan error, 1)}
-	go func() { b.done <- s.do(ctx) }()
+	go func() {
+		err := s.do(ctx)
+		b.took = time.Since(b.start)
+		b.done <- err
+	}()
 	r.pending = append(r.pending, b)
 }
 
@@ -153,7 +161,8 @@ func (r *runner) launch(ctx context.Context, s *step) {
 func (r *runner) join() error {
 	var first error
 	for _, b := range r.pending {
-		err := r.end(b.s, b.start, <-b.done)
+		done := <-b.done
+		err := r.endTook(b.s, b.took, done)
 		b.cancel()
 		if first == nil {
 			first = err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -231,7 +232,13 @@ func isZero(b []byte) bool {
 // directories) that interrupted clones, disk creations, growths or
 // flattenings left in dir, and returns their paths. Call it only when no
 // disk operation on dir is in progress (e.g. at daemon start-up).
-func RemoveTemps(dir string) ([]string, error) {
+func RemoveTemps(dir string) ([]string, error) { return RemoveTempsBefore(dir, time.Time{}) }
+
+// RemoveTempsBefore is RemoveTemps for temporary files last changed before
+// t (any time when t is zero), for directories disk operations may be using
+// meanwhile: a blank disk is made in milliseconds, so one older than a
+// minute belongs to no operation still running.
+func RemoveTempsBefore(dir string, t time.Time) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("removing temporary disks in %s: %w", dir, err)
@@ -243,6 +250,9 @@ func RemoveTemps(dir string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
+		if info, err := e.Info(); !t.IsZero() && (err != nil || !info.ModTime().Before(t)) {
+			continue
+		}
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 			continue

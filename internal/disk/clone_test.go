@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // holeyFile writes a file of size bytes with random data at the given
@@ -168,5 +169,22 @@ func TestRemoveTemps(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("left %v, want root.ext4 and .hidden", entries)
+	}
+}
+
+func TestRemoveTempsBeforeSparesRecentOnes(t *testing.T) {
+	dir := t.TempDir()
+	old, fresh := filepath.Join(dir, ".work-1.ext4"+tempMarker+"1"), filepath.Join(dir, ".work-2.ext4"+tempMarker+"2")
+	for _, p := range []string{old, fresh} {
+		os.WriteFile(p, nil, 0o600)
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	os.Chtimes(old, hourAgo, hourAgo)
+	removed, err := RemoveTempsBefore(dir, time.Now().Add(-time.Minute))
+	if err != nil || len(removed) != 1 || removed[0] != old {
+		t.Errorf("removed %v, %v; want only %s", removed, err, old)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a temporary file in use was removed: %v", err)
 	}
 }

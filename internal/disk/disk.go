@@ -24,19 +24,23 @@ type Deps struct {
 	// the layer's files when they are small enough (see stagingLimit);
 	// empty uses /dev/shm when it exists.
 	Scratch string
+	// Templates is a directory where blank disks are made once per kind
+	// and size and copied from (see blank); empty makes every disk anew.
+	Templates string
 }
 
 // Manager makes and changes disk image files.
 type Manager struct {
-	run      system.InputRunner
-	log      *slog.Logger
-	lookPath func(string) (string, error)
-	scratch  string
+	run       system.InputRunner
+	log       *slog.Logger
+	lookPath  func(string) (string, error)
+	scratch   string
+	templates string
 }
 
 // New returns a Manager.
 func New(deps Deps) *Manager {
-	m := &Manager{run: deps.Runner, log: deps.Log, lookPath: deps.LookPath, scratch: deps.Scratch}
+	m := &Manager{run: deps.Runner, log: deps.Log, lookPath: deps.LookPath, scratch: deps.Scratch, templates: deps.Templates}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}

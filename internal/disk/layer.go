@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 )
 
@@ -60,17 +58,12 @@ func (m *Manager) MakeLayer(ctx context.Context, path string, size int64) error 
 	if size < MinLayerSize {
 		return fmt.Errorf("making layer disk %s: size %d is below the minimum of %d MiB", path, size, MinLayerSize>>20)
 	}
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("making layer disk %s: %w", path, fs.ErrExist)
-	}
-	err := writeAtomically(path, func(f *os.File) error {
-		if err := f.Truncate(size); err != nil {
+	recipe := append(MkfsLayerArgv(""), layerUpper, layerWork)
+	err := m.blank(ctx, "layer", size, path, recipe, func(ctx context.Context, file string) error {
+		if _, err := m.tool(ctx, MkfsLayerArgv(file)...); err != nil {
 			return err
 		}
-		if _, err := m.tool(ctx, MkfsLayerArgv(f.Name())...); err != nil {
-			return err
-		}
-		return m.applyEdit(ctx, f.Name(), edit{Dirs: layerDirs()}, nil)
+		return m.applyEdit(ctx, file, edit{Dirs: layerDirs()}, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("making layer disk %s: %w", path, err)

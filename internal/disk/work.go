@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 )
 
 // WorkLabel is the ext4 label of every work disk; guests mount it by label.
@@ -28,14 +26,8 @@ func (m *Manager) CreateWork(ctx context.Context, path string, size int64) error
 	if size < MinWorkSize {
 		return fmt.Errorf("creating work disk %s: size %d is below the minimum of %d MiB", path, size, MinWorkSize>>20)
 	}
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("creating work disk %s: %w", path, fs.ErrExist)
-	}
-	err := writeAtomically(path, func(f *os.File) error {
-		if err := f.Truncate(size); err != nil {
-			return err
-		}
-		_, err := m.tool(ctx, MkfsWorkArgv(f.Name())...)
+	err := m.blank(ctx, "work", size, path, MkfsWorkArgv(""), func(ctx context.Context, file string) error {
+		_, err := m.tool(ctx, MkfsWorkArgv(file)...)
 		return err
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 
@@ -28,7 +29,14 @@ type fakeUpstream struct {
 func startFakeUpstream(t *testing.T) *fakeUpstream {
 	t.Helper()
 	f := &fakeUpstream{}
-	pc, tl, err := bindPair(netip.MustParseAddrPort("127.0.0.1:0"))
+	us, tl, err := bindPair(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// miekg's server wants a net.PacketConn: hand it the socket.
+	file := os.NewFile(uintptr(us.fd), "udp")
+	pc, err := net.FilePacketConn(file)
+	file.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

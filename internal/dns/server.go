@@ -250,12 +250,12 @@ func (s *Server) Listen(addr string, mode Mode) (net.Addr, error) {
 	if closed {
 		return nil, fmt.Errorf("starting DNS listener on %s: server closed", addr)
 	}
-	pc, tl, err := bindPair(netip.AddrPortFrom(ip, ap.Port()))
+	us, tl, err := bindPair(netip.AddrPortFrom(ip, ap.Port()))
 	if err != nil {
 		return nil, fmt.Errorf("starting DNS listener on %s: %w", addr, err)
 	}
-	bound := pc.LocalAddr().(*net.UDPAddr)
-	l := &listener{addr: bound.AddrPort(), mode: mode}
+	bound := net.UDPAddrFromAddrPort(us.local)
+	l := &listener{addr: us.local, mode: mode}
 	h := s.handler(mode)
 	idle := func() time.Duration { return 5 * time.Second }
 	l.tcp = &mdns.Server{
@@ -272,7 +272,7 @@ func (s *Server) Listen(addr string, mode Mode) (net.Addr, error) {
 		}
 	}()
 	<-started
-	l.udp = s.startUDP(pc, mode)
+	l.udp = s.startUDP(us, mode)
 	s.mu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
@@ -282,19 +282,18 @@ func (s *Server) Listen(addr string, mode Mode) (net.Addr, error) {
 
 // bindPair binds UDP and TCP on the same address. With port 0 it retries
 // a few times in case the kernel's free UDP port is taken for TCP.
-func bindPair(ap netip.AddrPort) (*net.UDPConn, net.Listener, error) {
+func bindPair(ap netip.AddrPort) (*udpSocket, net.Listener, error) {
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
-		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		us, err := listenUDP(ap)
 		if err != nil {
-			return nil, nil, fmt.Errorf("binding udp: %w", err)
+			return nil, nil, err
 		}
-		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), port)))
+		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(us.local))
 		if err == nil {
-			return pc, tl, nil
+			return us, tl, nil
 		}
-		pc.Close()
+		us.close()
 		lastErr = fmt.Errorf("binding tcp: %w", err)
 		if ap.Port() != 0 {
 			break

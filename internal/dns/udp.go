@@ -2,105 +2,113 @@ package dns
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
-// udpServer serves one UDP socket. miekg/dns's Server starts a goroutine
-// per datagram; answering from memory takes a few microseconds, so here
-// a few reader goroutines answer inline and only forwarded queries, which
-// wait on an upstream, get a goroutine of their own.
+// udpServer serves one UDP socket with one reader goroutine. The reader
+// takes the queued queries in one recvmmsg, answers them from memory in
+// one sendmmsg, and waits for more in poll(2) on its own thread (see
+// udpSocket). Only forwarded queries, which wait on an upstream, get a
+// goroutine of their own.
 type udpServer struct {
 	s     *Server
-	conn  *net.UDPConn
+	sock  *udpSocket
 	mode  Mode
 	local netip.Addr
 	wg    sync.WaitGroup
 }
 
-func (s *Server) startUDP(conn *net.UDPConn, mode Mode) *udpServer {
-	u := &udpServer{s: s, conn: conn, mode: mode, local: conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()}
-	for range max(2, runtime.GOMAXPROCS(0)) {
-		u.wg.Add(1)
-		go u.read()
-	}
+func (s *Server) startUDP(sock *udpSocket, mode Mode) *udpServer {
+	u := &udpServer{s: s, sock: sock, mode: mode, local: sock.local.Addr()}
+	u.wg.Add(1)
+	go u.serve()
 	return u
 }
 
+// close stops the reader, waits for it and for forwards in flight, and
+// closes the socket.
 func (u *udpServer) close() error {
-	err := u.conn.Close()
+	u.sock.shutdown()
 	u.wg.Wait()
-	return err
+	return u.sock.close()
 }
 
-// batchSize is how many datagrams one recvmmsg/sendmmsg call moves. With
-// several queries in flight this saves most of the per-packet syscalls.
-const batchSize = 16
+const (
+	// batchSize is how many datagrams one recvmmsg or sendmmsg moves.
+	batchSize = 16
+	// idleWait bounds the reader's wait in poll(2) and yieldInterval the
+	// time between its passes through the scheduler: a busy reader holds
+	// its P for at most that long. Both stay under the 10 ms after which
+	// the runtime preempts a goroutine.
+	idleWait      = 5 * time.Millisecond
+	yieldInterval = 5 * time.Millisecond
+)
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-func (u *udpServer) read() {
+func (u *udpServer) serve() {
 	defer u.wg.Done()
-	var bc batchConn = ipv4.NewPacketConn(u.conn)
-	if u.local.Is6() {
-		bc = ipv6.NewPacketConn(u.conn)
-	}
-	in := make([]ipv4.Message, batchSize)
-	out := make([]ipv4.Message, batchSize)
+	b := newBatch(batchSize)
 	bufs := make([][]byte, batchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, readBufferSize)}
-		out[i].Buffers = [][]byte{nil}
+	outs := make([][]byte, batchSize)
+	for i := range bufs {
 		bufs[i] = make([]byte, 0, maxUDPPayload)
 	}
+	lastYield := time.Now()
+	drained := true // the last read took every queued query
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		// The last batch is answered: yielding here delays no query.
+		if now := time.Now(); now.Sub(lastYield) >= yieldInterval {
+			runtime.Gosched()
+			lastYield = now
+		}
+		var n int
+		var err error
+		if drained {
+			ready, interrupted := u.sock.wait(idleWait)
+			if interrupted {
+				// A preemption signal (say the collector stopping the
+				// world): let the scheduler have its way.
+				runtime.Gosched()
+				lastYield = time.Now()
+			}
+			if ready {
+				n, err = u.sock.tryRead(b)
+			} else {
+				n, err = u.sock.read(b)
+			}
+		} else {
+			n, err = u.sock.tryRead(b)
+		}
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, errClosed) {
 				return
 			}
 			// Errors such as ECONNREFUSED echoes or ENOBUFS concern one
 			// datagram, not the socket: keep serving, without spinning.
 			u.s.log.Debug("DNS udp read", "addr", u.local.String(), "err", err)
 			time.Sleep(time.Millisecond)
+			drained = true
 			continue
 		}
-		k := 0
-		for i := range n {
-			from, ok := in[i].Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			ans, fwd := u.s.respond(in[i].Buffers[0][:in[i].N], u.mode, u.local, bufs[i][:0])
-			switch {
-			case fwd != nil:
-				u.forward(fwd, from.AddrPort())
-			case ans != nil:
-				out[k].Buffers[0] = ans
-				out[k].Addr = from
-				k++
-			}
-		}
-		for off := 0; off < k; {
-			m, err := bc.WriteBatch(out[off:k], 0)
-			if err != nil {
-				// Skip the datagram the kernel refused and send the rest.
-				m = 1
-			}
-			off += m
+		drained = n < batchSize
+		u.answer(b, n, bufs, outs)
+	}
+}
+
+// answer answers the n datagrams of b, forwarding what must be forwarded.
+func (u *udpServer) answer(b *batch, n int, bufs, outs [][]byte) {
+	for i := range n {
+		ans, fwd := u.s.respond(b.datagram(i), u.mode, u.local, bufs[i][:0])
+		outs[i] = ans
+		if fwd != nil {
+			u.forward(fwd, b.sender(i))
 		}
 	}
+	u.sock.reply(b, outs[:n])
 }
 
 // forward answers req from an upstream in its own goroutine; or at once
@@ -118,7 +126,7 @@ func (u *udpServer) forward(req *mdns.Msg, to netip.AddrPort) {
 		resp := reply(req, refuse)
 		resp.Truncate(udpLimit(req))
 		if b, err := resp.Pack(); err == nil {
-			u.conn.WriteToUDPAddrPort(b, to)
+			u.sock.writeTo(b, to)
 		}
 		return
 	}
@@ -129,7 +137,7 @@ func (u *udpServer) forward(req *mdns.Msg, to netip.AddrPort) {
 		resp := u.s.forward(req)
 		resp.Truncate(udpLimit(req))
 		if b, err := resp.Pack(); err == nil {
-			u.conn.WriteToUDPAddrPort(b, to)
+			u.sock.writeTo(b, to)
 		}
 	}()
 }

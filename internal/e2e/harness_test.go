@@ -82,10 +82,20 @@ func (e *env) socket() string { return filepath.Join(e.run, "banger", "bangerd.s
 
 func (e *env) client() *api.Client { return api.NewClient(e.socket()) }
 
+// cliTimeout bounds one CLI run; bangerWithin takes another bound for the
+// few that take longer (an image build with the default manifest).
+const cliTimeout = 5 * time.Minute
+
 // banger runs the CLI and returns stdout, stderr and the exit code.
 func (e *env) banger(args ...string) (string, string, int) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	return e.bangerWithin(cliTimeout, args...)
+}
+
+// bangerWithin is banger with a timeout of its own.
+func (e *env) bangerWithin(timeout time.Duration, args ...string) (string, string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	argv := append([]string{filepath.Join(e.bin, "banger")}, args...)
 	if u := e.user; u != nil {
@@ -112,7 +122,13 @@ func (e *env) banger(args ...string) (string, string, int) {
 // must runs the CLI and fails the test unless it succeeds.
 func (e *env) must(args ...string) string {
 	e.t.Helper()
-	out, errOut, code := e.banger(args...)
+	return e.mustWithin(cliTimeout, args...)
+}
+
+// mustWithin is must with a timeout of its own.
+func (e *env) mustWithin(timeout time.Duration, args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.bangerWithin(timeout, args...)
 	if code != 0 {
 		e.t.Fatalf("banger %s: exit %d\nstdout: %s\nstderr: %s\ndaemon log tail:\n%s", strings.Join(args, " "), code, out, errOut, e.daemonLogTail())
 	}

@@ -85,6 +85,7 @@ func sourceName(source string) string {
 }
 
 // DefaultPackageFile returns the repository's default manifest, parsed.
+// Its SHA256 is DefaultPackagesSHA256: it covers the setup script too.
 func DefaultPackageFile() PackageFile {
 	pf, err := ParsePackageFile(packages.Default(), "", packages.DefaultName)
 	if err != nil {
@@ -92,11 +93,24 @@ func DefaultPackageFile() PackageFile {
 		// programming error.
 		panic(err)
 	}
+	pf.SHA256 = DefaultPackagesSHA256()
 	return pf
 }
 
-// DefaultPackagesSHA256 is the sha256 of the current default manifest.
-func DefaultPackagesSHA256() string { return SHA256Hex(packages.Default()) }
+// DefaultSetupScript is the script a build from the default manifest runs
+// right after its packages (packages/default-setup.sh): it sets the image
+// up beyond what the packages do, e.g. where Docker keeps its data.
+func DefaultSetupScript() Script {
+	return Script{Name: packages.DefaultSetupName, Content: string(packages.DefaultSetup())}
+}
+
+// DefaultPackagesSHA256 is the sha256 of the current default manifest and
+// its setup script (the manifest, a NUL byte, the script), what images
+// built from the default manifest record: a change to either makes them
+// stale.
+func DefaultPackagesSHA256() string {
+	return SHA256Hex(append(append(packages.Default(), 0), packages.DefaultSetup()...))
+}
 
 // SHA256Hex returns the hex sha256 of data.
 func SHA256Hex(data []byte) string {
@@ -140,6 +154,9 @@ type Plan struct {
 	// KernelVersion is the image's kernel (uname -r in the guest).
 	KernelVersion string
 	Scripts       []Script
+	// AptProxy, when set, is the HTTP proxy the guest's apt uses while the
+	// image is built (image.ParseAptProxy's form); the image does not keep it.
+	AptProxy string
 }
 
 // DefaultSource is PackageFile.Source of the repository's manifest.

@@ -50,8 +50,11 @@ func TestDefaultManifestParsesAndIsHashed(t *testing.T) {
 			t.Errorf("default manifest lacks %s", want)
 		}
 	}
-	if pf.SHA256 != DefaultPackagesSHA256() || pf.SHA256 != SHA256Hex(packages.Default()) {
-		t.Error("default manifest hash differs between helpers")
+	if pf.SHA256 != DefaultPackagesSHA256() || pf.SHA256 != SHA256Hex([]byte(string(packages.Default())+"\x00"+string(packages.DefaultSetup()))) {
+		t.Error("default manifest hash differs between helpers, or does not cover the setup script")
+	}
+	if s := DefaultSetupScript(); s.Name != "default-setup.sh" || !strings.HasPrefix(s.Content, "#!/bin/sh\n") || !strings.Contains(s.Content, "/work/docker") {
+		t.Errorf("default setup script: %+v", s)
 	}
 	if len(pf.SHA256) != 64 {
 		t.Errorf("sha256 %q", pf.SHA256)

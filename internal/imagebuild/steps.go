@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"banger/internal/guest"
+	"banger/internal/image"
 )
 
 // Conn is one SSH connection to the build VM (*guest.Client): every step
@@ -37,6 +38,23 @@ const WorkDir = "/var/tmp/banger-build"
 // aptEnv makes apt and dpkg never ask: keep changed configuration files,
 // take the package's defaults for new ones.
 const aptEnv = "DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none"
+
+// AptProxyConf is the apt configuration file that points the build VM's
+// apt at Plan.AptProxy; the tidy step removes it before the image is
+// committed.
+const AptProxyConf = "/etc/apt/apt.conf.d/99banger-build-proxy"
+
+// aptProxyCommand stores the configuration read from standard input as
+// AptProxyConf: the proxy URL never becomes part of a shell command.
+const aptProxyCommand = "mkdir -p /etc/apt/apt.conf.d && cat > " + AptProxyConf
+
+// AptProxyConfig is the content of AptProxyConf for the proxy url, which
+// must be in image.ParseAptProxy's form.
+func AptProxyConfig(url string) string {
+	return "// Written by banger image build for the build only; removed before the image is committed.\n" +
+		"Acquire::http::Proxy \"" + url + "\";\n" +
+		"Acquire::https::Proxy \"" + url + "\";\n"
+}
 
 var kernelVersionPattern = regexp.MustCompile(`^[A-Za-z0-9._+~-]+$`)
 
@@ -82,9 +100,17 @@ func ScriptCommand(file string, shebang bool) string {
 }
 
 // Steps returns the provisioning steps of p, in order: copies, local
-// package uploads, packages, kernel modules, scripts, tidy-up.
+// package uploads, the apt proxy, packages, kernel modules, scripts,
+// tidy-up.
 func Steps(p Plan) ([]Step, error) {
 	var steps []Step
+	if p.AptProxy != "" {
+		u, err := image.ParseAptProxy(p.AptProxy)
+		if err != nil {
+			return nil, err
+		}
+		p.AptProxy = u
+	}
 	for i, c := range p.Copies {
 		c := c
 		steps = append(steps, Step{
@@ -116,6 +142,21 @@ func Steps(p Plan) ([]Step, error) {
 			},
 		})
 	}
+	// The proxy serves whatever runs apt: packages, modules and scripts.
+	proxy := p.AptProxy != "" && (!p.Packages.Empty() || p.Modules || len(p.Scripts) > 0)
+	if proxy {
+		steps = append(steps, Step{
+			Name: "apt-proxy", Kind: KindBuilder,
+			Message: "pointing apt at the proxy " + p.AptProxy,
+			Run: func(ctx context.Context, conn Conn, l *Log) error {
+				return runInput(ctx, conn, l, "apt-proxy", aptProxyCommand, AptProxyConfig(p.AptProxy))
+			},
+		})
+	}
+	reach := "its mirror through banger's NAT"
+	if proxy {
+		reach = "the apt proxy " + p.AptProxy
+	}
 	if !p.Packages.Empty() {
 		n := len(p.Packages.Names) + len(p.Packages.Debs)
 		steps = append(steps, Step{
@@ -125,7 +166,7 @@ func Steps(p Plan) ([]Step, error) {
 				// Local package files need no index; names do.
 				if len(p.Packages.Names) > 0 {
 					if err := run(ctx, conn, l, "packages", aptEnv+" apt-get update -q"); err != nil {
-						return fmt.Errorf("updating the package index (does the guest reach its mirror through banger's NAT?): %w", err)
+						return fmt.Errorf("updating the package index (does the guest reach %s?): %w", reach, err)
 					}
 				}
 				if err := run(ctx, conn, l, "packages", InstallCommand(p.Packages.Names, guestDebs)); err != nil {
@@ -161,13 +202,19 @@ func Steps(p Plan) ([]Step, error) {
 		})
 	}
 	// Each SSH session costs the guest a fraction of a second under
-	// emulation: tidy up only when something was staged. The shutdown
-	// that follows syncs the disk.
+	// emulation: tidy up only when something was staged or the proxy set.
+	var tidy []string
 	if len(p.Packages.Debs) > 0 || len(p.Scripts) > 0 {
+		tidy = append(tidy, WorkDir)
+	}
+	if proxy {
+		tidy = append(tidy, AptProxyConf)
+	}
+	if len(tidy) > 0 {
 		steps = append(steps, Step{
-			Name: "tidy", Kind: KindBuilder, Message: "removing the build's staging files",
+			Name: "tidy", Kind: KindBuilder, Message: "removing the build's staging files and settings",
 			Run: func(ctx context.Context, conn Conn, l *Log) error {
-				return run(ctx, conn, l, "tidy", "rm -rf "+WorkDir)
+				return run(ctx, conn, l, "tidy", "rm -rf "+strings.Join(tidy, " "))
 			},
 		})
 	}

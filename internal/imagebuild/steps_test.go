@@ -160,3 +160,110 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+func TestAptProxyIsWrittenFirstAndRemovedLast(t *testing.T) {
+	p := Plan{
+		Copies:   []Copy{{Src: "/h/etc", Dest: "/etc/myapp"}},
+		Packages: PackageFile{Names: []string{"git"}},
+		Scripts:  []Script{{Name: "s", Content: "apt-get install -y jq\n"}},
+		AptProxy: "http://192.168.1.10:3142",
+	}
+	steps, err := Steps(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range steps {
+		names = append(names, s.Name)
+	}
+	if got, want := strings.Join(names, " "), "copy-1 apt-proxy packages run-1 tidy"; got != want {
+		t.Errorf("steps = %s, want %s", got, want)
+	}
+	conn := &fakeConn{}
+	if _, err := runAll(t, p, conn); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls := []string{
+		"upload /h/etc /etc/myapp",
+		"run " + aptProxyCommand,
+		"run " + aptEnv + " apt-get update -q",
+		"run " + InstallCommand([]string{"git"}, nil),
+		"run apt-get clean && rm -rf /var/lib/apt/lists/*",
+		"run " + ScriptCommand(WorkDir+"/01-s", false),
+		"run rm -rf " + WorkDir + " " + AptProxyConf,
+	}
+	if got, want := strings.Join(conn.calls, "\n"), strings.Join(wantCalls, "\n"); got != want {
+		t.Errorf("calls:\n%s\nwant:\n%s", got, want)
+	}
+	want := "// Written by banger image build for the build only; removed before the image is committed.\n" +
+		"Acquire::http::Proxy \"http://192.168.1.10:3142/\";\nAcquire::https::Proxy \"http://192.168.1.10:3142/\";\n"
+	if got := conn.stdin[aptProxyCommand]; got != want {
+		t.Errorf("apt configuration sent:\n%s\nwant:\n%s", got, want)
+	}
+	// The URL travels as the file's content, never in a command line.
+	for _, c := range conn.calls {
+		if strings.Contains(c, "192.168.1.10") {
+			t.Errorf("the proxy URL is part of the command %q", c)
+		}
+	}
+}
+
+// The image must not keep the proxy: whatever else the plan holds, the
+// last step that touches the guest removes the configuration.
+func TestAptProxyNeverOutlivesTheBuild(t *testing.T) {
+	for name, p := range map[string]Plan{
+		"packages": {Packages: PackageFile{Names: []string{"git"}}},
+		"debs":     {Packages: PackageFile{Debs: []string{"/x/a.deb"}}},
+		"modules":  {Modules: true, KernelVersion: "6.1.0-28-cloud-amd64"},
+		"scripts":  {Scripts: []Script{{Name: "s", Content: "true"}}},
+	} {
+		p.AptProxy = "http://cache.lan:3142"
+		steps, err := Steps(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := &fakeConn{}
+		if _, err := runAll(t, p, conn); err != nil {
+			t.Fatal(err)
+		}
+		set, firstApt := -1, -1
+		for i, c := range conn.calls {
+			switch {
+			case c == "run "+aptProxyCommand:
+				set = i
+			case firstApt < 0 && (strings.Contains(c, "apt-get") || strings.Contains(c, "BANGER_BUILD=1")):
+				firstApt = i
+			}
+		}
+		if set < 0 || set > firstApt {
+			t.Errorf("%s: the proxy is not set before apt runs: %v", name, conn.calls)
+		}
+		last := conn.calls[len(conn.calls)-1]
+		if steps[len(steps)-1].Name != "tidy" || !strings.HasPrefix(last, "run rm -rf ") || !strings.HasSuffix(last, " "+AptProxyConf) {
+			t.Errorf("%s: the last command %q does not remove %s", name, last, AptProxyConf)
+		}
+	}
+}
+
+func TestAptProxyUnusedOrMalformed(t *testing.T) {
+	conn := &fakeConn{}
+	if _, err := runAll(t, Plan{AptProxy: "http://cache.lan:3142", Copies: []Copy{{Src: "/a", Dest: "/b"}}}, conn); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(conn.calls, "\n"); got != "upload /a /b" {
+		t.Errorf("a build that runs no apt set the proxy:\n%s", got)
+	}
+	for _, bad := range []string{"cache.lan:3142", "http://h\";\nrm -rf /", "http://u:p@h"} {
+		if _, err := Steps(Plan{AptProxy: bad, Packages: PackageFile{Names: []string{"git"}}}); err == nil || !strings.Contains(err.Error(), "apt proxy") {
+			t.Errorf("Steps with apt proxy %q: %v", bad, err)
+		}
+	}
+}
+
+func TestPackageIndexFailureNamesTheProxy(t *testing.T) {
+	conn := &fakeConn{failOn: "apt-get update"}
+	_, err := runAll(t, Plan{AptProxy: "http://cache.lan:3142", Packages: PackageFile{Names: []string{"git"}}}, conn)
+	if err == nil || !strings.Contains(err.Error(), "does the guest reach the apt proxy http://cache.lan:3142/?") {
+		t.Errorf("err = %v", err)
+	}
+}
