@@ -140,10 +140,12 @@ func (b *booting) startForwards(ctx context.Context) error {
 }
 
 func (b *booting) waitSSH(ctx context.Context) error {
-	ready, err := b.d.deps.Guest.WaitSSH(ctx, b.v)
-	if err != nil {
-		return err
-	}
-	b.d.noteSSH(b.v, ready)
-	return nil
+	return b.d.whileVMMRuns(ctx, b.v, func(ctx context.Context) error {
+		ready, err := b.d.deps.Guest.WaitSSH(ctx, b.v)
+		if err != nil {
+			return err
+		}
+		b.d.noteSSH(b.v, ready)
+		return nil
+	})
 }
