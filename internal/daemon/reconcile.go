@@ -101,6 +101,12 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		d.log.Warn("vmm is gone", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
 		err = d.markStopped(ctx, v, reason)
 	}
+	if !alive {
+		// A VM without a VMM has no sockets: any left are a VMM's that
+		// was killed while it still made them (QEMU's monitor socket
+		// appears after the VMM's own).
+		err = errors.Join(err, removeSockets(v.Socket))
+	}
 	rc.errs = append(rc.errs, err)
 }
 

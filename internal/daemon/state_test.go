@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +215,43 @@ func TestReconcileOfAnInterruptedStartLeavesItStartable(t *testing.T) {
 	}
 	if _, err := inst.Client.StartVM(ctx, "mid", true, nil); err != nil {
 		t.Errorf("starting it again: %v", err)
+	}
+}
+
+// A VMM killed while it was starting can leave its monitor socket beside
+// its API socket after the start's undo removed the sockets; reconcile
+// removes the sockets of every VM that has no VMM, and only those.
+func TestReconcileRemovesSocketsOfStoppedVMs(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(c *daemon.Config, _ *daemon.Deps) { c.ReconcileInterval = "1h" })
+	inst.AddImage(t, "base")
+	vmIn(t, inst, "off", vm.Stopped)
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "on", Image: "base"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := inst.Daemon.Store()
+	sockets := map[string]string{}
+	for _, name := range []string{"off", "on"} {
+		v, err := st.VM(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sockets[name] = v.Socket + ".qmp"
+		if err := os.MkdirAll(filepath.Dir(v.Socket), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(sockets[name], nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sockets["off"]); !os.IsNotExist(err) {
+		t.Errorf("a stopped vm's monitor socket survived reconcile: %v", err)
+	}
+	if _, err := os.Stat(sockets["on"]); err != nil {
+		t.Errorf("reconcile removed a running vm's monitor socket: %v", err)
 	}
 }
 
