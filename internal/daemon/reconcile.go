@@ -78,6 +78,11 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		rc.errs = append(rc.errs, d.removeOrphanBuildVM(ctx, v))
 		return
 	}
+	if v.State == vm.Removing {
+		d.log.Warn("finishing a removal that was cut off", "vm", v.Name)
+		rc.errs = append(rc.errs, d.removeVM(ctx, v.Name, true, nil))
+		return
+	}
 	alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
 	if !alive {
 		rc.stopUnrecorded(ctx, v)

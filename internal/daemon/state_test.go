@@ -281,3 +281,46 @@ func TestLayouts(t *testing.T) {
 		t.Errorf("commit of a layered vm did not flatten it: %v", inst.Host.Calls())
 	}
 }
+
+// A vm rm cut off by a daemon crash leaves the row removing, its VMM and
+// disks maybe still there; reconcile finishes the removal: no row, no
+// VMM, TAP, disk or directory.
+func TestReconcileFinishesACutOffRemoval(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(c *daemon.Config, _ *daemon.Deps) { c.ReconcileInterval = "1h" })
+	inst.AddImage(t, "base")
+	vmIn(t, inst, "gone", vm.Running)
+	vmIn(t, inst, "kept", vm.Stopped)
+	st := inst.Daemon.Store()
+	v, err := st.VM(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.State = vm.Removing
+	if err := st.UpdateVM(ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.VM(ctx, "gone"); err == nil {
+		t.Error("the removing vm's row survived reconcile")
+	}
+	if _, err := st.VM(ctx, "kept"); err != nil {
+		t.Errorf("reconcile removed another vm: %v", err)
+	}
+	kept, err := st.VM(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(inst.Host.State(), "\n") {
+		if line != "" && !strings.Contains(line, kept.ID) && !strings.Contains(line, "kept") {
+			t.Errorf("left on the host after the removal: %s", line)
+		}
+	}
+	for _, dir := range []string{v.Dir, v.StateDir} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s survived the removal: %v", dir, err)
+		}
+	}
+}
