@@ -235,6 +235,18 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, err
 }
 
+// Check compares the host with the daemon's database (fix false) or
+// repairs the difference as reconcile would (fix true).
+func (c *Client) Check(ctx context.Context, fix bool) (CheckReport, error) {
+	var rep CheckReport
+	method := http.MethodGet
+	if fix {
+		method = http.MethodPost
+	}
+	err := c.do(ctx, method, "/system/check", nil, &rep)
+	return rep, err
+}
+
 // Doctor runs the daemon's host checks.
 func (c *Client) Doctor(ctx context.Context) ([]Check, error) {
 	var out []Check

@@ -335,3 +335,36 @@ type ForwardsRequest struct {
 	Add    []string `json:"add,omitempty"`
 	Remove []string `json:"remove,omitempty"`
 }
+
+// Finding is one difference between the host and banger's database, as
+// `banger system check` reports it.
+type Finding struct {
+	// Kind is what the resource is: "tap", "vm file", "socket", "vmm
+	// process", "image stage", "image directory", "disk template temp",
+	// "root disk", "work disk", "image file".
+	Kind string `json:"kind"`
+	// Name is the device, path or pid (for a leftover), or the VM or
+	// image (for something missing).
+	Name string `json:"name"`
+	// Problem is FindingNoOwner or FindingMissing.
+	Problem string `json:"problem"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// The problems of a Finding.
+const (
+	// FindingNoOwner is something banger made that no row owns.
+	FindingNoOwner = "no owner"
+	// FindingMissing is something a row expects that is not on the host.
+	FindingMissing = "missing"
+)
+
+// CheckReport is the answer of GET and POST /v1/system/check.
+type CheckReport struct {
+	// Findings are what is off now (after the fix, for POST).
+	Findings []Finding `json:"findings"`
+	// Fixed are what POST repaired.
+	Fixed []Finding `json:"fixed,omitempty"`
+	// Error says what POST could not repair, and why.
+	Error string `json:"error,omitempty"`
+}

@@ -51,6 +51,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", d.handleStatus)
 	mux.HandleFunc("GET /v1/doctor", d.handleDoctor)
+	mux.HandleFunc("GET /v1/system/check", d.handleCheck)
+	mux.HandleFunc("POST /v1/system/check", d.handleFix)
 	mux.HandleFunc("POST /v1/dns/setup", d.handleDNSSetup)
 	mux.HandleFunc("POST /v1/shutdown", d.handleShutdown)
 	mux.HandleFunc("GET /v1/events", d.handleEvents)
