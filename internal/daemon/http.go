@@ -97,6 +97,8 @@ func toAPIError(err error) *api.Error {
 		return se.APIError()
 	case errors.As(err, &ae):
 		return api.AsError(err)
+	case diskFull(err):
+		return &api.Error{Code: api.CodeUnavailable, Message: err.Error(), Hint: diskFullHint}
 	case errors.Is(err, store.ErrNotFound):
 		return &api.Error{Code: api.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, store.ErrExists):

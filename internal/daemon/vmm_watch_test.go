@@ -3,7 +3,9 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,5 +73,28 @@ func TestDeadVMMEndsTheWaitForSSH(t *testing.T) {
 	err = <-done
 	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "the VMM exited") || !strings.Contains(err.Error(), "banger vm start dev") {
 		t.Errorf("wait on a guest whose VMM died: %v", err)
+	}
+}
+
+// A create that fails on a full file system says so, with the way out,
+// and leaves nothing behind.
+func TestCreateOnAFullDiskSaysSoAndLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	for _, step := range []string{"layer", "workdisk"} {
+		inst.Host.FailNext(step, &os.PathError{Op: "write", Path: "/data/banger/vms/x/" + step + ".ext4", Err: syscall.ENOSPC})
+		_, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "full", Image: "base", NoStart: true}, nil)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeUnavailable || !strings.Contains(ae.Message, "no space left on device") ||
+			!strings.Contains(ae.Hint, "is full") || !strings.Contains(ae.Hint, "banger image prune") {
+			t.Errorf("create with %s on a full disk: %#v", step, err)
+		}
+		if vms, _ := inst.Client.VMs(ctx, true); len(vms) != 0 {
+			t.Errorf("a create that failed on a full disk left %v", vms)
+		}
+		if state := inst.Host.State(); state != "" {
+			t.Errorf("host after a create that failed on a full disk:\n%s", state)
+		}
 	}
 }
