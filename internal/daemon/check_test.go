@@ -2,12 +2,15 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -109,5 +112,43 @@ func TestSystemCheckFindsAndFixes(t *testing.T) {
 		if line != "" && !strings.HasPrefix(line, "disk ") {
 			t.Errorf("left on the host after --fix: %s", line)
 		}
+	}
+}
+
+// A thousand VMs in the database: listing, reconcile and system check
+// handle them all.
+func TestAThousandVMs(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(c *daemon.Config, _ *daemon.Deps) { c.ReconcileInterval = "1h" })
+	img := inst.AddImage(t, "base")
+	st := inst.Daemon.Store()
+	for i := 0; i < 1000; i++ {
+		id := fmt.Sprintf("%010x", i+1)
+		v := &vm.VM{ID: id, Name: fmt.Sprintf("vm%04d", i), State: vm.Stopped, ImageID: img.ID, ImageName: img.Name, CPUs: 1, MemoryMiB: 256,
+			IP: netip.AddrFrom4([4]byte{10, 214, byte(i >> 8), byte(i)}), TAP: "bg-" + id, Dir: inst.Paths.VMDataDir(id),
+			StateDir: inst.Paths.VMStateDir(id), Socket: inst.Paths.VMSocket(id), Layout: vm.Clone, CreatedAt: time.Now()}
+		if err := os.MkdirAll(v.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(v.RootDisk(), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateVM(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vms, err := inst.Client.VMs(ctx, true)
+	if err != nil || len(vms) != 1000 {
+		t.Fatalf("listing a thousand vms: %d, %v", len(vms), err)
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := inst.Client.Check(ctx, false)
+	if err != nil || len(rep.Findings) != 0 {
+		t.Errorf("check of a thousand vms: %v, %v", findingKeys(rep.Findings), err)
+	}
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "one-more", Image: "base", NoStart: true}, nil); err != nil {
+		t.Errorf("creating the 1,001st vm: %v", err)
 	}
 }

@@ -198,3 +198,54 @@ func pct(d []time.Duration, p int) time.Duration {
 	i := (len(d)*p + 99) / 100
 	return d[max(i-1, 0)].Round(time.Millisecond)
 }
+
+// TestConcurrentCommands: 20 concurrent creates of one name, from 20 CLI
+// processes, make exactly one VM, and each other gets a clear conflict;
+// 50 concurrent CLI commands all answer; the host and the database agree
+// afterwards.
+func TestConcurrentCommands(t *testing.T) {
+	e := newGuestEnv(t)
+	e.must("image", "bootstrap", "base")
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	run := func(n int, args func(i int) []string) []result {
+		res := make([]result, n)
+		done := make(chan int, n)
+		for i := 0; i < n; i++ {
+			go func(i int) {
+				r := &res[i]
+				r.out, r.errOut, r.code = e.banger(args(i)...)
+				done <- i
+			}(i)
+		}
+		for i := 0; i < n; i++ {
+			<-done
+		}
+		return res
+	}
+	creates := run(20, func(int) []string {
+		return []string{"vm", "create", "one", "--no-start", "--memory", "256M", "--disk", "64M"}
+	})
+	won := 0
+	for _, r := range creates {
+		switch {
+		case r.code == 0:
+			won++
+		case !strings.Contains(r.errOut, "one") || !(strings.Contains(r.errOut, "exists") || strings.Contains(r.errOut, "busy")):
+			t.Errorf("a losing create: exit %d, the message does not say the name is taken:\n%s", r.code, r.errOut)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of 20 concurrent creates of one name succeeded, want exactly 1", won)
+	}
+	cmds := [][]string{{"vm", "list"}, {"vm", "show", "one"}, {"daemon", "status"}, {"image", "list"}, {"system", "check"}}
+	for i, r := range run(50, func(i int) []string { return cmds[i%len(cmds)] }) {
+		if r.code != 0 {
+			t.Errorf("banger %s (one of 50 at once): exit %d\n%s", strings.Join(cmds[i%len(cmds)], " "), r.code, r.errOut)
+		}
+	}
+	e.must("vm", "rm", "one")
+	e.settle(t, "after the concurrent commands")
+}
