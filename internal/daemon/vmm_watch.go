@@ -27,6 +27,9 @@ var errVMMExited = errors.New("the VMM exited")
 // killed VMM) fails the wait at once, quoting the console's last lines,
 // rather than at the wait's timeout.
 func (d *Daemon) whileVMMRuns(ctx context.Context, v *vm.VM, wait func(context.Context) error) error {
+	if d.deps.VMM == nil || v.Process.PID == 0 {
+		return wait(ctx)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
