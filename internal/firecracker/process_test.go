@@ -200,6 +200,37 @@ func TestStartBootsAndCtrlAltDelStops(t *testing.T) {
 	}
 }
 
+// A guest still booting may miss the first ctrl-alt-del (on QEMU an ACPI
+// power-button press that only a running systemd-logind acts on): Shutdown
+// repeats it and the guest powers off without SIGTERM.
+func TestShutdownRepeatsCtrlAltDel(t *testing.T) {
+	s, record := fakeVMMSpec(t, modeMissCAD)
+	killAtEnd(t, s.Socket)
+	d, logs := testDriver(t)
+	p, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := d.Shutdown(context.Background(), p, 30*time.Second); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if e := wait(t, d, p); e != (Exit{Known: true, Code: 0}) {
+		t.Errorf("exit %v, want a clean power-off", e)
+	}
+	if !strings.Contains(logs.String(), "vmm stopped after ctrl-alt-del") || strings.Contains(logs.String(), "SIGTERM") {
+		t.Errorf("shutdown of a guest that missed the first request:\n%s", logs)
+	}
+	presses := 0
+	for _, c := range readCalls(t, record) {
+		if cmp.Equal(c.Body, map[string]any{"action_type": "SendCtrlAltDel"}) {
+			presses++
+		}
+	}
+	if presses != 2 {
+		t.Errorf("sent ctrl-alt-del %d times, want 2", presses)
+	}
+}
+
 func TestShutdownEscalates(t *testing.T) {
 	tests := []struct {
 		mode       string
