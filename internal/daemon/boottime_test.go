@@ -1,12 +1,10 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,6 +12,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
+	"banger/internal/testutil"
 )
 
 // checkTimeline fails unless b is a boot timeline with the given phases,
@@ -54,7 +53,7 @@ func checkTimeline(t *testing.T, b *api.BootTimeline, origin string, phases ...s
 // guest's phases only, until a wait reaches SSH.
 func TestBootTimeline(t *testing.T) {
 	ctx := context.Background()
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	inst := daemontest.Start(t, func(_ *daemon.Config, deps *daemon.Deps) {
 		deps.Log = slog.New(slog.NewJSONHandler(&log, nil))
 	})
@@ -145,22 +144,4 @@ func countLines(text, substr string) int {
 		}
 	}
 	return n
-}
-
-// syncBuffer is a bytes.Buffer the daemon's goroutines may write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

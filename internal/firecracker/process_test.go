@@ -2,7 +2,6 @@ package firecracker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,25 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"banger/internal/system"
+	"banger/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fakeVMMSpec returns a spec that launches this test binary as a fake VMM
 // in mode, and the file its API calls are recorded in.
@@ -59,9 +40,9 @@ func fakeVMMSpec(t *testing.T, mode string) (Spec, string) {
 }
 
 // testDriver returns a driver with short stop timeouts and its log.
-func testDriver(t *testing.T) (*Driver, *syncBuffer) {
+func testDriver(t *testing.T) (*Driver, *testutil.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d := New(Deps{
 		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		SocketTimeout: 10 * time.Second,
