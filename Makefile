@@ -12,7 +12,7 @@ BINS    := banger bangerd banger-vmm-qemu banger-helper
 # whose build of the default image alone takes 5-10 minutes under TCG.
 TESTFLAGS ?= -timeout 90m
 
-.PHONY: all build install uninstall test test-unit bench runtime-bundle fmt vet lint clean help
+.PHONY: all build install uninstall test test-unit soak bench runtime-bundle fmt vet lint clean help
 
 all: build
 
@@ -39,6 +39,11 @@ test:
 ## test-unit: run only the tests that need neither root nor a guest
 test-unit:
 	$(GO) test -short ./...
+
+## soak: the fault suite: SOAK_ROUNDS (1000) rounds of random lifecycle commands with kill -9 of the daemon, a VMM or the CLI, checked by `banger system check` (root; boots real guests); SOAK_SEED replays a run
+SOAK_ROUNDS ?= 1000
+soak: build
+	BANGER_SOAK_ROUNDS=$(SOAK_ROUNDS) BANGER_SOAK_SEED=$(SOAK_SEED) $(GO) test -count=1 -timeout 12h -run '^TestFaultSoak$$' -v ./internal/e2e/ | grep -E '^(soak|--- |    soak_test|FAIL|ok|PASS)'
 
 ## bench: run every benchmark and print medians and side-by-side ratios
 bench: build

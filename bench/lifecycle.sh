@@ -21,7 +21,7 @@ trap 'rm -f /tmp/banger-e2e-bench.test' EXIT
 run() {
 	BANGER_BENCH_E2E=1 BANGER_BENCH_MOUNTNS=1 "$@" unshare --mount --propagation private \
 		/tmp/banger-e2e-bench.test -test.count=1 -test.timeout 30m -test.run '^$' -test.benchtime 1x -test.bench "$BENCH_RE" 2>&1 |
-		grep -E '^(vm |create |  banger|  bare|  daemon|Benchmark|--- FAIL|FAIL|panic)' || true
+		grep -E '^(vm |create |cold |  create|  load|  boot|  banger|  bare|  daemon|Benchmark|--- FAIL|FAIL|panic)' || true
 }
 (cd internal/e2e && BENCH_RE='^BenchmarkCreateControlPlane$' run env)
 (cd internal/e2e && BENCH_RE='^BenchmarkCreatePrivilegeCrossing$' run env)

@@ -27,6 +27,12 @@ type Client struct {
 	// HTTP is the HTTP client; nil means one dialing Socket. Tests inject
 	// their own transport here.
 	HTTP *http.Client
+	// Reconnect, when set, is called once when the connection of a
+	// request that changes nothing (GET) breaks, as it does when the
+	// daemon dies under it; the request is then sent again. The CLI
+	// starts a fresh daemon here. A request that changes something is
+	// never sent twice.
+	Reconnect func(ctx context.Context) error
 
 	once sync.Once
 	own  *http.Client // built on first use when HTTP is nil
@@ -86,7 +92,28 @@ func IsDialError(err error) bool {
 	return errors.As(err, &d)
 }
 
+// noRetry marks a context whose requests are not retried: Reconnect's own.
+type noRetry struct{}
+
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil && c.Reconnect != nil && method == http.MethodGet && brokenConn(err) && ctx.Value(noRetry{}) == nil {
+		if rerr := c.Reconnect(context.WithValue(ctx, noRetry{}, true)); rerr != nil {
+			return nil, fmt.Errorf("%w; restarting bangerd to retry: %w", err, rerr)
+		}
+		return c.send(ctx, method, path, body)
+	}
+	return resp, err
+}
+
+// brokenConn reports whether err is a connection to the daemon that broke
+// after it was made: the daemon died or was killed while answering.
+func brokenConn(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -110,6 +137,9 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		var opErr *net.OpError
 		if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, &DialError{Socket: c.socket(), Err: unwrapDial(err)}
+		}
+		if brokenConn(err) && method != http.MethodGet {
+			return nil, fmt.Errorf("talking to bangerd (%s %s): %w: bangerd went away while answering (`banger daemon logs` says why), so whether it acted is unknown; check with `banger vm list` before trying again", method, path, err)
 		}
 		return nil, fmt.Errorf("talking to bangerd (%s %s): %w", method, path, err)
 	}
@@ -203,6 +233,18 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := c.do(ctx, http.MethodGet, "/status", nil, &s)
 	return s, err
+}
+
+// Check compares the host with the daemon's database (fix false) or
+// repairs the difference as reconcile would (fix true).
+func (c *Client) Check(ctx context.Context, fix bool) (CheckReport, error) {
+	var rep CheckReport
+	method := http.MethodGet
+	if fix {
+		method = http.MethodPost
+	}
+	err := c.do(ctx, method, "/system/check", nil, &rep)
+	return rep, err
 }
 
 // Doctor runs the daemon's host checks.

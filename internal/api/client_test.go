@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,74 @@ func TestClientNamesTheSocketWhenNoDaemonAnswers(t *testing.T) {
 	var d *DialError
 	if !errors.As(err, &d) || d.Socket != sock {
 		t.Errorf("dial error %v does not name %s", err, sock)
+	}
+}
+
+// brokenOnce serves a route whose first answer is a connection closed
+// mid-request, as a daemon killed while answering leaves it.
+type brokenOnce struct {
+	calls atomic.Int64
+	then  http.HandlerFunc
+}
+
+func (b *brokenOnce) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.calls.Add(1) == 1 {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			if uc, ok := conn.(*net.UnixConn); ok {
+				_ = uc.CloseWrite()
+			}
+			conn.Close()
+		}
+		return
+	}
+	b.then(w, r)
+}
+
+// A request that changes nothing is sent again, once, after Reconnect
+// when the daemon's connection breaks under it; one that changes
+// something never is: its error says what broke.
+func TestClientRetriesOnlyRequestsThatChangeNothing(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), SocketName)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := &brokenOnce{then: func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(Status{PID: 7})
+	}}
+	kill := &brokenOnce{then: func(w http.ResponseWriter, r *http.Request) {}}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/status", status)
+	mux.Handle("POST /v1/vms/{name}/kill", kill)
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	var reconnects atomic.Int64
+	c := NewClient(sock)
+	c.Reconnect = func(ctx context.Context) error {
+		reconnects.Add(1)
+		return nil
+	}
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil || st.PID != 7 {
+		t.Fatalf("status across a broken connection = %+v, %v", st, err)
+	}
+	if n := status.calls.Load(); n != 2 {
+		t.Errorf("GET /status sent %d times, want 2", n)
+	}
+	if n := reconnects.Load(); n != 1 {
+		t.Errorf("reconnected %d times, want 1", n)
+	}
+	if _, err := c.KillVM(ctx, "dev"); err == nil || !strings.Contains(err.Error(), "talking to bangerd (POST /vms/dev/kill)") || !strings.Contains(err.Error(), "whether it acted is unknown") {
+		t.Errorf("kill across a broken connection: %v", err)
+	}
+	if n := kill.calls.Load(); n != 1 {
+		t.Errorf("POST kill sent %d times, want 1", n)
+	}
+	if n := reconnects.Load(); n != 1 {
+		t.Errorf("reconnected %d times after the POST, want still 1", n)
 	}
 }

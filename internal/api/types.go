@@ -39,6 +39,39 @@ type VM struct {
 	StaleImage bool      `json:"stale_image,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
+	// Boot is the timeline of the VM's last boot, when it has booted.
+	Boot *BootTimeline `json:"boot,omitempty"`
+}
+
+// BootTimeline is how a VM's last boot went, cut into phases, from the
+// daemon's clock and the guest console's timestamps.
+type BootTimeline struct {
+	// VMMStartedAt is when the daemon started the VMM.
+	VMMStartedAt time.Time `json:"vmm_started_at"`
+	// TotalMS is VMM start to SSH answered; 0 until the daemon reached SSH.
+	TotalMS int64 `json:"total_ms,omitempty"`
+	// Origin is what the phases' start_ms count from: "vmm" (the VMM's
+	// start) when the guest clock could be placed on the daemon's, else
+	// "kernel" (the guest kernel's start).
+	Origin string      `json:"origin"`
+	Phases []BootPhase `json:"phases"`
+}
+
+// BootPhase is one interval of a boot, named after the mark it starts at:
+// vmm (VMM start → kernel start), kernel (→ /init running), initramfs (→
+// switch_root), switch-root (→ systemd running), systemd (→ sshd
+// accepting), sshd (→ SSH answered). A mark the console lacks merges its
+// neighbours.
+type BootPhase struct {
+	Name       string `json:"name"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	StartMS    int64  `json:"start_ms"`
+	DurationMS int64  `json:"duration_ms"`
+	// Clock is "guest" (console timestamps), "host" (the daemon's clock)
+	// or "estimate" (the host's clock when SSH's port opened less the
+	// guest's when sshd said it accepts connections).
+	Clock string `json:"clock"`
 }
 
 // Image is a guest image as the daemon reports it.
@@ -301,4 +334,37 @@ type WaitVMRequest struct {
 type ForwardsRequest struct {
 	Add    []string `json:"add,omitempty"`
 	Remove []string `json:"remove,omitempty"`
+}
+
+// Finding is one difference between the host and banger's database, as
+// `banger system check` reports it.
+type Finding struct {
+	// Kind is what the resource is: "tap", "vm file", "socket", "vmm
+	// process", "image stage", "image directory", "disk template temp",
+	// "root disk", "work disk", "image file".
+	Kind string `json:"kind"`
+	// Name is the device, path or pid (for a leftover), or the VM or
+	// image (for something missing).
+	Name string `json:"name"`
+	// Problem is FindingNoOwner or FindingMissing.
+	Problem string `json:"problem"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// The problems of a Finding.
+const (
+	// FindingNoOwner is something banger made that no row owns.
+	FindingNoOwner = "no owner"
+	// FindingMissing is something a row expects that is not on the host.
+	FindingMissing = "missing"
+)
+
+// CheckReport is the answer of GET and POST /v1/system/check.
+type CheckReport struct {
+	// Findings are what is off now (after the fix, for POST).
+	Findings []Finding `json:"findings"`
+	// Fixed are what POST repaired.
+	Fixed []Finding `json:"fixed,omitempty"`
+	// Error says what POST could not repair, and why.
+	Error string `json:"error,omitempty"`
 }

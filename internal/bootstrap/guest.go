@@ -20,9 +20,18 @@ type GuestFile struct {
 
 // maskedUnits are systemd units that only slow a disposable VM's boot or
 // wait for things that never come: apt's and other periodic timers,
-// network-online waits, first-boot prompts on the console.
+// network-online waits, first-boot prompts on the console; file systems
+// for kernel debugging, configfs and FUSE control and the modules behind
+// them (each a mount or modprobe process, loaded on demand when used);
+// the root's remount (the initramfs mounts it as it should be), the random
+// seed (the VMM gives the guest an entropy source), system users (Debian's
+// packages create theirs when installed) and the pstore archive.
 func maskedUnits() []string {
 	return []string{
+		"dev-hugepages.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+		"sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
+		"modprobe@configfs.service", "modprobe@dm_mod.service", "modprobe@fuse.service", "modprobe@loop.service",
+		"systemd-remount-fs.service", "systemd-random-seed.service", "systemd-sysusers.service", "systemd-pstore.service",
 		"apt-daily.service", "apt-daily.timer",
 		"apt-daily-upgrade.service", "apt-daily-upgrade.timer",
 		"dpkg-db-backup.service", "dpkg-db-backup.timer",
@@ -50,14 +59,16 @@ func maskedGenerators() []string {
 		"systemd-integritysetup-generator", "systemd-veritysetup-generator",
 		"systemd-rc-local-generator", "systemd-system-update-generator",
 		"systemd-sysv-generator",
+		// serial-getty@ttyS0 is enabled outright; systemd.mask= and
+		// systemd.run= on the command line are not banger's.
+		"systemd-getty-generator", "systemd-debug-generator", "systemd-run-generator",
 	}
 }
 
-const fstab = `# banger guest: the initramfs mounts the root disk (/dev/vda, label
-# banger-root) read-write; the optional work disk (label banger-work) appears
-# at /work when attached, and its absence does not delay the boot.
-/dev/vda	/	ext4	rw,noatime	0	0
-LABEL=banger-work	/work	ext4	rw,noatime,nofail,x-systemd.device-timeout=90s	0	0
+const fstab = `# banger guest: the initramfs mounts the root (/dev/vda, label banger-root,
+# or an overlay of the VM's layer on it) and the work disk (label
+# banger-work) at /work when the VM has one, both rw,noatime, before
+# systemd starts: nothing here waits for a device.
 `
 
 const sshdConfig = `# banger: root logs in with a key. Host keys are written into each VM's disk
@@ -72,8 +83,27 @@ UseDNS no
 MaxSessions 256
 `
 
+// sshdDropIn starts sshd as soon as systemd runs, beside the rest of the
+// boot rather than after it: it needs the root file system and the
+// network, which the initramfs set up, and the runtime directory systemd
+// makes for it. Logins that come before logind runs get no login session
+// (pam_systemd is optional). The configuration test before each start is
+// left out (sshd checks its configuration as it starts), and a boot marker
+// says when sshd accepts connections.
+const sshdDropIn = `# banger: sshd starts as soon as systemd runs, beside the rest of the boot.
+[Unit]
+DefaultDependencies=no
+Conflicts=shutdown.target
+Before=shutdown.target
+
+[Service]
+ExecStartPre=
+ExecStartPost=-/bin/sh -c 'read -r up _ </proc/uptime; echo "<5>banger-boot: sshd $$up" >/dev/kmsg'
+`
+
 const hostKeyUnit = `[Unit]
 Description=Generate an SSH host key when none was injected (banger)
+DefaultDependencies=no
 Before=ssh.service
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
@@ -104,6 +134,8 @@ func GuestFiles() []GuestFile {
 		{Path: "/etc/hosts", Mode: 0o644, Data: hosts},
 		{Path: "/etc/resolv.conf", Mode: 0o644, Data: "# written at boot by banger's initramfs from the ip= kernel argument\n"},
 		{Path: "/etc/ssh/sshd_config.d/banger.conf", Mode: 0o644, Data: sshdConfig},
+		{Path: "/etc/systemd/system/ssh.service.d/banger.conf", Mode: 0o644, Data: sshdDropIn},
+		{Path: "/etc/systemd/system/default.target", Mode: fs.ModeSymlink | 0o777, Linkname: "/lib/systemd/system/multi-user.target"},
 		{Path: "/etc/systemd/system/banger-ssh-hostkey.service", Mode: 0o644, Data: hostKeyUnit},
 		{Path: "/etc/systemd/system/ssh.service.wants/banger-ssh-hostkey.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/etc/systemd/system/banger-ssh-hostkey.service"},
 		{Path: "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/lib/systemd/system/serial-getty@.service"},

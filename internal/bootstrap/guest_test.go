@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"banger/internal/vm"
 )
 
 func TestGuestTar(t *testing.T) {
@@ -46,17 +48,29 @@ func TestGuestTar(t *testing.T) {
 		"./etc/systemd/network/99-default.link":                              "/dev/null",
 		"./etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service": "/lib/systemd/system/serial-getty@.service",
 		"./etc/systemd/system-generators/systemd-gpt-auto-generator":         "/dev/null",
+		"./etc/systemd/system/systemd-remount-fs.service":                    "/dev/null",
+		"./etc/systemd/system/default.target":                                "/lib/systemd/system/multi-user.target",
 	}
 	for name, target := range links {
 		if h := entries[name]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != target {
 			t.Errorf("%s: want symlink to %s, got %+v", name, target, h)
 		}
 	}
-	fstab := contents["./etc/fstab"]
-	for _, want := range []string{"/dev/vda\t/\text4", "LABEL=banger-work\t/work\text4\trw,noatime,nofail,x-systemd.device-timeout="} {
-		if !strings.Contains(fstab, want) {
-			t.Errorf("fstab lacks %q:\n%s", want, fstab)
+	// The initramfs mounts the root and /work: systemd waits for no
+	// device and remounts nothing.
+	for _, line := range strings.Split(contents["./etc/fstab"], "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			t.Errorf("fstab has an entry: %q", line)
 		}
+	}
+	sshd := contents["./etc/systemd/system/ssh.service.d/banger.conf"]
+	for _, want := range []string{"DefaultDependencies=no\n", "Before=shutdown.target\n", "ExecStartPre=\n", "banger-boot: sshd $$up"} {
+		if !strings.Contains(sshd, want) {
+			t.Errorf("ssh.service drop-in lacks %q:\n%s", want, sshd)
+		}
+	}
+	if !strings.Contains(contents["./etc/systemd/system/banger-ssh-hostkey.service"], "DefaultDependencies=no\n") {
+		t.Error("the host key unit waits for the rest of the boot, and sshd with it")
 	}
 	if !strings.Contains(contents["./etc/ssh/sshd_config.d/banger.conf"], "HostKey /etc/ssh/ssh_host_ed25519_key\n") {
 		t.Error("sshd config does not pin the ed25519 host key")
@@ -159,5 +173,36 @@ func TestCheckTools(t *testing.T) {
 		if err := CheckTools(m, present); err != nil {
 			t.Errorf("CheckTools(%s) with tools present = %v", m, err)
 		}
+	}
+}
+
+// TestBootMarkers: the initramfs and sshd print the boot marks the
+// daemon's timeline reads from the console, in the form it parses.
+func TestBootMarkers(t *testing.T) {
+	init, err := RenderInit("6.1.0-test", DefaultModules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(init, `echo "<5>`+vm.BootMarkerPrefix+`$1 $up" >/dev/kmsg`) {
+		t.Error("init's mark function does not print vm.BootMarkerPrefix through /dev/kmsg")
+	}
+	for _, m := range []string{vm.MarkInitramfs, vm.MarkSwitchRoot} {
+		if !strings.Contains(init, "\nmark "+m+"\n") {
+			t.Errorf("init does not mark %s", m)
+		}
+	}
+	// switch-root is marked while /proc and /dev are still the initramfs's.
+	if strings.Index(init, "mark "+vm.MarkSwitchRoot) > strings.Index(init, "mount --move /dev") {
+		t.Error("init marks switch-root after moving /dev away")
+	}
+	var sshd string
+	for _, f := range GuestFiles() {
+		if f.Path == "/etc/systemd/system/ssh.service.d/banger.conf" {
+			sshd = f.Data
+		}
+	}
+	// systemd turns $$ into $.
+	if !strings.Contains(sshd, `echo "<5>`+vm.BootMarkerPrefix+vm.MarkSSHD+` $$up" >/dev/kmsg`) {
+		t.Errorf("sshd's drop-in does not mark %s:\n%s", vm.MarkSSHD, sshd)
 	}
 }

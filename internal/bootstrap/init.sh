@@ -1,17 +1,25 @@
 #!/bin/sh
 # banger initramfs /init: load the virtio modules of this kernel, wait for
-# the root disk, configure the network interface from the ip= kernel
-# argument (Debian kernels lack CONFIG_IP_PNP), and switch_root into the
-# real init. With banger.layer=DEV the root disk is a shared, read-only
-# base and DEV the VM's own layer: the root becomes an overlay of the
-# layer's /upper on the base. Add banger.debug to the kernel command line
-# to get a shell instead of a kernel panic when something goes wrong.
-/bin/busybox --install -s /bin
+# the root disk, mount the work disk (label banger-work) when there is one,
+# configure the network interface from the ip= kernel argument (Debian
+# kernels lack CONFIG_IP_PNP), and switch_root into the real init. With
+# banger.layer=DEV the root disk is a shared, read-only base and DEV the
+# VM's own layer: the root becomes an overlay of the layer's /upper on the
+# base. Add banger.debug to the kernel command line to get a shell instead
+# of a kernel panic when something goes wrong.
 export PATH=/bin
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 exec </dev/console >/dev/console 2>&1
+
+# mark NAME prints a boot marker for banger's boot timeline through the
+# kernel log, which stamps it with the kernel's clock (see vm.ParseConsole).
+mark() {
+	read -r up _ </proc/uptime
+	echo "<5>banger-boot: $1 $up" >/dev/kmsg
+}
+mark initramfs
 
 cmdline=$(cat /proc/cmdline)
 root=/dev/vda
@@ -42,6 +50,7 @@ fail() {
 	log "$*"
 	if [ -n "$debug" ]; then
 		log "banger.debug is set: starting a shell"
+		/bin/busybox --install -s /bin
 		exec sh
 	fi
 	log "giving up (the kernel panics and the VM stops; add banger.debug for a shell)"
@@ -79,7 +88,7 @@ waitdev() {
 }
 
 dev=$(waitdev "$root") || fail "root device $root did not appear within 10 s"
-opts=$mode
+opts=$mode,noatime
 [ -n "$rootflags" ] && opts="$opts,$rootflags"
 if [ -z "$layer" ]; then
 	mount -t "$rootfstype" -o "$opts" "$dev" /newroot || fail "mounting $dev on / failed"
@@ -98,15 +107,25 @@ else
 	mode=rw
 fi
 
+# The work disk: mounted here, where its device is known, rather than by
+# systemd once udev has made its by-label link. A VM without one boots
+# without it.
+if wdev=$(findfs LABEL=banger-work 2>/dev/null) && [ -n "$wdev" ]; then
+	mkdir -p /newroot/work 2>/dev/null
+	mount -t ext4 -o rw,noatime "$wdev" /newroot/work || log "mounting the work disk $wdev on /work failed"
+fi
+
 # ip=<client>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>
 if [ -n "$ip" ] && [ "$ip" != off ] && [ "$ip" != none ]; then
+	# A function's arguments are its own: /init's, which go on to the
+	# real init, stay as they are.
+	ipfields() { addr=$1 gw=$3 mask=$4 host=$5 ifc=${6:-eth0} dns0=$8 dns1=$9; }
 	set -f
 	oldifs=$IFS
 	IFS=:
-	set -- $ip
+	ipfields $ip
 	IFS=$oldifs
 	set +f
-	addr=$1 gw=$3 mask=$4 host=$5 ifc=${6:-eth0} dns0=$8 dns1=$9
 	case "$addr" in
 	dhcp | on | any | both | bootp | rarp) log "ip=$addr: automatic configuration is not supported, leaving the network to the guest" ;;
 	*)
@@ -134,6 +153,7 @@ if [ -n "$ip" ] && [ "$ip" != off ] && [ "$ip" != none ]; then
 fi
 
 [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found on the root filesystem"
+mark switch-root
 mount --move /dev /newroot/dev
 umount /sys /proc
 exec switch_root /newroot "$init" "$@"

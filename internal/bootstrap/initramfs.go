@@ -120,6 +120,14 @@ func (idx ModuleIndex) ResolveModules(names []string) ([]Module, error) {
 //go:embed init.sh
 var initTemplateText string
 
+// initApplets are the busybox applets /init runs, linked to busybox in the
+// initramfs itself: installing busybox's four hundred links at boot took
+// 0.1–0.3 s of it under software emulation. The debug shell installs the
+// rest.
+func initApplets() []string {
+	return []string{"cat", "findfs", "hostname", "ifconfig", "insmod", "mkdir", "mount", "route", "sleep", "switch_root", "umount"}
+}
+
 // InitramfsSpec is everything that goes into the initramfs.
 type InitramfsSpec struct {
 	KernelVersion string
@@ -186,6 +194,9 @@ func WriteInitramfs(w io.Writer, spec InitramfsSpec) error {
 		cpioEntry{h: CPIOHeader{Name: "bin/sh", Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"}},
 		cpioEntry{h: CPIOHeader{Name: "init", Mode: 0o755}, data: []byte(initScript)},
 	)
+	for _, a := range initApplets() {
+		entries = append(entries, cpioEntry{h: CPIOHeader{Name: "bin/" + a, Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"}})
+	}
 	mods := append([]ModuleFile(nil), spec.Modules...)
 	sort.Slice(mods, func(i, j int) bool { return mods[i].Name < mods[j].Name })
 	for _, m := range mods {

@@ -183,3 +183,68 @@ ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1
 		t.Errorf("resolv.conf = %q", resolv)
 	}
 }
+
+// TestInitRunsOnlyLinkedApplets runs the rendered /init for a layered
+// boot with stub applets in place of busybox's, and only those the
+// initramfs links: a command it does not link fails the run ("not found").
+// It also checks the boot marks reach the kernel log.
+func TestInitRunsOnlyLinkedApplets(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs a POSIX shell")
+	}
+	script, err := RenderInit("6.1.0-test", DefaultModules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"bin", "proc", "dev", "sys/class/net/eth0", "newroot/sbin", "newroot/etc"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	cmdline := "console=ttyS0 root=LABEL=banger-root ro banger.layer=LABEL=banger-layer ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1"
+	os.WriteFile(filepath.Join(dir, "proc/cmdline"), []byte(cmdline+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "proc/uptime"), []byte("1.25 0.50\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "newroot/sbin/init"), nil, 0o755)
+	os.WriteFile(filepath.Join(dir, "dev/console"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "dev/kmsg"), nil, 0o644)
+	calls := filepath.Join(dir, "calls")
+	for _, a := range initApplets() {
+		stub := "#!/bin/sh\necho \"" + a + " $*\" >>" + calls + "\n"
+		switch a {
+		case "cat":
+			stub += "exec /bin/cat \"$@\"\n"
+		case "findfs":
+			stub += "echo /dev/vd-${1#LABEL=}\n"
+		}
+		os.WriteFile(filepath.Join(dir, "bin", a), []byte(stub), 0o755)
+	}
+	// The script's absolute paths, moved into dir.
+	script = strings.NewReplacer("export PATH=/bin", "export PATH="+dir+"/bin", "/proc/", dir+"/proc/", "/dev/console", dir+"/dev/console",
+		">/dev/kmsg", ">>"+dir+"/dev/kmsg", "/sys/", dir+"/sys/", "/newroot", dir+"/newroot").Replace(script)
+	out, err := exec.Command(sh, "-c", script, "init", "kernel-arg").CombinedOutput()
+	console, _ := os.ReadFile(filepath.Join(dir, "dev/console"))
+	if err != nil {
+		t.Fatalf("init failed: %v\n%s%s", err, out, console)
+	}
+	if strings.Contains(string(console), "not found") {
+		t.Errorf("init ran a command the initramfs does not link:\n%s", console)
+	}
+	got, _ := os.ReadFile(calls)
+	for _, want := range []string{
+		"insmod /lib/modules/6.1.0-test/virtio_blk.ko",
+		"findfs LABEL=banger-root", "findfs LABEL=banger-layer",
+		"mount -t overlay overlay -o lowerdir=/base,upperdir=/layer/upper,workdir=/layer/work,redirect_dir=off,metacopy=off,index=off " + dir + "/newroot",
+		"mount -t ext4 -o rw,noatime /dev/vd-banger-work " + dir + "/newroot/work",
+		"ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up",
+		// /init's own arguments go on to the real init, untouched.
+		"switch_root " + dir + "/newroot /sbin/init kernel-arg",
+	} {
+		if !strings.Contains(string(got), want+"\n") {
+			t.Errorf("init did not run %q; it ran:\n%s", want, got)
+		}
+	}
+	kmsg, _ := os.ReadFile(filepath.Join(dir, "dev/kmsg"))
+	if want := "<5>banger-boot: initramfs 1.25\n<5>banger-boot: switch-root 1.25\n"; string(kmsg) != want {
+		t.Errorf("kernel log = %q, want %q", kmsg, want)
+	}
+}

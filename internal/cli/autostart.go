@@ -35,6 +35,9 @@ func (app *App) connect(ctx context.Context) (*api.Client, error) {
 		app.client = c
 		return c, nil
 	}
+	// A daemon that dies under a request that changes nothing is started
+	// again and the request sent once more.
+	c.Reconnect = func(ctx context.Context) error { return app.startDaemon(ctx, c) }
 	st, err := c.Status(ctx)
 	switch {
 	case err == nil:

@@ -171,7 +171,7 @@ func TestSSHArgvPinsHostKey(t *testing.T) {
 	got := sshArgv(paths, api.VM{Name: "dev", DNSName: "dev.vm", IP: "172.30.0.2"}, "root", []string{"uname", "-a"})
 	want := []string{"ssh", "-i", "/d/ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/d/ssh/known_hosts",
 		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias=dev.vm",
-		"-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@172.30.0.2", "uname", "-a"}
+		"-o", "ConnectTimeout=30", "-o", "LogLevel=ERROR", "root@172.30.0.2", "uname", "-a"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ssh argv (-want +got):\n%s", diff)
 	}

@@ -65,6 +65,7 @@ func (app *App) runVMShow(ctx context.Context, cmd *cobra.Command, name, output 
 		"forwards", strings.Join(v.Forwards, ", "),
 		"usage", usage,
 		"uptime", uptime,
+		"boot", bootSummary(v.Boot),
 		"root disk", fmt.Sprintf("%s (%s used)", v.RootDisk, humanBytes(v.RootUsed)),
 		"work disk", fmt.Sprintf("%s (%s, %s used, mounted at /work)", v.WorkDisk, vm.FormatSize(v.DiskBytes), humanBytes(v.WorkUsed)),
 		"console log", v.ConsoleLog,

@@ -53,7 +53,9 @@ func sshArgv(paths config.Paths, v api.VM, user string, extra []string) []string
 		"-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "HostKeyAlias=" + v.DNSName,
-		"-o", "ConnectTimeout=10",
+		// A guest under emulation that is still finishing its boot
+		// may take more than 10 s to send its banner.
+		"-o", "ConnectTimeout=30",
 		"-o", "LogLevel=ERROR",
 		user + "@" + v.IP,
 	}

@@ -53,7 +53,11 @@ func (d *Daemon) bootstrapImage(ctx context.Context, req api.BootstrapImageReque
 		if ctx.Err() != nil {
 			return nil, api.Errorf(api.CodeInterrupted, "bootstrapping image %s: interrupted; nothing was registered", req.Name).WithLogs(logPath)
 		}
-		return nil, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("bootstrapping image %s: %v", req.Name, err), Logs: []string{logPath, d.cfg.Paths.DaemonLog()}}
+		e := &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("bootstrapping image %s: %v", req.Name, err), Logs: []string{logPath, d.cfg.Paths.DaemonLog()}}
+		if diskFull(err) {
+			e.Code, e.Hint = api.CodeUnavailable, diskFullHint
+		}
+		return nil, e
 	}
 	img.ID = "img-" + id
 	img.Name = req.Name

@@ -221,9 +221,12 @@ func (j *imageJob) bootVM(ctx context.Context, create api.CreateVMRequest) error
 }
 
 func (j *imageJob) connect(ctx context.Context) error {
-	c, err := j.d.deps.Guest.Connect(ctx, j.v)
-	j.conn = c
-	return err
+	// A build VM that dies while booting ends the wait at once.
+	return j.d.whileVMMRuns(ctx, j.v, func(ctx context.Context) error {
+		c, err := j.d.deps.Guest.Connect(ctx, j.v)
+		j.conn = c
+		return err
+	})
 }
 
 func (j *imageJob) disconnect(context.Context) error {

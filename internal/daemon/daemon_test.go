@@ -283,7 +283,7 @@ func TestEventsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []string
-	for len(seen) < 3 {
+	for len(seen) < 4 {
 		select {
 		case ev := <-got:
 			if ev.Name == "dev" {
@@ -293,7 +293,8 @@ func TestEventsStream(t *testing.T) {
 			t.Fatalf("events seen: %v", seen)
 		}
 	}
-	if diff := cmp.Diff([]string{"vm.created dev", "vm.stopped dev", "vm.removed dev"}, seen); diff != "" {
+	// rm announces the removing state before anything goes.
+	if diff := cmp.Diff([]string{"vm.created dev", "vm.stopped dev", "vm.updated dev", "vm.removed dev"}, seen); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }

@@ -29,5 +29,5 @@ func (d *Daemon) handleDoctor(w http.ResponseWriter, r *http.Request) {
 	if d.deps.Runtime != nil {
 		runtime.Detail = "runtime bundle " + d.deps.Runtime.Describe() + "; its files are the image " + BundleImage
 	}
-	writeJSON(w, http.StatusOK, append(checks, runtime, daemon))
+	writeJSON(w, http.StatusOK, append(checks, runtime, d.checkLine(r.Context()), daemon))
 }

@@ -46,9 +46,12 @@ func (h *hostGuest) dial(ctx context.Context, v *vm.VM, ciphers []string) (*gues
 // WaitSSH returns once the guest's SSH server answers. The connection it
 // makes is kept for the commands that follow (exec, cp), so a create
 // that waited for SSH leaves the first exec nothing to dial.
-func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) error {
-	_, _, err := h.conn(ctx, v)
-	return err
+func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) (guest.Readiness, error) {
+	c, fresh, err := h.conn(ctx, v)
+	if err != nil || !fresh {
+		return guest.Readiness{}, err
+	}
+	return c.Readiness(), nil
 }
 
 func (h *hostGuest) Connect(ctx context.Context, v *vm.VM) (GuestConn, error) {

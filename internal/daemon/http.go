@@ -51,6 +51,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", d.handleStatus)
 	mux.HandleFunc("GET /v1/doctor", d.handleDoctor)
+	mux.HandleFunc("GET /v1/system/check", d.handleCheck)
+	mux.HandleFunc("POST /v1/system/check", d.handleFix)
 	mux.HandleFunc("POST /v1/dns/setup", d.handleDNSSetup)
 	mux.HandleFunc("POST /v1/shutdown", d.handleShutdown)
 	mux.HandleFunc("GET /v1/events", d.handleEvents)
@@ -95,6 +97,8 @@ func toAPIError(err error) *api.Error {
 		return se.APIError()
 	case errors.As(err, &ae):
 		return api.AsError(err)
+	case diskFull(err):
+		return &api.Error{Code: api.CodeUnavailable, Message: err.Error(), Hint: diskFullHint}
 	case errors.Is(err, store.ErrNotFound):
 		return &api.Error{Code: api.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, store.ErrExists):

@@ -114,8 +114,9 @@ type Records interface {
 // Guest reaches into booted guests.
 type Guest interface {
 	// WaitSSH returns when the guest's SSH server completes a handshake
-	// (at once when the daemon already holds a connection to it).
-	WaitSSH(ctx context.Context, v *vm.VM) error
+	// (at once when the daemon already holds a connection to it), with how
+	// the connection was made (zero for a connection held already).
+	WaitSSH(ctx context.Context, v *vm.VM) (guest.Readiness, error)
 	// Connect waits for the guest's SSH server and returns one connection
 	// that carries many commands (the image builder's).
 	Connect(ctx context.Context, v *vm.VM) (GuestConn, error)

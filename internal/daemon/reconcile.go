@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"banger/internal/disk"
 	"banger/internal/vm"
 )
 
@@ -57,7 +53,7 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 			rc.errs = append(rc.errs, fmt.Errorf("restoring the network of running vms: %w", err))
 		}
 	}
-	rc.errs = append(rc.errs, d.sweepTAPs(ctx), d.sweepDirs(ctx), d.sweepBuildStages())
+	rc.errs = append(rc.errs, d.sweep(ctx))
 	return errors.Join(rc.errs...)
 }
 
@@ -78,7 +74,12 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		rc.errs = append(rc.errs, d.removeOrphanBuildVM(ctx, v))
 		return
 	}
-	alive := v.Process.PID != 0 && d.deps.VMM != nil && d.deps.VMM.Alive(v.Process)
+	if v.State == vm.Removing {
+		d.log.Warn("finishing a removal that was cut off", "vm", v.Name)
+		rc.errs = append(rc.errs, d.removeVM(ctx, v.Name, true, nil))
+		return
+	}
+	alive := d.vmmAlive(v)
 	if !alive {
 		rc.stopUnrecorded(ctx, v)
 	}
@@ -142,85 +143,4 @@ func (rc *reconciliation) stopUnrecorded(ctx context.Context, v *vm.VM) {
 	if err := d.deps.VMM.Kill(ctx, &orphan); err != nil {
 		rc.errs = append(rc.errs, fmt.Errorf("stopping the unrecorded vmm of %s (pid %d): %w", v.Name, p.PID, err))
 	}
-}
-
-// owners reads, after the host resources were listed, which TAPs and ids
-// the database owns. Reading the database second closes the race with a
-// concurrent create, which records a VM before making anything for it.
-func (d *Daemon) owners(ctx context.Context) (taps, ids map[string]bool, err error) {
-	vms, err := d.store.VMs(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	taps, ids = map[string]bool{}, map[string]bool{}
-	for _, v := range vms {
-		ids[v.ID] = true
-		// Only a running VM (or one an operation is working on) holds its
-		// TAP; a stopped VM's TAP is a leftover.
-		if v.TAP != "" && (v.State == vm.Running || v.State == vm.Stopping || d.locks.busy(vmKey(v.Name))) {
-			taps[v.TAP] = true
-		}
-	}
-	return taps, ids, nil
-}
-
-// sweepTAPs deletes banger TAPs that no VM owns.
-func (d *Daemon) sweepTAPs(ctx context.Context) error {
-	if d.deps.Network == nil {
-		return nil
-	}
-	taps, err := d.deps.Network.TAPs(ctx)
-	if err != nil {
-		return fmt.Errorf("listing taps: %w", err)
-	}
-	if len(taps) == 0 {
-		return nil
-	}
-	owned, _, err := d.owners(ctx)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, t := range taps {
-		if owned[t] {
-			continue
-		}
-		d.log.Info("removing tap without vm", "tap", t)
-		errs = append(errs, d.deps.Network.DeleteTAP(ctx, t))
-	}
-	return errors.Join(errs...)
-}
-
-// sweepDirs removes per-VM directories and sockets whose VM row is gone:
-// leftovers of an interrupted create or rm. A VM row is written before its
-// directories are made and deleted after they are removed, so such a
-// directory never holds a live VM's data.
-func (d *Daemon) sweepDirs(ctx context.Context) error {
-	var errs []error
-	p := d.cfg.Paths
-	for _, parent := range []string{filepath.Join(p.DataDir, "vms"), filepath.Join(p.StateDir, "vms"), filepath.Join(p.RuntimeDir, "vms")} {
-		entries, err := os.ReadDir(parent)
-		if err != nil || len(entries) == 0 {
-			continue
-		}
-		_, ids, err := d.owners(ctx)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			// "<id>", "<id>.sock", and the VMM's helpers such as "<id>.sock.qmp".
-			id, _, _ := strings.Cut(e.Name(), ".")
-			if ids[id] {
-				continue
-			}
-			path := filepath.Join(parent, e.Name())
-			d.log.Info("removing leftover without vm", "path", path)
-			errs = append(errs, os.RemoveAll(path))
-		}
-	}
-	// Blank disk templates an interrupted create was making.
-	if left, err := disk.RemoveTempsBefore(p.DiskTemplates(), d.deps.Now().Add(-time.Minute)); err == nil && len(left) > 0 {
-		d.log.Info("removed unfinished disk templates", "paths", left)
-	}
-	return errors.Join(errs...)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +218,43 @@ func TestReconcileOfAnInterruptedStartLeavesItStartable(t *testing.T) {
 	}
 }
 
+// A VMM killed while it was starting can leave its monitor socket beside
+// its API socket after the start's undo removed the sockets; reconcile
+// removes the sockets of every VM that has no VMM, and only those.
+func TestReconcileRemovesSocketsOfStoppedVMs(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(c *daemon.Config, _ *daemon.Deps) { c.ReconcileInterval = "1h" })
+	inst.AddImage(t, "base")
+	vmIn(t, inst, "off", vm.Stopped)
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "on", Image: "base"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := inst.Daemon.Store()
+	sockets := map[string]string{}
+	for _, name := range []string{"off", "on"} {
+		v, err := st.VM(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sockets[name] = v.Socket + ".qmp"
+		if err := os.MkdirAll(filepath.Dir(v.Socket), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(sockets[name], nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sockets["off"]); !os.IsNotExist(err) {
+		t.Errorf("a stopped vm's monitor socket survived reconcile: %v", err)
+	}
+	if _, err := os.Stat(sockets["on"]); err != nil {
+		t.Errorf("reconcile removed a running vm's monitor socket: %v", err)
+	}
+}
+
 // TestLayouts: a VM gets the layout the disk layer makes (here a layer over
 // the shared image); the image builder's VM takes a copy; committing a
 // layered VM flattens it.
@@ -240,5 +279,48 @@ func TestLayouts(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(inst.Host.Calls(), "\n"), "commitroot-flatten dev") {
 		t.Errorf("commit of a layered vm did not flatten it: %v", inst.Host.Calls())
+	}
+}
+
+// A vm rm cut off by a daemon crash leaves the row removing, its VMM and
+// disks maybe still there; reconcile finishes the removal: no row, no
+// VMM, TAP, disk or directory.
+func TestReconcileFinishesACutOffRemoval(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, func(c *daemon.Config, _ *daemon.Deps) { c.ReconcileInterval = "1h" })
+	inst.AddImage(t, "base")
+	vmIn(t, inst, "gone", vm.Running)
+	vmIn(t, inst, "kept", vm.Stopped)
+	st := inst.Daemon.Store()
+	v, err := st.VM(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.State = vm.Removing
+	if err := st.UpdateVM(ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.VM(ctx, "gone"); err == nil {
+		t.Error("the removing vm's row survived reconcile")
+	}
+	if _, err := st.VM(ctx, "kept"); err != nil {
+		t.Errorf("reconcile removed another vm: %v", err)
+	}
+	kept, err := st.VM(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(inst.Host.State(), "\n") {
+		if line != "" && !strings.Contains(line, kept.ID) && !strings.Contains(line, "kept") {
+			t.Errorf("left on the host after the removal: %s", line)
+		}
+	}
+	for _, dir := range []string{v.Dir, v.StateDir} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s survived the removal: %v", dir, err)
+		}
 	}
 }

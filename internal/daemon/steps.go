@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/store"
 )
 
 // step is one named unit of an operation: what it does and how to undo it.
@@ -237,5 +239,17 @@ func (e *StepError) APIError() *api.Error {
 	} else if errors.Is(e.Err, context.Canceled) {
 		code = api.CodeInterrupted
 	}
+	if diskFull(e.Err) {
+		code, hint = api.CodeUnavailable, diskFullHint
+	}
 	return &api.Error{Code: code, Message: e.Error(), Hint: hint, Logs: e.Logs, Step: e.Step}
+}
+
+// diskFullHint is the way out of an operation that failed on a full file
+// system; the error names the file it was writing.
+const diskFullHint = "the file system holding that file is full: free space there (`df -h` shows it; `banger image prune` and `banger vm rm` free banger's own) and retry; the failed attempt left nothing behind"
+
+// diskFull reports whether err comes from a full file system or database.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, store.ErrFull)
 }

@@ -27,9 +27,8 @@ func (d *Daemon) removeVM(ctx context.Context, name string, force bool, progress
 
 // removal is one vm rm of a VM whose operation lock is held.
 type removal struct {
-	d     *Daemon
-	v     *vm.VM
-	force bool
+	d *Daemon
+	v *vm.VM
 }
 
 // removeLocked declares and runs vm rm: end a VMM that still runs, free
@@ -38,8 +37,13 @@ type removal struct {
 // with what is left, and running rm again finishes it.
 func (d *Daemon) removeLocked(ctx context.Context, v *vm.VM, force bool, progress func(api.Progress)) error {
 	ctx = context.WithoutCancel(ctx)
-	r := &removal{d: d, v: v, force: force}
+	r := &removal{d: d, v: v}
+	if !force && r.vmmAlive() {
+		return api.Errorf(api.CodeConflict, "vm %s's VMM (pid %d) still runs", v.Name, v.Process.PID).
+			WithHint("stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`", v.Name)
+	}
 	err := d.run(ctx, operation{name: "vm rm", target: v.Name, logs: []string{d.cfg.Paths.DaemonLog()}, steps: []step{
+		{name: "mark", message: "recording the removal", do: r.mark, skip: v.State == vm.Removing},
 		{name: "kill", message: "ending the VMM", do: r.kill, skip: !r.vmmAlive()},
 		{name: "release", message: "releasing the tap, name and sockets", do: r.release},
 		{name: "disks", message: "removing disks", do: r.removeDisks, skip: d.deps.Disks == nil},
@@ -60,13 +64,13 @@ func (r *removal) vmmAlive() bool {
 	return r.d.deps.VMM != nil && r.v.Process.PID != 0 && r.d.deps.VMM.Alive(r.v.Process)
 }
 
-func (r *removal) kill(ctx context.Context) error {
-	if !r.force {
-		return api.Errorf(api.CodeConflict, "vm %s's VMM (pid %d) still runs", r.v.Name, r.v.Process.PID).
-			WithHint("stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`", r.v.Name)
-	}
-	return r.d.deps.VMM.Kill(ctx, r.v)
+// mark stores the removal before anything is removed: a daemon killed in
+// the middle leaves a removing row that reconcile finishes.
+func (r *removal) mark(ctx context.Context) error {
+	return r.d.setState(ctx, r.v, vm.Removing, "")
 }
+
+func (r *removal) kill(ctx context.Context) error { return r.d.deps.VMM.Kill(ctx, r.v) }
 
 func (r *removal) release(ctx context.Context) error { return r.d.freeHost(ctx, r.v) }
 

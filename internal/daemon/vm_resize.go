@@ -119,17 +119,20 @@ func (r *resizing) growOnline(ctx context.Context) error {
 	if r.d.deps.Guest == nil {
 		return api.Errorf(api.CodePrecondition, "this bangerd cannot reach guests, so it cannot grow a running vm's file system")
 	}
-	conn, err := r.d.deps.Guest.Connect(ctx, r.v)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var out bytes.Buffer
-	if err := conn.Run(ctx, guest.Command{Line: growWorkFS, Stdout: &out, Stderr: &out}); err != nil {
-		return fmt.Errorf("growing /work in the guest: %w: %s (the file is larger already; stop the vm and run `banger vm resize %s` with the same size to grow it offline)",
-			err, strings.TrimSpace(out.String()), r.v.Name)
-	}
-	return nil
+	// A guest that dies meanwhile ends the wait at once.
+	return r.d.whileVMMRuns(ctx, r.v, func(ctx context.Context) error {
+		conn, err := r.d.deps.Guest.Connect(ctx, r.v)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var out bytes.Buffer
+		if err := conn.Run(ctx, guest.Command{Line: growWorkFS, Stdout: &out, Stderr: &out}); err != nil {
+			return fmt.Errorf("growing /work in the guest: %w: %s (the file is larger already; stop the vm and run `banger vm resize %s` with the same size to grow it offline)",
+				err, strings.TrimSpace(out.String()), r.v.Name)
+		}
+		return nil
+	})
 }
 
 func (r *resizing) record(ctx context.Context) error {

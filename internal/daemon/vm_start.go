@@ -102,6 +102,12 @@ func (b *booting) startVMM(ctx context.Context) error {
 		return fmt.Errorf("reading image %s of vm %s: %w", v.ImageName, v.Name, err)
 	}
 	_ = removeSockets(v.Socket)
+	if err := d.noteBootStart(v); err != nil {
+		// The boot goes on without a timeline; none of an older boot's
+		// stays to mislead.
+		d.log.Warn("recording the boot's start", "vm", v.Name, "err", err)
+		_ = os.Remove(v.BootFile())
+	}
 	proc, err := d.deps.VMM.Start(ctx, v, &img, d.deps.Network.Info(v.IP))
 	if err != nil {
 		return err
@@ -133,4 +139,13 @@ func (b *booting) startForwards(ctx context.Context) error {
 	return nil
 }
 
-func (b *booting) waitSSH(ctx context.Context) error { return b.d.deps.Guest.WaitSSH(ctx, b.v) }
+func (b *booting) waitSSH(ctx context.Context) error {
+	return b.d.whileVMMRuns(ctx, b.v, func(ctx context.Context) error {
+		ready, err := b.d.deps.Guest.WaitSSH(ctx, b.v)
+		if err != nil {
+			return err
+		}
+		b.d.noteSSH(b.v, ready)
+		return nil
+	})
+}

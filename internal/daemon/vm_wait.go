@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/vm"
 )
 
@@ -47,9 +49,20 @@ func (d *Daemon) waitGuest(ctx context.Context, name string, timeout time.Durati
 			if d.deps.Guest == nil {
 				return v, nil
 			}
-			if err := d.deps.Guest.WaitSSH(ctx, v); err != nil {
+			var ready guest.Readiness
+			err := d.whileVMMRuns(ctx, v, func(ctx context.Context) (err error) {
+				ready, err = d.deps.Guest.WaitSSH(ctx, v)
+				return err
+			})
+			if errors.Is(err, errVMMExited) {
+				return nil, api.Errorf(api.CodeUnavailable, "%v", err).
+					WithHint("read the logs, then `banger vm start %s` to boot it again", v.Name).
+					WithLogs(v.ConsoleLog(), v.VMMLog())
+			}
+			if err != nil {
 				return nil, d.waitFailed(ctx, v, "for its SSH server", timeout, err)
 			}
+			d.noteSSH(v, ready)
 			return v, nil
 		case vm.Creating, vm.Starting:
 			select {

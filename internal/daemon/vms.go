@@ -28,6 +28,7 @@ func (d *Daemon) toAPI(v *vm.VM) *api.VM {
 	if img, err := d.store.Image(ctx, v.ImageName); err == nil {
 		out.StaleImage = d.imageStale(&img)
 	}
+	out.Boot = d.bootTimeline(v)
 	return out
 }
 

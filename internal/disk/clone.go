@@ -234,25 +234,37 @@ func isZero(b []byte) bool {
 // disk operation on dir is in progress (e.g. at daemon start-up).
 func RemoveTemps(dir string) ([]string, error) { return RemoveTempsBefore(dir, time.Time{}) }
 
-// RemoveTempsBefore is RemoveTemps for temporary files last changed before
-// t (any time when t is zero), for directories disk operations may be using
+// TempsBefore lists the temporary files of dir last changed before t (any
+// time when t is zero), for directories disk operations may be using
 // meanwhile: a blank disk is made in milliseconds, so one older than a
 // minute belongs to no operation still running.
-func RemoveTempsBefore(dir string, t time.Time) ([]string, error) {
+func TempsBefore(dir string, t time.Time) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("removing temporary disks in %s: %w", dir, err)
+		return nil, fmt.Errorf("listing temporary disks in %s: %w", dir, err)
 	}
-	var removed []string
-	var errs []error
+	var temps []string
 	for _, e := range entries {
 		if !(e.Type().IsRegular() || e.IsDir()) || !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), tempMarker) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
 		if info, err := e.Info(); !t.IsZero() && (err != nil || !info.ModTime().Before(t)) {
 			continue
 		}
+		temps = append(temps, filepath.Join(dir, e.Name()))
+	}
+	return temps, nil
+}
+
+// RemoveTempsBefore removes what TempsBefore lists.
+func RemoveTempsBefore(dir string, t time.Time) ([]string, error) {
+	temps, err := TempsBefore(dir, t)
+	if err != nil {
+		return nil, fmt.Errorf("removing temporary disks: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, p := range temps {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 			continue

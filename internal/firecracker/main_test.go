@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ const (
 const (
 	modeOK         = "ok"          // exits 0 after SendCtrlAltDel
 	modeIgnoreCAD  = "ignore-cad"  // ignores SendCtrlAltDel, dies on SIGTERM
+	modeMissCAD    = "miss-cad"    // misses the first SendCtrlAltDel (a guest still booting), exits 0 after the second
 	modeIgnoreTerm = "ignore-term" // ignores SendCtrlAltDel and SIGTERM
 	modeExitEarly  = "exit-early"  // exits 3 before making its socket
 	modeNoSocket   = "no-socket"   // never makes its socket
@@ -79,8 +81,16 @@ func fakeVMMMain(mode string, args []string) int {
 	}
 	cad := make(chan struct{}, 1)
 	api := &fakeAPI{console: os.Stdout}
-	if mode == modeOK {
+	switch mode {
+	case modeOK:
 		api.onCtrlAltDel = func() { cad <- struct{}{} }
+	case modeMissCAD:
+		var presses atomic.Int32
+		api.onCtrlAltDel = func() {
+			if presses.Add(1) == 2 {
+				cad <- struct{}{}
+			}
+		}
 	}
 	if mode == modeFailDrive {
 		api.failPrefix = "/drives/"

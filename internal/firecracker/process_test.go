@@ -2,7 +2,6 @@ package firecracker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,25 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"banger/internal/system"
+	"banger/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fakeVMMSpec returns a spec that launches this test binary as a fake VMM
 // in mode, and the file its API calls are recorded in.
@@ -59,9 +40,9 @@ func fakeVMMSpec(t *testing.T, mode string) (Spec, string) {
 }
 
 // testDriver returns a driver with short stop timeouts and its log.
-func testDriver(t *testing.T) (*Driver, *syncBuffer) {
+func testDriver(t *testing.T) (*Driver, *testutil.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d := New(Deps{
 		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		SocketTimeout: 10 * time.Second,
@@ -197,6 +178,37 @@ func TestStartBootsAndCtrlAltDelStops(t *testing.T) {
 	calls := readCalls(t, record)
 	if last := calls[len(calls)-1]; !cmp.Equal(last.Body, map[string]any{"action_type": "SendCtrlAltDel"}) {
 		t.Errorf("last api call %+v, want SendCtrlAltDel", last)
+	}
+}
+
+// A guest still booting may miss the first ctrl-alt-del (on QEMU an ACPI
+// power-button press that only a running systemd-logind acts on): Shutdown
+// repeats it and the guest powers off without SIGTERM.
+func TestShutdownRepeatsCtrlAltDel(t *testing.T) {
+	s, record := fakeVMMSpec(t, modeMissCAD)
+	killAtEnd(t, s.Socket)
+	d, logs := testDriver(t)
+	p, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := d.Shutdown(context.Background(), p, 30*time.Second); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if e := wait(t, d, p); e != (Exit{Known: true, Code: 0}) {
+		t.Errorf("exit %v, want a clean power-off", e)
+	}
+	if !strings.Contains(logs.String(), "vmm stopped after ctrl-alt-del") || strings.Contains(logs.String(), "SIGTERM") {
+		t.Errorf("shutdown of a guest that missed the first request:\n%s", logs)
+	}
+	presses := 0
+	for _, c := range readCalls(t, record) {
+		if cmp.Equal(c.Body, map[string]any{"action_type": "SendCtrlAltDel"}) {
+			presses++
+		}
+	}
+	if presses != 2 {
+		t.Errorf("sent ctrl-alt-del %d times, want 2", presses)
 	}
 }
 

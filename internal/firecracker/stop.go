@@ -126,9 +126,7 @@ func (d *Driver) Shutdown(ctx context.Context, p Process, timeout time.Duration)
 		return nil
 	}
 	log.Info("stopping vmm: sending ctrl-alt-del", "timeout", timeout)
-	if err := d.ctrlAltDel(ctx, p); err != nil {
-		log.Warn("sending ctrl-alt-del", "err", err)
-	} else if ok, err := d.waitExit(ctx, p, timeout); err != nil {
+	if ok, err := d.askPowerOff(ctx, p, timeout); err != nil {
 		return fmt.Errorf("stopping vmm of vm %s: %w", p.ID, err)
 	} else if ok {
 		log.Info("vmm stopped after ctrl-alt-del")
@@ -151,6 +149,41 @@ func (d *Driver) Shutdown(ctx context.Context, p Process, timeout time.Duration)
 		return fmt.Errorf("stopping vmm of vm %s: %w", p.ID, err)
 	}
 	return nil
+}
+
+// ctrlAltDelEvery is how often Shutdown repeats its request while the
+// guest runs: a guest still booting may miss the first (on QEMU it is an
+// ACPI power-button press, which only systemd-logind acts on, and logind
+// may not run yet), and a repeated press every few seconds stays below
+// systemd's burst limit for Ctrl-Alt-Del (7 in 2 s).
+const ctrlAltDelEvery = 3 * time.Second
+
+// askPowerOff sends ctrl-alt-del every ctrlAltDelEvery until the VMM
+// exits or timeout passes, and reports whether it exited. A request that
+// fails (the VMM may be closing its API as the guest powers off) is not
+// repeated; the wait goes on.
+func (d *Driver) askPowerOff(ctx context.Context, p Process, timeout time.Duration) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	asking := true
+	for {
+		if asking {
+			if err := d.ctrlAltDel(ctx, p); err != nil {
+				d.log.Warn("sending ctrl-alt-del", "vm", p.ID, "pid", p.PID, "err", err)
+				asking = false
+			}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		wait := left
+		if asking {
+			wait = min(ctrlAltDelEvery, left)
+		}
+		if ok, err := d.waitExit(ctx, p, wait); err != nil || ok {
+			return ok, err
+		}
+	}
 }
 
 // Kill ends the VMM with SIGKILL at once and waits up to KillTimeout for it to be

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -82,9 +83,29 @@ func (c Config) log() *slog.Logger {
 // Client is one SSH connection to a guest. It is safe for concurrent use:
 // each Run, Upload or Download opens its own session on the connection.
 type Client struct {
-	conn *ssh.Client
-	addr string
+	conn  *ssh.Client
+	addr  string
+	ready Readiness
 }
+
+// Readiness says how a connection came about: when its TCP connection was
+// made and its handshake completed, and, for one WaitReady made, whether an
+// earlier attempt found the port closed.
+type Readiness struct {
+	// Attempts is the number of connection attempts WaitReady made.
+	Attempts int
+	// Refused reports that an earlier attempt found the port closed
+	// (connection refused): the SSH server started listening between that
+	// attempt and Connected.
+	Refused bool
+	// Connected is when the TCP connection was made.
+	Connected time.Time
+	// Answered is when the SSH handshake completed.
+	Answered time.Time
+}
+
+// Readiness reports how the connection was made.
+func (c *Client) Readiness() Readiness { return c.ready }
 
 // withPort adds SSH's port to an address that has none.
 func withPort(addr string) string {
@@ -109,6 +130,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ssh at %s: %w", addr, err)
 	}
+	connected := time.Now()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
@@ -127,7 +149,8 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
-	return &Client{conn: ssh.NewClient(sc, chans, reqs), addr: addr}, nil
+	ready := Readiness{Attempts: 1, Connected: connected, Answered: time.Now()}
+	return &Client{conn: ssh.NewClient(sc, chans, reqs), addr: addr, ready: ready}, nil
 }
 
 // isHostKeyError reports whether err says the guest presented a key other
@@ -151,11 +174,16 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	log := cfg.log()
 	start := time.Now()
 	var last error // the last failure not caused by ctx ending
+	refused := false
 	for attempt := 1; ; attempt++ {
 		c, err := Dial(ctx, addr, cfg)
 		if err == nil {
+			c.ready.Attempts, c.ready.Refused = attempt, refused
 			log.Debug("ssh ready", "addr", addr, "attempts", attempt, "elapsed", time.Since(start))
 			return c, nil
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			refused = true
 		}
 		if isHostKeyError(err) {
 			return nil, fmt.Errorf("waiting for ssh: the guest at %s presented a host key banger did not pin for it (was the VM re-created outside banger?): %w", addr, err)

@@ -106,6 +106,12 @@ func BuildArgv(c LaunchConfig) []string {
 		}
 		argv = append(argv, "-device", dev)
 	}
+	if c.Accel.Kind != AccelKVM {
+		// TCG's CPU has no RDRAND: without an entropy source the guest
+		// kernel's random pool takes seconds to initialise, and sshd
+		// waits for it. Under KVM the host CPU's RDRAND seeds it at once.
+		argv = append(argv, "-object", "rng-builtin,id=rng0", "-device", "virtio-rng-device,rng=rng0")
+	}
 	argv = append(argv, "-qmp", "unix:"+qemuEscape(c.QMPSocket)+",server=on,wait=off")
 	return argv
 }

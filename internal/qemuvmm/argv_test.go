@@ -43,6 +43,7 @@ func TestBuildArgvTCG(t *testing.T) {
 		"-device", "virtio-blk-device,drive=drive1",
 		"-netdev", "tap,id=net0,ifname=tap-dev,script=no,downscript=no",
 		"-device", "virtio-net-device,netdev=net0,mac=06:00:0a:00:00:02",
+		"-object", "rng-builtin,id=rng0", "-device", "virtio-rng-device,rng=rng0",
 		"-qmp", "unix:/run/banger/dev.sock.qmp,server=on,wait=off",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -61,7 +62,7 @@ func TestBuildArgvKVMWithoutInitrd(t *testing.T) {
 			t.Errorf("argv lacks %q: %s", want, got)
 		}
 	}
-	for _, unwanted := range []string{"-initrd", "tb-size", "mac="} {
+	for _, unwanted := range []string{"-initrd", "tb-size", "mac=", "virtio-rng"} {
 		if strings.Contains(got, unwanted) {
 			t.Errorf("argv has %q: %s", unwanted, got)
 		}

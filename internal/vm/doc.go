@@ -1,3 +1,4 @@
 // Package vm holds banger's virtual machine domain type and its pure rules:
-// valid names, sizes, and the lifecycle state machine. It does no I/O.
+// valid names, sizes, the lifecycle state machine, and a boot's timeline
+// read from its console. It does no I/O.
 package vm

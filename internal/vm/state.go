@@ -18,10 +18,16 @@ const (
 	Running  State = "running"
 	Stopping State = "stopping"
 	Error    State = "error"
+	// Removing is stored before vm rm touches anything, so a removal cut
+	// off by a crash is finished by reconcile rather than leaving a row
+	// whose disks are gone.
+	Removing State = "removing"
 )
 
 // States lists every state, in lifecycle order.
-func States() []State { return []State{Creating, Stopped, Starting, Running, Stopping, Error} }
+func States() []State {
+	return []State{Creating, Stopped, Starting, Running, Stopping, Error, Removing}
+}
 
 // transitions lists, for each state, the states it may move to. This table
 // is the state diagram of docs/architecture.md; the daemon's one state
@@ -29,17 +35,21 @@ func States() []State { return []State{Creating, Stopped, Starting, Running, Sto
 var transitions = map[State][]State{
 	// A VM being made ends stopped (--no-start), goes on to boot, or is
 	// marked an error by a reconcile that finds its creation cut off.
-	Creating: {Stopped, Starting, Error},
-	Stopped:  {Starting, Error},
+	// Every state may be left for removing, which vm rm (or reconcile,
+	// after a crash) finishes by deleting the row.
+	Creating: {Stopped, Starting, Error, Removing},
+	Stopped:  {Starting, Error, Removing},
 	// A boot that fails leaves the VM stopped with the reason.
-	Starting: {Running, Stopped, Error},
+	Starting: {Running, Stopped, Error, Removing},
 	// A VMM that exits on its own goes straight to stopped.
-	Running: {Stopping, Stopped, Error},
+	Running: {Stopping, Stopped, Error, Removing},
 	// Reconcile adopts a VMM that still runs after a stop was cut off.
-	Stopping: {Stopped, Running, Error},
+	Stopping: {Stopped, Running, Error, Removing},
 	// An error is left by starting again, stopping (which first kills
 	// a VMM that may still run), or adoption of a live VMM.
-	Error: {Stopped, Starting, Stopping, Running, Error},
+	Error: {Stopped, Starting, Stopping, Running, Error, Removing},
+	// A removal that fails is an error naming what is left.
+	Removing: {Error},
 }
 
 // CanTransition reports whether a VM may move from one state to another.
@@ -99,7 +109,7 @@ var rules = map[Op]rule{
 	OpStop:        {from: []State{Running, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
 	OpKill:        {from: []State{Running, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
 	OpRestart:     {from: []State{Running, Stopped, Error}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
-	OpRemove:      {from: []State{Stopped, Error}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
+	OpRemove:      {from: []State{Stopped, Error, Removing}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
 	OpForceRemove: {from: States()},
 	OpResize:      {from: []State{Stopped, Running}, hint: "the work disk grows while the vm is stopped or running: wait for the operation in progress, or `banger vm stop %s`"},
 	OpCommit:      {from: []State{Stopped}, hint: "only a stopped vm's root disk can become an image: `banger vm stop %s` first"},

@@ -84,6 +84,9 @@ func (v *VM) WorkDisk() string { return v.Dir + "/work.ext4" }
 // ConsoleLog is the guest serial console log.
 func (v *VM) ConsoleLog() string { return v.StateDir + "/console.log" }
 
+// BootFile holds the daemon's record of the VM's last boot (BootRecord).
+func (v *VM) BootFile() string { return v.StateDir + "/boot.json" }
+
 // VMMLog is the VMM's own log.
 func (v *VM) VMMLog() string { return v.StateDir + "/vmm.log" }
 

@@ -38,11 +38,28 @@ type Host struct {
 	bridge  bool
 	pause   chan struct{}
 	blockAt map[string]chan struct{} // operation name → signalled when blocked
+	console []byte                   // what a booting guest prints, when set
+	booted  map[string]time.Time     // VM id → when its fake VMM started
 }
+
+// SetConsole makes every boot print data on the guest console, as a real
+// guest's kernel, initramfs and systemd would.
+func (h *Host) SetConsole(data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.console = append([]byte(nil), data...)
+}
+
+// Fake boots take this long before the guest kernel starts, and SSH's
+// handshake this long once sshd accepts.
+const (
+	fakeVMMDelay       = 300 * time.Millisecond
+	fakeHandshakeDelay = 400 * time.Millisecond
+)
 
 // NewHost returns an empty fake host.
 func NewHost() *Host {
-	return &Host{taps: map[string]string{}, procs: map[int]bool{}, sockets: map[int]string{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}, blockAt: map[string]chan struct{}{}}
+	return &Host{taps: map[string]string{}, procs: map[int]bool{}, sockets: map[int]string{}, nextPID: 100000, disks: map[string]int64{}, records: map[string]string{}, failAt: map[string]error{}, blockAt: map[string]chan struct{}{}, booted: map[string]time.Time{}}
 }
 
 // FailNext makes the next call of op ("clone", "layer", "identity", "workdisk",
@@ -150,11 +167,20 @@ func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.Ne
 	if err := f.h.block(ctx, "boot"); err != nil {
 		return vm.Process{}, err
 	}
-	for _, p := range []string{v.ConsoleLog(), v.VMMLog()} {
-		_ = os.WriteFile(p, []byte("fake "+p+"\n"), 0o600)
-	}
 	f.h.mu.Lock()
 	defer f.h.mu.Unlock()
+	f.h.booted[v.ID] = time.Now()
+	for _, p := range []string{v.ConsoleLog(), v.VMMLog()} {
+		data := []byte("fake " + p + "\n")
+		if p == v.ConsoleLog() && f.h.console != nil {
+			data = f.h.console
+		}
+		// Appended, as a real VMM does: the logs keep every boot.
+		if lf, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			_, _ = lf.Write(data)
+			lf.Close()
+		}
+	}
 	f.h.nextPID++
 	f.h.procs[f.h.nextPID] = true
 	f.h.sockets[f.h.nextPID] = v.Socket
@@ -489,8 +515,26 @@ func (f *DNS) Listeners() []api.Listener {
 // Guest is a fake guest reachability check.
 type Guest struct{ h *Host }
 
-// WaitSSH implements daemon.Guest.
-func (f *Guest) WaitSSH(ctx context.Context, v *vm.VM) error { return f.h.record("ssh", v.Name) }
+// WaitSSH implements daemon.Guest: the guest's port was found closed
+// once, then opened and answered. With a console set (SetConsole), the
+// port opens when the console's sshd mark says, counted from the VMM's
+// start, so the daemon's clock and the console agree.
+func (f *Guest) WaitSSH(ctx context.Context, v *vm.VM) (guest.Readiness, error) {
+	if err := f.h.record("ssh", v.Name); err != nil {
+		return guest.Readiness{}, err
+	}
+	if err := f.h.block(ctx, "ssh"); err != nil {
+		return guest.Readiness{}, err
+	}
+	f.h.mu.Lock()
+	booted, console := f.h.booted[v.ID], f.h.console
+	f.h.mu.Unlock()
+	open := time.Now()
+	if sshd, ok := vm.ParseConsole(console)[vm.MarkSSHD]; ok && !booted.IsZero() {
+		open = booted.Add(fakeVMMDelay + sshd)
+	}
+	return guest.Readiness{Attempts: 2, Refused: true, Connected: open, Answered: open.Add(fakeHandshakeDelay)}, nil
+}
 
 // Connect implements daemon.Guest with a connection that records the
 // commands and uploads it is given ("guest-run LINE", "upload SRC DEST").

@@ -1,0 +1,76 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"banger/internal/vm"
+)
+
+// vmmPoll is how often a wait on a booting guest checks that its VMM
+// still runs.
+const vmmPoll = 250 * time.Millisecond
+
+// consoleTailLines is how much of the console an error about a dead VMM
+// quotes: enough for a kernel panic's reason.
+const consoleTailLines = 15
+
+var errVMMExited = errors.New("the VMM exited")
+
+// whileVMMRuns runs wait with a context that ends as soon as v's VMM
+// process exits, so a guest that died while booting (a kernel panic, a
+// killed VMM) fails the wait at once, quoting the console's last lines,
+// rather than at the wait's timeout.
+func (d *Daemon) whileVMMRuns(ctx context.Context, v *vm.VM, wait func(context.Context) error) error {
+	if d.deps.VMM == nil || v.Process.PID == 0 {
+		return wait(ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(vmmPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if !d.deps.VMM.Alive(v.Process) {
+					cancel(errVMMExited)
+					return
+				}
+			}
+		}
+	}()
+	err := wait(ctx)
+	if err != nil && errors.Is(context.Cause(ctx), errVMMExited) {
+		err = fmt.Errorf("%w (vm %s, pid %d) while banger waited for its guest", errVMMExited, v.Name, v.Process.PID)
+		if tail := consoleTail(v.ConsoleLog(), consoleTailLines); tail != "" {
+			err = fmt.Errorf("%w; the console's last lines:\n%s", err, tail)
+		}
+	}
+	return err
+}
+
+// consoleTail returns the last n lines of the log at path, or "" when it
+// cannot be read.
+func consoleTail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if err := seekTail(f, n); err != nil {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 16<<10))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(b), "\n")
+}
