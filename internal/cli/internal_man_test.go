@@ -22,7 +22,7 @@ func TestManPagesCoverTheCommandTree(t *testing.T) {
 			t.Errorf("banger-vm-create.1 lacks %q:\n%s", want, page)
 		}
 	}
-	for _, name := range []string{"banger.1", "banger-completion-bash.1"} {
+	for _, name := range []string{"banger.1", "banger-completion-bash.1", "banger-system-teardown.1"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("no man page %s: %v", name, err)
 		}
