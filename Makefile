@@ -7,6 +7,10 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X banger/internal/buildinfo.Version=$(VERSION)
 BINS    := banger bangerd banger-vmm-qemu banger-helper
+# Where build puts the binaries and deb the package (tests point them at
+# temporary directories).
+BINDIR  ?= bin
+DISTDIR ?= dist
 # A Debian version starts with a digit and has no hyphen in a native package.
 DEB_VERSION ?= 0.0~$(subst -,.,$(VERSION))
 # The whole test suite: unit tests everywhere; as root also the host tier
@@ -20,12 +24,12 @@ all: build
 
 ## build: compile banger, bangerd, banger-vmm-qemu and banger-helper into ./bin
 build:
-	@mkdir -p bin
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu ./cmd/banger-helper
+	@mkdir -p $(BINDIR)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu ./cmd/banger-helper
 
 ## install: install banger under $(DESTDIR)$(PREFIX) as the package does: binaries, man pages, completions, the bangerd user unit, docs (runtime bundle into lib/banger if ./runtime holds one)
 install: build
-	sh packaging/install-tree.sh bin "$(DESTDIR)" "$(PREFIX)"
+	sh packaging/install-tree.sh $(BINDIR) "$(DESTDIR)" "$(PREFIX)"
 
 ## uninstall: remove what install installed
 uninstall:
@@ -37,7 +41,7 @@ uninstall:
 
 ## deb: build dist/banger_VERSION_ARCH.deb with dpkg-deb (binaries, man pages, completions, user unit, docs; the runtime bundle too if ./runtime holds one)
 deb: build
-	sh packaging/build-deb.sh bin "$(DEB_VERSION)" dist
+	sh packaging/build-deb.sh $(BINDIR) "$(DEB_VERSION)" $(DISTDIR)
 
 ## test: run the whole test suite (the README's one test command; CI runs it as root)
 test:
