@@ -280,3 +280,61 @@ func dropVar(vars []string, name string) []string {
 	}
 	return out
 }
+
+// TestMakeInstallMirrorsThePackage: `make install` lays out the package's
+// files (less its Debian metadata), and `make uninstall` removes them all.
+func TestMakeInstallMirrorsThePackage(t *testing.T) {
+	deb := buildDeb(t)
+	listing, err := exec.Command("dpkg-deb", "--fsys-tarfile", deb).Output()
+	if err != nil {
+		t.Fatalf("dpkg-deb --fsys-tarfile: %v", err)
+	}
+	tarList := exec.Command("tar", "-t")
+	tarList.Stdin = bytes.NewReader(listing)
+	names, err := tarList.Output()
+	if err != nil {
+		t.Fatalf("listing the package: %v", err)
+	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(strings.TrimSpace(string(names)), "\n") {
+		n = strings.TrimPrefix(n, ".")
+		if n == "" || strings.HasSuffix(n, "/") || n == "/usr/share/doc/banger/copyright" || n == "/usr/share/doc/banger/changelog.gz" {
+			continue
+		}
+		want[n] = true
+	}
+	dest := t.TempDir()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	make := func(target string) {
+		cmd := exec.Command("make", "-s", "-C", root, target, "BINDIR="+filepath.Join(filepath.Dir(filepath.Dir(deb)), "bin"), "DESTDIR="+dest, "PREFIX=/usr")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make %s: %v\n%s", target, err, out)
+		}
+	}
+	make("install")
+	got := map[string]bool{}
+	_ = filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			got[strings.TrimPrefix(p, dest)] = true
+		}
+		return nil
+	})
+	for n := range want {
+		if !got[n] {
+			t.Errorf("make install lacks the package's %s", n)
+		}
+	}
+	for n := range got {
+		if !want[n] {
+			t.Errorf("make install adds %s, which the package lacks", n)
+		}
+	}
+	make("uninstall")
+	_ = filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("make uninstall left %s", strings.TrimPrefix(p, dest))
+		}
+		return nil
+	})
+}
