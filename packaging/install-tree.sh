@@ -28,11 +28,7 @@ done
 man=$(mktemp -d)
 trap 'rm -rf "$man"' EXIT
 "$bindir/banger" internal man "$man"
-for f in "$man"/*.1; do
-	gzip -9n -c "$f" >"$root/share/man/man1/$(basename "$f").gz"
-	chmod 0644 "$root/share/man/man1/$(basename "$f").gz"
-done
-for f in "$here"/packaging/man/*.1; do
+for f in "$man"/*.1 "$here"/packaging/man/*.1; do
 	gzip -9n -c "$f" >"$root/share/man/man1/$(basename "$f").gz"
 	chmod 0644 "$root/share/man/man1/$(basename "$f").gz"
 done
