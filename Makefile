@@ -11,6 +11,8 @@ BINS    := banger bangerd banger-vmm-qemu banger-helper
 # temporary directories).
 BINDIR  ?= bin
 DISTDIR ?= dist
+# The runtime bundle install and deb ship in lib/banger, when it holds one.
+RUNTIME ?= runtime
 # A Debian version starts with a digit and has no hyphen in a native package.
 DEB_VERSION ?= 0.0~$(subst -,.,$(VERSION))
 # The whole test suite: unit tests everywhere; as root also the host tier
@@ -29,7 +31,7 @@ build:
 
 ## install: install banger under $(DESTDIR)$(PREFIX) as the package does: binaries, man pages, completions, the bangerd user unit, docs (runtime bundle into lib/banger if ./runtime holds one)
 install: build
-	sh packaging/install-tree.sh $(BINDIR) "$(DESTDIR)" "$(PREFIX)"
+	sh packaging/install-tree.sh $(BINDIR) "$(DESTDIR)" "$(PREFIX)" $(abspath $(RUNTIME))
 
 ## uninstall: remove what install installed
 uninstall:
@@ -41,7 +43,7 @@ uninstall:
 
 ## deb: build dist/banger_VERSION_ARCH.deb with dpkg-deb (binaries, man pages, completions, user unit, docs; the runtime bundle too if ./runtime holds one)
 deb: build
-	sh packaging/build-deb.sh $(BINDIR) "$(DEB_VERSION)" $(DISTDIR)
+	sh packaging/build-deb.sh $(BINDIR) "$(DEB_VERSION)" $(DISTDIR) $(abspath $(RUNTIME))
 
 ## test: run the whole test suite (the README's one test command; CI runs it as root)
 test:

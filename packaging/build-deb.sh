@@ -3,16 +3,16 @@
 # BINDIR: the tree install-tree.sh lays out under /usr, a generated
 # changelog, copyright, md5sums and the maintainer scripts.
 #
-# Usage: build-deb.sh BINDIR VERSION OUTDIR   (prints the .deb's path)
+# Usage: build-deb.sh BINDIR VERSION OUTDIR [RUNTIME]   (prints the .deb's path)
 set -eu
-bindir=$1 version=$2 outdir=$3
+bindir=$1 version=$2 outdir=$3 runtime=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root="$stage/root"
 
-sh "$here/install-tree.sh" "$bindir" "$root" /usr
+sh "$here/install-tree.sh" "$bindir" "$root" /usr $runtime
 doc="$root/usr/share/doc/banger"
 install -m 0644 "$here/debian/copyright" "$doc/copyright"
 date=$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")

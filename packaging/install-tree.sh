@@ -12,11 +12,14 @@
 #   share/banger/packages/              the default package manifest and setup script
 #   share/doc/banger/                   README, docs
 #
-# Usage: install-tree.sh BINDIR DESTDIR PREFIX   (BINDIR holds the built binaries)
+# Usage: install-tree.sh BINDIR DESTDIR PREFIX [RUNTIME]
+#   BINDIR holds the built binaries; RUNTIME is the bundle directory
+#   (default ./runtime), installed only when it holds a bundle.json.
 set -eu
 bindir=$1 destdir=$2 prefix=$3
 root="$destdir$prefix"
 here=$(cd "$(dirname "$0")/.." && pwd)
+runtime=${4:-$here/runtime}
 
 install -d "$root/bin" "$root/share/man/man1" "$root/lib/systemd/user" \
 	"$root/share/bash-completion/completions" "$root/share/zsh/vendor-completions" \
@@ -48,7 +51,7 @@ install -m 0755 "$here/packages/default-setup.sh" "$root/share/banger/packages/"
 install -m 0644 "$here/README.md" "$root/share/doc/banger/"
 install -m 0644 "$here"/docs/*.md "$root/share/doc/banger/docs/"
 
-if [ -f "$here/runtime/bundle.json" ]; then
+if [ -f "$runtime/bundle.json" ]; then
 	install -d "$root/lib/banger"
-	cp -a --sparse=always "$here/runtime/." "$root/lib/banger/"
+	cp -a --sparse=always "$runtime/." "$root/lib/banger/"
 fi

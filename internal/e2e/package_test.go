@@ -306,8 +306,14 @@ func TestMakeInstallMirrorsThePackage(t *testing.T) {
 	dest := t.TempDir()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
+	// A runtime bundle (its description is all the installed banger reads
+	// to find it) goes to lib/banger.
+	bundle := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bundle, "bundle.json"), []byte(`{"version":1,"name":"fake","files":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	make := func(target string) {
-		cmd := exec.Command("make", "-s", "-C", root, target, "BINDIR="+filepath.Join(filepath.Dir(filepath.Dir(deb)), "bin"), "DESTDIR="+dest, "PREFIX=/usr")
+		cmd := exec.Command("make", "-s", "-C", root, target, "BINDIR="+filepath.Join(filepath.Dir(filepath.Dir(deb)), "bin"), "DESTDIR="+dest, "PREFIX=/usr", "RUNTIME="+bundle)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
 		}
@@ -326,8 +332,26 @@ func TestMakeInstallMirrorsThePackage(t *testing.T) {
 		}
 	}
 	for n := range got {
-		if !want[n] {
+		if !want[n] && n != "/usr/lib/banger/bundle.json" {
 			t.Errorf("make install adds %s, which the package lacks", n)
+		}
+	}
+	// The installed banger finds the bundle as ../lib/banger.
+	status := exec.Command(filepath.Join(dest, "usr", "bin", "banger"), "runtime", "status", "-o", "json")
+	status.Dir = t.TempDir()
+	status.Env = append(cleanEnv(), "XDG_CONFIG_HOME="+status.Dir)
+	out, err := status.Output()
+	if want := `"Dir": "` + filepath.Join(dest, "usr", "lib", "banger") + `"`; err != nil || !strings.Contains(string(out), `"found": {`) || !strings.Contains(string(out), want) {
+		t.Errorf("runtime status of the installed banger: %v, want the bundle found at %s:\n%s", err, want, out)
+	}
+	// The user unit runs the installed daemon and stops only it.
+	unit, err := os.ReadFile(filepath.Join(dest, "usr", "lib", "systemd", "user", "bangerd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"ExecStart=/usr/bin/bangerd", "KillMode=process", "WantedBy=default.target"} {
+		if !strings.Contains(string(unit), "\n"+line+"\n") {
+			t.Errorf("bangerd.service lacks %q:\n%s", line, unit)
 		}
 	}
 	make("uninstall")
