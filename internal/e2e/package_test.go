@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"banger/internal/allocation"
 	"banger/internal/testutil"
 )
 
@@ -361,4 +362,58 @@ func TestMakeInstallMirrorsThePackage(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPurgeRevokesWhatSetupGranted runs postrm's revoke on an allocation
+// as banger writes it, with stand-ins for the account tools: the shell's
+// reading of the record must follow its JSON.
+func TestPurgeRevokesWhatSetupGranted(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	postrm, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "packaging", "debian", "postrm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(postrm, []byte("revoke() {\n"))
+	end := bytes.Index(postrm[start:], []byte("\n}\n"))
+	if start < 0 || end < 0 {
+		t.Fatal("postrm defines no revoke() function")
+	}
+	fn := string(postrm[start : start+end+3])
+
+	a, err := allocation.Allocate("alice.b", 1001, nil, allocation.Host{}, allocation.DefaultPool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Granted = allocation.Granted{Groups: []string{"kvm", "render"}, SubIDs: "165536:65536"}
+	data, err := allocation.Encode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	record := filepath.Join(dir, "alice.b.json")
+	if err := os.WriteFile(record, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := filepath.Join(dir, "calls")
+	for _, tool := range []string{"id", "gpasswd", "usermod", "rm"} {
+		stub := "#!/bin/sh\necho " + tool + ` "$@" >>` + calls + "\n"
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("sh", "-c", fn+"\nrevoke "+record)
+	cmd.Env = append(cleanEnv(), "PATH="+dir+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	want := `rm -f /etc/sudoers.d/banger-alice_b
+id alice.b
+gpasswd -d alice.b kvm
+gpasswd -d alice.b render
+usermod --del-subuids 165536-231071 --del-subgids 165536-231071 alice.b
+`
+	if string(got) != want {
+		t.Errorf("revoke ran:\n%s\nwant:\n%s\nfor the record:\n%s", got, want, data)
+	}
 }
