@@ -179,6 +179,9 @@ func alive(deps Deps, p Process) bool {
 // in another namespace may still use it.
 func removeRuntimeDir(opts Options, deps Deps, a allocation.Allocation) []error {
 	dir := filepath.Join(opts.RuntimeBase, strconv.Itoa(a.UID), "banger")
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	procs, err := deps.Processes()
 	if err != nil {
 		return []error{fmt.Errorf("listing processes: %w", err)}
