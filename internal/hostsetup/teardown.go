@@ -192,7 +192,7 @@ func removeRuntimeDir(opts Options, deps Deps, a allocation.Allocation) []error 
 			return nil
 		}
 	}
-	removed, err := removeOwnedTree(dir, a.UID)
+	removed, err := removeOwnedTree(filepath.Dir(dir), "banger", a.UID)
 	if err != nil {
 		return []error{fmt.Errorf("removing the runtime directory of %s: %w", a.User, err)}
 	}
@@ -202,10 +202,20 @@ func removeRuntimeDir(opts Options, deps Deps, a allocation.Allocation) []error 
 	return nil
 }
 
-// removeOwnedTree removes dir if it is a directory (not a symlink) owned
-// by uid, and reports whether it did.
-func removeOwnedTree(dir string, uid int) (bool, error) {
-	st, err := os.Lstat(dir)
+// removeOwnedTree removes base/rel if it is a directory (not a symlink)
+// owned by uid, and reports whether it did. It works through an os.Root
+// at base, so a symlink the user swaps in on the way cannot make root
+// delete anything outside base.
+func removeOwnedTree(base, rel string, uid int) (bool, error) {
+	root, err := os.OpenRoot(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	st, err := root.Lstat(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -213,9 +223,9 @@ func removeOwnedTree(dir string, uid int) (bool, error) {
 		return false, err
 	}
 	if !st.IsDir() || int(st.Sys().(*syscall.Stat_t).Uid) != uid {
-		return false, fmt.Errorf("%s is not a directory owned by uid %d; left alone", dir, uid)
+		return false, fmt.Errorf("%s is not a directory owned by uid %d; left alone", filepath.Join(base, rel), uid)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := root.RemoveAll(rel); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -265,7 +275,7 @@ func removeData(deps Deps, acct Account) []error {
 	var errs []error
 	for _, rel := range []string{".local/share/banger", ".local/state/banger", ".cache/banger"} {
 		dir := filepath.Join(acct.Home, rel)
-		removed, err := removeOwnedTree(dir, acct.UID)
+		removed, err := removeOwnedTree(acct.Home, rel, acct.UID)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("removing the data of %s: %w", acct.Name, err))

@@ -111,3 +111,33 @@ func TestTeardownRemovesTheFootprintAndRestoresIPForward(t *testing.T) {
 		t.Errorf("a second teardown: %v", err)
 	}
 }
+
+// --data runs as root in a directory the user controls: a symlink in the
+// path must not lead it outside their home.
+func TestRemoveOwnedTreeStaysInsideItsBase(t *testing.T) {
+	uid := os.Getuid()
+	home, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "share", "banger")
+	if err := os.MkdirAll(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(home, ".local")); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := removeOwnedTree(home, ".local/share/banger", uid); removed || err == nil {
+		t.Errorf("removeOwnedTree through a symlink out of home: removed %v, %v", removed, err)
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("%s outside the home was removed: %v", victim, err)
+	}
+	mine := filepath.Join(home, "data", "banger")
+	if err := os.MkdirAll(filepath.Join(mine, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := removeOwnedTree(home, "data/banger", uid); !removed || err != nil {
+		t.Errorf("removeOwnedTree of the home's own directory: removed %v, %v", removed, err)
+	}
+	if removed, err := removeOwnedTree(home, "data/banger", uid); removed || err != nil {
+		t.Errorf("removeOwnedTree of a directory that is gone: removed %v, %v", removed, err)
+	}
+}
