@@ -88,6 +88,9 @@ func (app *App) staleDaemon(st api.Status) (bool, string) {
 			}
 		}
 	}
+	if st.Service == "" && serviceEnabled() {
+		return true, "its systemd user unit is enabled; the service takes over"
+	}
 	bin, err := app.daemonBinary()
 	if err != nil {
 		return false, ""
@@ -103,7 +106,7 @@ func (app *App) staleDaemon(st api.Status) (bool, string) {
 // when the user enabled its unit (`systemctl --user enable bangerd`), else
 // detached, in its own session, with its output appended to the daemon log.
 func (app *App) startDaemon(ctx context.Context, c *api.Client) error {
-	if serviceEnabled(ctx) {
+	if serviceEnabled() {
 		err := systemctlUser(ctx, "start", serviceUnit)
 		if err == nil {
 			return waitAnswer(ctx, c, 0, "see `journalctl --user -u bangerd`")
@@ -211,8 +214,10 @@ const serviceUnit = "bangerd.service"
 
 // serviceEnabled reports whether a systemd user manager runs for this
 // session (it listens on $XDG_RUNTIME_DIR/systemd/private) and the user
-// enabled bangerd's unit in it.
-func serviceEnabled(ctx context.Context) bool {
+// enabled bangerd's unit: `systemctl --user enable bangerd` links it into
+// $XDG_CONFIG_HOME/systemd/user/default.target.wants. Two stats, so every
+// command can afford the check.
+func serviceEnabled() bool {
 	run := os.Getenv("XDG_RUNTIME_DIR")
 	if run == "" {
 		return false
@@ -220,8 +225,16 @@ func serviceEnabled(ctx context.Context) bool {
 	if _, err := os.Stat(filepath.Join(run, "systemd", "private")); err != nil {
 		return false
 	}
-	out, _ := exec.CommandContext(ctx, "systemctl", "--user", "is-enabled", serviceUnit).Output()
-	return strings.TrimSpace(string(out)) == "enabled"
+	conf := os.Getenv("XDG_CONFIG_HOME")
+	if conf == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return false
+		}
+		conf = filepath.Join(home, ".config")
+	}
+	_, err := os.Stat(filepath.Join(conf, "systemd", "user", "default.target.wants", serviceUnit))
+	return err == nil
 }
 
 // systemctlUser runs `systemctl --user VERB UNIT`.

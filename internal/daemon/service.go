@@ -5,8 +5,14 @@ import (
 	"strings"
 )
 
-// ownUnit is the systemd unit whose cgroup the daemon runs in, when
-// systemd started it as a service (INVOCATION_ID is set for services).
+// serviceUnit is the systemd user unit the package installs for bangerd.
+const serviceUnit = "bangerd.service"
+
+// ownUnit is "bangerd.service" when systemd started this daemon as that
+// service (INVOCATION_ID is set for services, and the process sits in the
+// unit's cgroup), else "". A bangerd that merely inherited another
+// service's cgroup and environment reports none, so the CLI never
+// restarts some other unit.
 func ownUnit() string {
 	if os.Getenv("INVOCATION_ID") == "" {
 		return ""
@@ -15,17 +21,20 @@ func ownUnit() string {
 	if err != nil {
 		return ""
 	}
-	return UnitFromCgroup(string(data))
+	if UnitFromCgroup(string(data)) != serviceUnit {
+		return ""
+	}
+	return serviceUnit
 }
 
-// UnitFromCgroup returns the service unit named last in a /proc/PID/cgroup
-// path ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/bangerd.service"
-// gives "bangerd.service"), or "" when the process is in no service's
-// cgroup of its own.
+// UnitFromCgroup returns the service unit named last in the systemd
+// hierarchy of a /proc/PID/cgroup ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/bangerd.service"
+// on cgroup v2, the "name=systemd" line on v1, give "bangerd.service"),
+// or "" when the process is in no service's cgroup of its own.
 func UnitFromCgroup(cgroup string) string {
 	for _, line := range strings.Split(strings.TrimSpace(cgroup), "\n") {
 		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || parts[0] != "0" {
+		if len(parts) != 3 || !(parts[0] == "0" && parts[1] == "" || parts[1] == "name=systemd") {
 			continue
 		}
 		segs := strings.Split(strings.TrimRight(parts[2], "/"), "/")
