@@ -129,8 +129,9 @@ func bangerFiles() []string {
 // mirror: the package's dependencies must be installed (.ci/run does).
 func TestDebianPackage(t *testing.T) {
 	testutil.RequireTool(t, "apt-get", "dpkg", "man", "bash")
-	g := newGuestEnv(t)
+	testutil.RequireRoot(t)
 	requireNoBanger(t)
+	g := newGuestEnv(t)
 	deb := buildDeb(t)
 	inNS := func(argv ...string) (string, error) {
 		cmd := exec.Command("ip", append([]string{"netns", "exec", g.netns}, argv...)...)
