@@ -7,30 +7,43 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X banger/internal/buildinfo.Version=$(VERSION)
 BINS    := banger bangerd banger-vmm-qemu banger-helper
+# Where build puts the binaries and deb the package (tests point them at
+# temporary directories).
+BINDIR  ?= bin
+DISTDIR ?= dist
+# The runtime bundle install and deb ship in lib/banger, when it holds one.
+RUNTIME ?= runtime
+# A Debian version starts with a digit and has no hyphen in a native package.
+DEB_VERSION ?= 0.0~$(subst -,.,$(VERSION))
 # The whole test suite: unit tests everywhere; as root also the host tier
 # (network namespaces) and the end-to-end tier (real guests under QEMU),
 # whose build of the default image alone takes 5-10 minutes under TCG.
 TESTFLAGS ?= -timeout 90m
 
-.PHONY: all build install uninstall test test-unit soak bench runtime-bundle fmt vet lint clean help
+.PHONY: all build install uninstall deb test test-unit soak bench runtime-bundle fmt vet lint clean help
 
 all: build
 
 ## build: compile banger, bangerd, banger-vmm-qemu and banger-helper into ./bin
 build:
-	@mkdir -p bin
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu ./cmd/banger-helper
+	@mkdir -p $(BINDIR)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/ ./cmd/banger ./cmd/bangerd ./cmd/banger-vmm-qemu ./cmd/banger-helper
 
-## install: install the binaries into $(DESTDIR)$(PREFIX)/bin (runtime bundle into lib/banger if ./runtime exists)
+## install: install banger under $(DESTDIR)$(PREFIX) as the package does: binaries, man pages, completions, the bangerd user unit, docs (runtime bundle into lib/banger if ./runtime holds one)
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(addprefix bin/,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
-	@if [ -d runtime ]; then install -d $(DESTDIR)$(PREFIX)/lib/banger && cp -a runtime/. $(DESTDIR)$(PREFIX)/lib/banger/; fi
+	sh packaging/install-tree.sh $(BINDIR) "$(DESTDIR)" "$(PREFIX)" $(abspath $(RUNTIME))
 
 ## uninstall: remove what install installed
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(BINS))
-	rm -rf $(DESTDIR)$(PREFIX)/lib/banger
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/banger.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/banger-*.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/bangerd.1.gz
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/banger $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_banger $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/banger.fish
+	rm -f $(DESTDIR)$(PREFIX)/lib/systemd/user/bangerd.service
+	rm -rf $(DESTDIR)$(PREFIX)/lib/banger $(DESTDIR)$(PREFIX)/share/banger $(DESTDIR)$(PREFIX)/share/doc/banger
+
+## deb: build dist/banger_VERSION_ARCH.deb with dpkg-deb (binaries, man pages, completions, user unit, docs; the runtime bundle too if ./runtime holds one)
+deb: build
+	sh packaging/build-deb.sh $(BINDIR) "$(DEB_VERSION)" $(DISTDIR) $(abspath $(RUNTIME))
 
 ## test: run the whole test suite (the README's one test command; CI runs it as root)
 test:

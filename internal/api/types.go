@@ -165,7 +165,10 @@ type Status struct {
 	Allocation string `json:"allocation,omitempty"`
 	// Runtime names the runtime bundle in use (its VMM, kernel and root
 	// file system), empty when there is none.
-	Runtime  string   `json:"runtime,omitempty"`
+	Runtime string `json:"runtime,omitempty"`
+	// Service is the systemd unit that runs the daemon
+	// ("bangerd.service"), empty when the CLI or a user started it.
+	Service  string   `json:"service,omitempty"`
 	Problems []string `json:"problems,omitempty"`
 }
 

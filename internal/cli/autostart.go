@@ -91,6 +91,9 @@ func (app *App) staleDaemon(st api.Status) (bool, string) {
 			}
 		}
 	}
+	if st.Service == "" && serviceEnabled() {
+		return true, "its systemd user unit is enabled; the service takes over"
+	}
 	bin, err := app.daemonBinary()
 	if err != nil {
 		return false, ""
@@ -102,9 +105,17 @@ func (app *App) staleDaemon(st api.Status) (bool, string) {
 	return true, fmt.Sprintf("%s was rebuilt", bin)
 }
 
-// startDaemon launches bangerd detached, in its own session, with its output
-// appended to the daemon log, and waits until it answers.
+// startDaemon starts bangerd and waits until it answers: through systemd
+// when the user enabled its unit (`systemctl --user enable bangerd`), else
+// detached, in its own session, with its output appended to the daemon log.
 func (app *App) startDaemon(ctx context.Context, c *api.Client) error {
+	if serviceEnabled() {
+		err := systemctlUser(ctx, "start", serviceUnit)
+		if err == nil {
+			return waitAnswer(ctx, c, 0, "see `journalctl --user -u bangerd`")
+		}
+		fmt.Fprintf(app.Stderr, "banger: %v; starting bangerd directly\n", err)
+	}
 	bin, err := app.daemonBinary()
 	if err != nil {
 		return err
@@ -155,8 +166,15 @@ func (app *App) startDaemon(ctx context.Context, c *api.Client) error {
 }
 
 // restartDaemon asks the daemon to exit, waits for its socket to stop
-// answering, and starts it again.
+// answering, and starts it again; a daemon systemd runs as a service is
+// restarted by systemd, so the service stays in charge of it.
 func (app *App) restartDaemon(ctx context.Context, c *api.Client) error {
+	if st, err := c.Status(ctx); err == nil && st.Service != "" {
+		if err := systemctlUser(ctx, "restart", st.Service); err != nil {
+			return err
+		}
+		return waitAnswer(ctx, c, st.PID, "see `journalctl --user -u "+st.Service+"`")
+	}
 	if err := c.Shutdown(ctx); err != nil && !api.IsDialError(err) {
 		return fmt.Errorf("stopping bangerd: %w", err)
 	}
@@ -192,4 +210,57 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// serviceUnit is the systemd user unit the package installs for bangerd.
+const serviceUnit = "bangerd.service"
+
+// serviceEnabled reports whether a systemd user manager runs for this
+// session (it listens on $XDG_RUNTIME_DIR/systemd/private) and the user
+// enabled bangerd's unit: `systemctl --user enable bangerd` links it into
+// $XDG_CONFIG_HOME/systemd/user/default.target.wants. Two stats, so every
+// command can afford the check.
+func serviceEnabled() bool {
+	run := os.Getenv("XDG_RUNTIME_DIR")
+	if run == "" {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(run, "systemd", "private")); err != nil {
+		return false
+	}
+	conf := os.Getenv("XDG_CONFIG_HOME")
+	if conf == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return false
+		}
+		conf = filepath.Join(home, ".config")
+	}
+	_, err := os.Stat(filepath.Join(conf, "systemd", "user", "default.target.wants", serviceUnit))
+	return err == nil
+}
+
+// systemctlUser runs `systemctl --user VERB UNIT`.
+func systemctlUser(ctx context.Context, verb, unit string) error {
+	out, err := exec.CommandContext(ctx, "systemctl", "--user", verb, unit).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("systemctl --user %s %s: %v: %s (see `systemctl --user status %s`)", verb, unit, err, strings.TrimSpace(string(out)), unit)
+	}
+	return nil
+}
+
+// waitAnswer waits until a daemon other than oldPID answers on c's socket.
+func waitAnswer(ctx context.Context, c *api.Client, oldPID int, where string) error {
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		if st, err := c.Status(ctx); err == nil && st.PID != oldPID {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("bangerd did not answer on %s within %s; %s", c.Socket, startTimeout, where)
 }

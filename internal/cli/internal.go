@@ -10,6 +10,6 @@ func (app *App) newInternalCommand() *cobra.Command {
 		Short:  "Plumbing for scripts and manual repair",
 		Hidden: true,
 	}
-	cmd.AddCommand(app.newInternalNATCommand(), app.newInternalRuntimeBundleCommand())
+	cmd.AddCommand(app.newInternalNATCommand(), app.newInternalRuntimeBundleCommand(), app.newInternalManCommand())
 	return cmd
 }

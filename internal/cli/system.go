@@ -9,6 +9,6 @@ func (app *App) newSystemCommand() *cobra.Command {
 		Use:   "system",
 		Short: "Host integration helpers",
 	}
-	cmd.AddCommand(app.newSystemSetupCommand(), app.newSystemCheckCommand())
+	cmd.AddCommand(app.newSystemSetupCommand(), app.newSystemCheckCommand(), app.newSystemTeardownCommand())
 	return cmd
 }

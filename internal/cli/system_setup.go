@@ -37,7 +37,9 @@ program that changes that network for them, as
 /etc/sudoers.d/banger-USER; adds the user to the group of /dev/kvm; and gives
 them subordinate uids and gids for image bootstraps without root. Running it
 again changes nothing; --remove takes all of it back, the user's bridge,
-TAPs and NAT chains included. See docs/security.md.`,
+TAPs and NAT chains included ('banger system teardown' removes only what
+runs and lives on the host for the user, keeping the set-up). See
+docs/security.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runSystemSetup(cmd.Context(), cmd, o)

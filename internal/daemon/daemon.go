@@ -30,6 +30,9 @@ type Config struct {
 	BuildID string
 	// Executable is the daemon's binary, reported in status.
 	Executable string
+	// Service is the systemd unit running the daemon ("bangerd.service"),
+	// empty when something else started it; reported in status.
+	Service string
 }
 
 // Deps are the daemon's host layers. A nil layer makes the operations that

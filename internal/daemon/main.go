@@ -75,7 +75,7 @@ func run(ctx context.Context, levelFlag string, stderr io.Writer) error {
 	exe, _ := os.Executable()
 	exe, _ = filepath.EvalSymlinks(exe)
 	buildID, _ := buildinfo.ExecutableID(exe)
-	dcfg := Config{Loaded: cfg, Version: buildinfo.String(), BuildID: buildID, Executable: exe}
+	dcfg := Config{Loaded: cfg, Version: buildinfo.String(), BuildID: buildID, Executable: exe, Service: ownUnit()}
 	deps, closeDeps, err := HostDeps(ctx, cfg, log)
 	if err != nil {
 		log.Error("setting up host layers", "err", err)

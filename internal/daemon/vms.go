@@ -254,7 +254,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		return api.Status{}, err
 	}
 	st := api.Status{
-		PID: os.Getpid(), Version: d.cfg.Version, BuildID: d.cfg.BuildID, Executable: d.cfg.Executable,
+		PID: os.Getpid(), Version: d.cfg.Version, BuildID: d.cfg.BuildID, Executable: d.cfg.Executable, Service: d.cfg.Service,
 		Socket: d.cfg.Paths.Socket(), Database: d.store.Path(), LogFile: d.cfg.Paths.DaemonLog(), LogLevel: d.cfg.LogLevel,
 		StartedAt: d.started.UTC(), UptimeSeconds: time.Since(d.started).Seconds(), VMs: counts, Images: len(imgs),
 		Listeners: []api.Listener{}, Ready: true,

@@ -20,12 +20,14 @@ import (
 // The daemon starts it as `<binary> --api-sock S --id ID` when the
 // benchmark sets vmm to this binary and BANGER_E2E_FAKE_VMM=1. Otherwise it
 // runs the tests through testutil.Main, which removes the binaries built
-// for them.
+// for them, and removes the package TestDebianPackage built.
 func TestMain(m *testing.M) {
 	if os.Getenv("BANGER_E2E_FAKE_VMM") == "1" && len(os.Args) > 1 && os.Args[1] == "--api-sock" {
 		os.Exit(fakeVMM(os.Args[1:]))
 	}
-	os.Exit(testutil.Main(m))
+	code := testutil.Main(m)
+	removeDeb()
+	os.Exit(code)
 }
 
 func fakeVMM(args []string) int {

@@ -11,8 +11,9 @@ import (
 	"banger/internal/network"
 )
 
-// Remove undoes Setup for opts.User: the user's TAPs, resolver settings,
-// bridge and NAT chains, the sudoers rule, the group and subordinate ids
+// Remove undoes Setup for opts.User: what Teardown removes (the user's
+// bangerd here, TAPs, resolver settings, bridge, NAT chains, runtime
+// directory, ip_forward when it was the last banger network), the sudoers rule, the group and subordinate ids
 // setup added, and the allocation; the helper too when no allocation is
 // left. It goes on past a failed step and reports them all; running it
 // again finishes what remains.
@@ -38,8 +39,9 @@ func Remove(ctx context.Context, opts Options, deps Deps) error {
 		// its network is left for an administrator to look at.
 		errs = append(errs, err)
 	default:
-		errs = append(errs, teardown(ctx, deps, a)...)
-		if _, err := deps.Accounts.Lookup(a.User); err != nil {
+		_, acctErr := deps.Accounts.Lookup(a.User)
+		errs = append(errs, footprint(ctx, opts, deps, a, acctErr == nil)...)
+		if acctErr != nil {
 			say(deps.Out, "account %s is gone: no group or subordinate ids to take back", a.User)
 		} else {
 			errs = append(errs, revokeGrants(ctx, deps, a)...)

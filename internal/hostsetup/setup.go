@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"banger/internal/allocation"
+	"banger/internal/nat"
 	"banger/internal/network"
 	"banger/internal/privhelper"
 	"banger/internal/system"
@@ -41,6 +42,11 @@ type Options struct {
 	TunDevice  string
 	SubUIDFile string
 	SubGIDFile string
+	// ForwardDir holds the ip_forward records (nat.DefaultForwardDir).
+	ForwardDir string
+	// RuntimeBase is where users' runtime directories live ("/run/user");
+	// a user's bangerd keeps its sockets in RuntimeBase/UID/banger.
+	RuntimeBase string
 }
 
 func (o *Options) fill() {
@@ -65,12 +71,20 @@ func (o *Options) fill() {
 	if o.SubGIDFile == "" {
 		o.SubGIDFile = "/etc/subgid"
 	}
+	if o.ForwardDir == "" {
+		o.ForwardDir = nat.DefaultForwardDir
+	}
+	if o.RuntimeBase == "" {
+		o.RuntimeBase = "/run/user"
+	}
 }
 
 // Account is a user as setup needs it.
 type Account struct {
 	Name     string
 	UID, GID int
+	// Home is the account's home directory.
+	Home string
 	// Groups are the gids of the user's groups, primary included.
 	Groups []int
 }
@@ -97,6 +111,13 @@ type Deps struct {
 	// Plumbing makes what Remove tears the network down with; nil means
 	// privhelper.NewDirect with Links and Runner.
 	Plumbing func(allocation.Allocation) (privhelper.Plumbing, error)
+	// Processes lists the host's processes with their owners
+	// (ListProcesses); teardown looks for a user's VMMs and bangerd.
+	Processes func() ([]Process, error)
+	// ReadFile reads /proc/sys/net/ipv4/ip_forward (os.ReadFile).
+	ReadFile func(string) ([]byte, error)
+	// Signal sends sig to a process (system.Signal).
+	Signal func(pid int, startTime uint64, sig syscall.Signal) error
 	// Out receives one line per change made.
 	Out io.Writer
 }
@@ -116,6 +137,15 @@ func (d *Deps) fill() {
 	}
 	if d.Ports == nil {
 		d.Ports = allocation.ListeningPorts
+	}
+	if d.Processes == nil {
+		d.Processes = ListProcesses
+	}
+	if d.ReadFile == nil {
+		d.ReadFile = os.ReadFile
+	}
+	if d.Signal == nil {
+		d.Signal = system.Signal
 	}
 	if d.Out == nil {
 		d.Out = io.Discard
@@ -377,7 +407,7 @@ func (osAccounts) Lookup(name string) (Account, error) {
 	if err != nil {
 		return Account{}, fmt.Errorf("looking up user %s: %w", name, err)
 	}
-	a := Account{Name: u.Username}
+	a := Account{Name: u.Username, Home: u.HomeDir}
 	if a.UID, err = strconv.Atoi(u.Uid); err != nil {
 		return Account{}, fmt.Errorf("looking up user %s: uid %q", name, u.Uid)
 	}

@@ -33,6 +33,25 @@ type fakeHost struct {
 	fw       *nat.FakeFirewall
 	subuid   string
 	subgid   string
+	procs    []Process
+}
+
+func (h *fakeHost) processes() ([]Process, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.procs), nil
+}
+
+// signal ends a fake process at once, whatever the signal.
+func (h *fakeHost) signal(pid int, _ uint64, _ syscall.Signal) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.procs)
+	h.procs = slices.DeleteFunc(h.procs, func(p Process) bool { return p.PID == pid })
+	if len(h.procs) == n {
+		return fmt.Errorf("no process %d", pid)
+	}
+	return nil
 }
 
 func newFakeHost(t *testing.T, dir string) *fakeHost {
@@ -182,6 +201,8 @@ func newFixture(t *testing.T) *fixture {
 			TunDevice:    filepath.Join(dir, "no-tun"),
 			SubUIDFile:   h.subuid,
 			SubGIDFile:   h.subgid,
+			ForwardDir:   filepath.Join(dir, "run-banger"),
+			RuntimeBase:  filepath.Join(dir, "run-user"),
 		},
 		host: h,
 		out:  out,
@@ -190,9 +211,16 @@ func newFixture(t *testing.T) *fixture {
 		EUID: 0, Runner: h.run, LookPath: h.lookPath, Accounts: h, Links: h.links,
 		Ports: func() ([]int, error) { return []int{22}, nil },
 		Plumbing: func(a allocation.Allocation) (privhelper.Plumbing, error) {
-			return privhelper.NewDirect(a, privhelper.DirectDeps{Links: h.links, Runner: h.fw, LookPath: h.fw.LookPath, ReadFile: h.fw.ReadFile})
+			record, err := nat.ForwardRecordPath(filepath.Join(dir, "run-banger"))
+			if err != nil {
+				return nil, err
+			}
+			return privhelper.NewDirect(a, privhelper.DirectDeps{Links: h.links, Runner: h.fw, LookPath: h.fw.LookPath, ReadFile: h.fw.ReadFile, ForwardRecord: record})
 		},
-		Out: out,
+		ReadFile:  h.fw.ReadFile,
+		Processes: h.processes,
+		Signal:    h.signal,
+		Out:       out,
 	}
 	return f
 }

@@ -158,6 +158,9 @@ func (f *FakeFirewall) RunInput(_ context.Context, in io.Reader, argv ...string)
 	case prog == "sysctl" && slices.Equal(argv[1:], []string{"-w", "net.ipv4.ip_forward=1"}):
 		f.ipForward = true
 		return []byte("net.ipv4.ip_forward = 1\n"), nil
+	case prog == "sysctl" && slices.Equal(argv[1:], []string{"-w", "net.ipv4.ip_forward=0"}):
+		f.ipForward = false
+		return []byte("net.ipv4.ip_forward = 0\n"), nil
 	}
 	return nil, fmt.Errorf("fake firewall: %q not modelled", line)
 }

@@ -42,6 +42,10 @@ type Deps struct {
 	LookPath func(string) (string, error)
 	ReadFile func(string) ([]byte, error)
 	Logger   *slog.Logger
+	// ForwardRecord, when set, is the file where Up records the value
+	// net.ipv4.ip_forward had before banger first turned it on, for
+	// RestoreForward (ForwardRecordPath names the host's).
+	ForwardRecord string
 }
 
 // Status says whether banger's rules are in place.
@@ -214,6 +218,9 @@ func (n *NAT) Up(ctx context.Context) error {
 		}
 	}
 	if !st.IPForward {
+		if err := recordForward(n.deps.ForwardRecord); err != nil {
+			return fmt.Errorf("bringing nat up: %w", err)
+		}
 		sysctl, err := n.deps.LookPath("sysctl")
 		if err != nil {
 			return errors.New("bringing nat up: sysctl not found to set net.ipv4.ip_forward=1; install it with `apt-get install procps`")
@@ -226,8 +233,9 @@ func (n *NAT) Up(ctx context.Context) error {
 }
 
 // Down removes the configured chains and the jumps to them, and nothing else.
-// net.ipv4.ip_forward stays as it is: other software may rely on it. Down
-// when nothing is there does nothing.
+// net.ipv4.ip_forward stays as it is: other software may rely on it, and
+// other users' networks may still need it (RestoreForward puts it back
+// once no banger network is left). Down when nothing is there does nothing.
 func (n *NAT) Down(ctx context.Context) error {
 	n.opMu.Lock()
 	defer n.opMu.Unlock()

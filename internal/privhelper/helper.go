@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"banger/internal/allocation"
+	"banger/internal/nat"
 	"banger/internal/network"
 	"banger/internal/system"
 )
@@ -174,11 +175,18 @@ func Main(paths Paths) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The ip_forward record sits beside the lock, in the root-owned
+	// directory lockFile checks.
+	record, err := nat.ForwardRecordPath(filepath.Dir(paths.Lock))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "banger-helper: %v\n", err)
+		return ExitFailed
+	}
 	deps := Deps{
 		Registry: allocation.Registry{Dir: paths.UsersDir},
 		Users:    osUsers{},
 		Lock:     func() (func(), error) { return lockFile(paths.Lock) },
-		Direct:   DirectDeps{Runner: system.Plain(), Logger: slog.New(slog.DiscardHandler)},
+		Direct:   DirectDeps{Runner: system.Plain(), Logger: slog.New(slog.DiscardHandler), ForwardRecord: record},
 		Stdout:   os.Stdout,
 		Stderr:   os.Stderr,
 	}

@@ -50,7 +50,11 @@ type Plumbing interface {
 // through `sudo -n` (helperPath empty means DefaultPath).
 func For(a allocation.Allocation, euid int, helperPath string, log *slog.Logger) (Plumbing, error) {
 	if euid == 0 {
-		return NewDirect(a, DirectDeps{Logger: log})
+		record, err := nat.ForwardRecordPath(nat.DefaultForwardDir)
+		if err != nil {
+			return nil, err
+		}
+		return NewDirect(a, DirectDeps{Logger: log, ForwardRecord: record})
 	}
 	return &Helper{Path: helperPath, Runner: system.Plain(), alloc: a}, nil
 }
@@ -64,6 +68,9 @@ type DirectDeps struct {
 	LookPath func(string) (string, error)
 	ReadFile func(string) ([]byte, error)
 	Logger   *slog.Logger
+	// ForwardRecord is where NATUp records net.ipv4.ip_forward before
+	// turning it on (nat.ForwardRecordPath); empty records nothing.
+	ForwardRecord string
 }
 
 // Direct does an allocation's plumbing in-process. Its caller must hold
@@ -103,7 +110,7 @@ func NewDirect(a allocation.Allocation, deps DirectDeps) (*Direct, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := nat.New(a.NAT(), nat.Deps{Runner: deps.Runner, LookPath: deps.LookPath, ReadFile: deps.ReadFile, Logger: deps.Logger})
+	n, err := nat.New(a.NAT(), nat.Deps{Runner: deps.Runner, LookPath: deps.LookPath, ReadFile: deps.ReadFile, Logger: deps.Logger, ForwardRecord: deps.ForwardRecord})
 	if err != nil {
 		return nil, err
 	}
