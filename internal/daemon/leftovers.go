@@ -24,57 +24,107 @@ type leftover struct {
 	remove func(ctx context.Context) error
 }
 
+// hostListing is what leftovers reads from the host, before the database.
+type hostListing struct {
+	taps    []string
+	entries map[string][]os.DirEntry // of the VM parents and the images directory
+	serving map[string]vm.Process
+	temps   []string
+}
+
+// vmParents are the directories holding per-VM entries: data, state and
+// runtime (sockets), in that order.
+func (d *Daemon) vmParents() []string {
+	p := d.cfg.Paths
+	return []string{filepath.Join(p.DataDir, "vms"), filepath.Join(p.StateDir, "vms"), filepath.Join(p.RuntimeDir, "vms")}
+}
+
+func (d *Daemon) listHost(ctx context.Context) (hostListing, error) {
+	p := d.cfg.Paths
+	h := hostListing{entries: map[string][]os.DirEntry{}}
+	if d.deps.Network != nil {
+		var err error
+		if h.taps, err = d.deps.Network.TAPs(ctx); err != nil {
+			return h, fmt.Errorf("listing taps: %w", err)
+		}
+	}
+	for _, dir := range append(d.vmParents(), p.ImagesDir()) {
+		h.entries[dir], _ = os.ReadDir(dir)
+	}
+	if d.deps.VMM != nil {
+		h.serving = d.deps.VMM.Serving()
+	}
+	h.temps, _ = disk.TempsBefore(p.DiskTemplates(), d.deps.Now().Add(-time.Minute))
+	return h, nil
+}
+
 // leftovers lists what banger made on the host and no row owns. The host
 // is listed before the database is read, so a create, which records its
 // VM before it makes anything, is never mistaken for a leftover. Image
 // directories without a row are listed only when images is set: they are
 // reported and removed on request, never by reconcile alone.
 func (d *Daemon) leftovers(ctx context.Context, images bool) ([]leftover, error) {
-	p := d.cfg.Paths
-	var taps []string
-	if d.deps.Network != nil {
-		var err error
-		if taps, err = d.deps.Network.TAPs(ctx); err != nil {
-			return nil, fmt.Errorf("listing taps: %w", err)
-		}
+	h, err := d.listHost(ctx)
+	if err != nil {
+		return nil, err
 	}
-	vmParents := []string{filepath.Join(p.DataDir, "vms"), filepath.Join(p.StateDir, "vms"), filepath.Join(p.RuntimeDir, "vms")}
-	entries := map[string][]os.DirEntry{}
-	for _, dir := range append(vmParents, p.ImagesDir()) {
-		entries[dir], _ = os.ReadDir(dir)
-	}
-	var serving map[string]vm.Process
-	if d.deps.VMM != nil {
-		serving = d.deps.VMM.Serving()
-	}
-	temps, _ := disk.TempsBefore(p.DiskTemplates(), d.deps.Now().Add(-time.Minute))
-
 	vms, err := d.store.VMs(ctx)
 	if err != nil {
 		return nil, err
 	}
 	byID := map[string]*vm.VM{}
-	ownedTAPs := map[string]bool{}
 	for i := range vms {
-		v := &vms[i]
-		byID[v.ID] = v
-		// Only a running VM (or one an operation is working on) holds its
-		// TAP; a stopped VM's TAP is a leftover.
+		byID[vms[i].ID] = &vms[i]
+	}
+	out := d.leftoverTAPs(h.taps, vms)
+	out = append(out, d.leftoverVMMs(h.serving, byID)...)
+	out = append(out, d.leftoverVMFiles(h.entries, byID)...)
+	imagesDir := d.cfg.Paths.ImagesDir()
+	for _, e := range h.entries[imagesDir] {
+		path := filepath.Join(imagesDir, e.Name())
+		if why, ok := d.orphanStage(e.Name()); ok {
+			out = append(out, leftover{kind: "image stage", name: path, why: why, remove: removeAll(path)})
+		}
+	}
+	if images {
+		dirs, err := d.leftoverImageDirs(ctx, h.entries[imagesDir])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dirs...)
+	}
+	for _, t := range h.temps {
+		out = append(out, leftover{kind: "disk template temp", name: t, why: "an unfinished blank disk", remove: removeAll(t)})
+	}
+	return out, nil
+}
+
+// leftoverTAPs are the TAPs no VM holds: only a running VM (or one an
+// operation is working on) holds its TAP; a stopped VM's TAP is a leftover.
+func (d *Daemon) leftoverTAPs(taps []string, vms []vm.VM) []leftover {
+	owned := map[string]bool{}
+	for _, v := range vms {
 		if v.TAP != "" && (v.State == vm.Running || v.State == vm.Stopping || d.locks.busy(vmKey(v.Name))) {
-			ownedTAPs[v.TAP] = true
+			owned[v.TAP] = true
 		}
 	}
 	var out []leftover
 	for _, t := range taps {
-		if !ownedTAPs[t] {
+		if !owned[t] {
 			out = append(out, leftover{kind: "tap", name: t, remove: func(ctx context.Context) error { return d.deps.Network.DeleteTAP(ctx, t) }})
 		}
 	}
-	// A VMM serving a socket of banger's whose VM has no row. (One whose
-	// VM has a row but that the row does not record is stopped by the
-	// VM's reconcile: stopUnrecorded.)
+	return out
+}
+
+// leftoverVMMs are VMMs serving a socket of banger's whose VM has no row.
+// (One whose VM has a row but that the row does not record is stopped by
+// the VM's reconcile: stopUnrecorded.)
+func (d *Daemon) leftoverVMMs(serving map[string]vm.Process, byID map[string]*vm.VM) []leftover {
+	runtime := d.vmParents()[2]
+	var out []leftover
 	for sock, proc := range serving {
-		if filepath.Dir(sock) != vmParents[2] {
+		if filepath.Dir(sock) != runtime {
 			continue
 		}
 		id, _, _ := strings.Cut(filepath.Base(sock), ".")
@@ -84,47 +134,48 @@ func (d *Daemon) leftovers(ctx context.Context, images bool) ([]leftover, error)
 		orphan := &vm.VM{ID: id, Name: id, Socket: sock, Process: proc}
 		out = append(out, leftover{kind: "vmm process", name: strconv.Itoa(proc.PID), why: sock, remove: func(ctx context.Context) error { return d.deps.VMM.Kill(ctx, orphan) }})
 	}
-	for _, parent := range vmParents {
+	return out
+}
+
+// leftoverVMFiles are per-VM entries ("<id>", "<id>.sock", the VMM's
+// helpers such as "<id>.sock.qmp") of ids without a row, and the sockets
+// of VMs without a VMM: any left are a VMM's killed while it still made
+// them (QEMU's monitor socket appears after the VMM's own).
+func (d *Daemon) leftoverVMFiles(entries map[string][]os.DirEntry, byID map[string]*vm.VM) []leftover {
+	parents := d.vmParents()
+	var out []leftover
+	for _, parent := range parents {
 		for _, e := range entries[parent] {
-			// "<id>", "<id>.sock", and the VMM's helpers such as "<id>.sock.qmp".
 			id, _, _ := strings.Cut(e.Name(), ".")
 			v := byID[id]
 			path := filepath.Join(parent, e.Name())
 			switch {
 			case v == nil:
 				out = append(out, leftover{kind: "vm file", name: path, why: "no vm has id " + id, remove: removeAll(path)})
-			case parent == vmParents[2] && !d.locks.busy(vmKey(v.Name)) && !d.vmmAlive(v):
-				// A VM without a VMM has no sockets: any left are a
-				// VMM's killed while it still made them (QEMU's monitor
-				// socket appears after the VMM's own).
+			case parent == parents[2] && !d.locks.busy(vmKey(v.Name)) && !d.vmmAlive(v):
 				out = append(out, leftover{kind: "socket", name: path, why: "vm " + v.Name + " has no vmm", remove: removeAll(path)})
 			}
 		}
 	}
-	for _, e := range entries[p.ImagesDir()] {
-		path := filepath.Join(p.ImagesDir(), e.Name())
-		if why, ok := d.orphanStage(e.Name()); ok {
-			out = append(out, leftover{kind: "image stage", name: path, why: why, remove: removeAll(path)})
-		}
+	return out
+}
+
+// leftoverImageDirs are image directories no image row has.
+func (d *Daemon) leftoverImageDirs(ctx context.Context, entries []os.DirEntry) ([]leftover, error) {
+	imgs, err := d.store.Images(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if images {
-		imgs, err := d.store.Images(ctx)
-		if err != nil {
-			return nil, err
-		}
-		owned := map[string]bool{}
-		for _, img := range imgs {
-			owned[filepath.Clean(img.Dir)] = true
-		}
-		for _, e := range entries[p.ImagesDir()] {
-			path := filepath.Join(p.ImagesDir(), e.Name())
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !owned[path] && !d.locks.busy(imageKey(imageNameOfDir(e.Name()))) {
-				out = append(out, leftover{kind: "image directory", name: path, why: "no image has it", remove: removeAll(path)})
-			}
-		}
+	owned := map[string]bool{}
+	for _, img := range imgs {
+		owned[filepath.Clean(img.Dir)] = true
 	}
-	for _, t := range temps {
-		out = append(out, leftover{kind: "disk template temp", name: t, why: "an unfinished blank disk", remove: removeAll(t)})
+	var out []leftover
+	for _, e := range entries {
+		path := filepath.Join(d.cfg.Paths.ImagesDir(), e.Name())
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !owned[path] && !d.locks.busy(imageKey(imageNameOfDir(e.Name()))) {
+			out = append(out, leftover{kind: "image directory", name: path, why: "no image has it", remove: removeAll(path)})
+		}
 	}
 	return out, nil
 }
