@@ -168,3 +168,25 @@ func TestPeerClientHelper(t *testing.T) {
 	t.Logf("status %d %s", resp.StatusCode, body)
 	os.Stdout.WriteString("status " + strconv.Itoa(resp.StatusCode) + " " + string(body) + "\n")
 }
+
+// TestNoTerminalQueryAtStart: a banger command on a terminal writes no
+// colour query to it (Bubble Tea's init used to ask every terminal for its
+// background colour and wait up to 5 s for an answer that script(1), apt's
+// pseudo-terminal or a serial console never gives).
+func TestNoTerminalQueryAtStart(t *testing.T) {
+	testutil.RequireTool(t, "script")
+	e := newEnv(t)
+	cmd := exec.Command("script", "-qec", filepath.Join(e.bin, "banger")+" --help", "/dev/null")
+	cmd.Env = append(cleanEnv(), e.vars...)
+	cmd.Env = append(cmd.Env, "TERM=xterm-256color")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("banger --help on a terminal: %v\n%q", err, out)
+	}
+	if strings.Contains(string(out), "\x1b]11;?") || strings.Contains(string(out), "\x1b]10;?") {
+		t.Errorf("banger --help queried the terminal: %q", out)
+	}
+	if !strings.Contains(string(out), "Usage:") {
+		t.Errorf("banger --help on a terminal printed %q", out)
+	}
+}

@@ -6,6 +6,9 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
+
+	// Before Bubble Tea's init: no terminal query at every start.
+	_ "banger/internal/termquery"
 )
 
 // styles are the UI's lipgloss styles, all from one renderer so that
