@@ -11,8 +11,10 @@ BINS    := banger bangerd banger-vmm-qemu banger-helper
 # (network namespaces) and the end-to-end tier (real guests under QEMU),
 # whose build of the default image alone takes 5-10 minutes under TCG.
 TESTFLAGS ?= -timeout 90m
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
 
-.PHONY: all build install uninstall test test-unit bench runtime-bundle fmt vet lint clean help
+.PHONY: all build install uninstall test test-unit fuzz bench runtime-bundle fmt vet lint clean help
 
 all: build
 
@@ -39,6 +41,16 @@ test:
 ## test-unit: run only the tests that need neither root nor a guest
 test-unit:
 	$(GO) test -short ./...
+
+## fuzz: run every fuzz target (func FuzzX in a _test.go file) for FUZZTIME each (default 10s)
+##   plain `go test` runs their seed corpora (f.Add and testdata/fuzz) as unit tests
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' internal packages cmd | sort); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$target ./$$(dirname $$file)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$file); \
+		done; \
+	done
 
 ## bench: run every benchmark and print medians and side-by-side ratios
 bench: build
