@@ -68,6 +68,8 @@ func FuzzAPI(f *testing.F) {
 		{1, "/v1/images/build", `{"name":"b","base":"base","copies":[{"src":"relative","dest":"/"}]}`},
 		{1, "/v1/images/commit", `{"vm":"dev","name":"base"}`},
 		{1, "/v1/dns/setup", `{"remove":true}`},
+		{1, "/v1/images/prune", `{"dry_run":true,"log_days":30}`},
+		{1, "/v1/images/prune", `{"log_days":-9223372036854775808}`},
 		{0, "/v1/doctor", ""},
 		{3, "/v1/vms", "{}"},
 		{0, "/v2/vms", ""},
