@@ -19,6 +19,10 @@ import (
 	"banger/internal/vm"
 )
 
+// maxLogDays bounds a prune's log age (a hundred years), far below where
+// the age in nanoseconds would overflow and reach into the future.
+const maxLogDays = 36500
+
 // handlePruneImages answers `banger image prune`: it removes what banger
 // keeps only for speed and what is left of failed builds, never an
 // image's or a VM's files.
@@ -28,8 +32,8 @@ func (d *Daemon) handlePruneImages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.LogDays < 1 {
-		writeError(w, api.Errorf(api.CodeInvalid, "pruning build logs older than %d days: use 1 day or more", req.LogDays).
+	if req.LogDays < 1 || req.LogDays > maxLogDays {
+		writeError(w, api.Errorf(api.CodeInvalid, "pruning build logs older than %d days: use 1 day or more, at most %d", req.LogDays, maxLogDays).
 			WithHint("`banger image prune --logs-older-than 30` keeps a month of build logs"))
 		return
 	}

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -157,11 +158,17 @@ func TestPruneRemovesOnlyWhatNoImageOrVMNeeds(t *testing.T) {
 	}
 }
 
-func TestPruneRefusesLogDaysBelowOne(t *testing.T) {
+func TestPruneRefusesLogDaysOutOfBounds(t *testing.T) {
 	inst := daemontest.Start(t, nil)
-	_, err := inst.Client.PruneImages(context.Background(), api.PruneRequest{LogDays: 0})
-	if err == nil || !strings.Contains(err.Error(), "1 day or more") {
-		t.Errorf("err = %v, want an invalid request naming the minimum", err)
+	log := writeFile(t, filepath.Join(inst.Paths.StateDir, "builds", "recent-1.log"), 10, 0)
+	for _, days := range []int{0, -1, 1 << 20, 1<<63 - 1} {
+		_, err := inst.Client.PruneImages(context.Background(), api.PruneRequest{LogDays: days})
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "1 day or more") {
+			t.Errorf("log_days %d: err = %v, want an invalid request naming the bounds", days, err)
+		}
+	}
+	if _, err := os.Stat(log); err != nil {
+		t.Errorf("a refused prune removed a fresh log: %v", err)
 	}
 }
 
