@@ -179,7 +179,7 @@ func FuzzUnpack(f *testing.F) {
 		after := testutil.Tree(t, sandbox)
 		for rel, what := range after {
 			if strings.HasPrefix(rel, "stage/") {
-				if !strings.HasPrefix(what, "file ") && what != "dir" {
+				if !strings.HasPrefix(what, "file ") && !strings.HasPrefix(what, "dir") {
 					t.Fatalf("unpacking wrote %s as %s; bundles hold only files and directories", rel, what)
 				}
 				continue

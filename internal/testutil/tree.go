@@ -3,6 +3,7 @@ package testutil
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,10 +18,17 @@ func Tree(t testing.TB, root string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(root, p)
+		if errors.Is(err, fs.ErrPermission) {
+			// An extraction may leave a directory without read or search
+			// permission (the test does not run as root): what it holds
+			// cannot be listed, which is recorded instead.
+			out[rel] += " (unreadable)"
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -32,11 +40,15 @@ func Tree(t testing.TB, root string) map[string]string {
 			out[rel] = "dir"
 		case d.Type().IsRegular():
 			data, err := os.ReadFile(p)
-			if err != nil {
+			switch {
+			case errors.Is(err, fs.ErrPermission):
+				out[rel] = "file (unreadable)"
+			case err != nil:
 				return err
+			default:
+				sum := sha256.Sum256(data)
+				out[rel] = "file " + hex.EncodeToString(sum[:8])
 			}
-			sum := sha256.Sum256(data)
-			out[rel] = "file " + hex.EncodeToString(sum[:8])
 		default:
 			out[rel] = "special " + d.Type().String()
 		}
