@@ -99,10 +99,38 @@ func FuzzAPI(f *testing.F) {
 		req := httptest.NewRequestWithContext(ctx, m, "/", bytes.NewReader(body))
 		req.URL = u
 		req.RequestURI = u.RequestURI()
+		before := inventory(t, h)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		checkResponse(t, m, path, body, rec.Result())
+		resp := rec.Result()
+		checkResponse(t, m, path, body, resp)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 499 {
+			// A refused request (invalid, not found, conflict, …) changes
+			// nothing: the API's promise behind those codes.
+			if after := inventory(t, h); after != before {
+				t.Fatalf("%s %s %q was refused with %d but changed the daemon's state:\nbefore %s\nafter  %s", m, path, body, resp.StatusCode, before, after)
+			}
+		}
 	})
+}
+
+// inventory renders the VMs (name and state) and images the daemon lists.
+func inventory(t *testing.T, h http.Handler) string {
+	t.Helper()
+	var b strings.Builder
+	for _, path := range []string{"/v1/vms?all=1", "/v1/images"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		var items []struct{ Name, State string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &items); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		for _, it := range items {
+			b.WriteString(it.Name + ":" + it.State + " ")
+		}
+		b.WriteString("| ")
+	}
+	return b.String()
 }
 
 // checkResponse checks one answer of the API against its contract.
