@@ -19,8 +19,10 @@ DEB_VERSION ?= 0.0~$(subst -,.,$(VERSION))
 # (network namespaces) and the end-to-end tier (real guests under QEMU),
 # whose build of the default image alone takes 5-10 minutes under TCG.
 TESTFLAGS ?= -timeout 90m
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
 
-.PHONY: all build install uninstall deb test test-unit soak bench runtime-bundle fmt vet lint clean help
+.PHONY: all build install uninstall deb test test-unit soak fuzz bench runtime-bundle fmt vet lint clean help
 
 all: build
 
@@ -57,6 +59,16 @@ test-unit:
 SOAK_ROUNDS ?= 1000
 soak: build
 	BANGER_SOAK_ROUNDS=$(SOAK_ROUNDS) BANGER_SOAK_SEED=$(SOAK_SEED) $(GO) test -count=1 -timeout 12h -run '^TestFaultSoak$$' -v ./internal/e2e/ | grep -E '^(soak|--- |    soak_test|FAIL|ok|PASS)'
+
+## fuzz: run every fuzz target (func FuzzX in a _test.go file) for FUZZTIME each (default 10s)
+##   plain `go test` runs their seed corpora (f.Add and testdata/fuzz) as unit tests
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' internal packages cmd | sort); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$target ./$$(dirname $$file)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$file); \
+		done; \
+	done
 
 ## bench: run every benchmark and print medians and side-by-side ratios
 bench: build

@@ -397,6 +397,15 @@ func (c *Client) RemoveImage(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/images/"+esc(name), nil, nil)
 }
 
+// PruneImages removes what banger keeps for speed but no image or VM
+// needs: unused bootstrap cache entries, unused blank disk templates and
+// old build logs (with req.DryRun, only lists them).
+func (c *Client) PruneImages(ctx context.Context, req PruneRequest) (PruneResult, error) {
+	var out PruneResult
+	err := c.do(ctx, http.MethodPost, "/images/prune", req, &out)
+	return out, err
+}
+
 // Events streams state changes to fn until ctx ends or fn returns an error.
 func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 	resp, err := c.request(ctx, http.MethodGet, "/events", nil)

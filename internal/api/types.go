@@ -371,3 +371,36 @@ type CheckReport struct {
 	// Error says what POST could not repair, and why.
 	Error string `json:"error,omitempty"`
 }
+
+// PruneRequest says what `banger image prune` removes.
+type PruneRequest struct {
+	// DryRun lists what would be removed and removes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// LogDays removes build logs last written more than this many days
+	// ago; at least 1.
+	LogDays int `json:"log_days"`
+}
+
+// Kinds of PruneItem.
+const (
+	PruneCache    = "cache"    // a bootstrap cache entry or package download
+	PruneTemplate = "template" // a blank disk template
+	PruneLog      = "log"      // an old build log
+)
+
+// PruneItem is one file or directory prune removed (or would remove).
+type PruneItem struct {
+	Kind  string `json:"kind"`
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
+	Why   string `json:"why"`
+}
+
+// PruneResult is what prune removed (or, in a dry run, would remove).
+type PruneResult struct {
+	DryRun bool        `json:"dry_run,omitempty"`
+	Items  []PruneItem `json:"items"`
+	Bytes  int64       `json:"bytes"`
+	// Skipped says what was left alone and why (a bootstrap was running).
+	Skipped []string `json:"skipped,omitempty"`
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -24,8 +25,19 @@ func ParseDpkgStatus(data []byte) ([]Package, error) {
 	var pkgs []Package
 	var cur Package
 	var status string
+	var errs []error
 	flush := func() {
 		if cur.Name != "" && strings.HasSuffix(status, " installed") && strings.HasPrefix(status, "install ") {
+			// The manifest has one "name version architecture" line per
+			// package: each field must be one word.
+			for _, f := range [][2]string{{"Version", cur.Version}, {"Architecture", cur.Architecture}} {
+				if len(strings.Fields(f[1])) != 1 {
+					errs = append(errs, fmt.Errorf("package %s: field %s is %q, want one word", cur.Name, f[0], f[1]))
+				}
+			}
+			if len(strings.Fields(cur.Name)) != 1 {
+				errs = append(errs, fmt.Errorf("package name %q is not one word", cur.Name))
+			}
 			pkgs = append(pkgs, cur)
 		}
 		cur, status = Package{}, ""
@@ -61,6 +73,9 @@ func ParseDpkgStatus(data []byte) ([]Package, error) {
 		return nil, fmt.Errorf("reading dpkg status: %w", err)
 	}
 	flush()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("parsing dpkg status (the guest's dpkg database may be damaged; `dpkg --audit` in the guest says more): %w", err)
+	}
 	sortPackages(pkgs)
 	return pkgs, nil
 }

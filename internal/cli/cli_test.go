@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -242,6 +243,11 @@ func TestDoctorRendersTheDaemonsChecks(t *testing.T) {
 	text, _, _ := run(t, "doctor")
 	if !strings.Contains(text, "fix: sudo apt-get install e2fsprogs") {
 		t.Errorf("doctor table lacks the fix:\n%s", text)
+	}
+	for _, kind := range []string{"images", "vms", "cache", "templates", "logs"} {
+		if !regexp.MustCompile(`(?m)^disk: ` + kind + ` +ok +[0-9.]+[KMGT]?B? in `).MatchString(text) {
+			t.Errorf("doctor table lacks a disk use line for %s:\n%s", kind, text)
+		}
 	}
 }
 

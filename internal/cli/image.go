@@ -8,7 +8,7 @@ func (app *App) newImageCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "image",
 		Aliases: []string{"images"},
-		Short:   "Bootstrap, build, commit, list and remove guest images",
+		Short:   "Bootstrap, build, commit, list, remove and prune guest images",
 	}
 	cmd.AddCommand(
 		app.newImageBootstrapCommand(),
@@ -17,6 +17,7 @@ func (app *App) newImageCommand() *cobra.Command {
 		app.newImageListCommand(),
 		app.newImageShowCommand(),
 		app.newImageRemoveCommand(),
+		app.newImagePruneCommand(),
 	)
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"banger/internal/image"
+	"banger/internal/network"
 	"banger/internal/vm"
 )
 
@@ -211,8 +212,11 @@ func (c *Config) Validate() error {
 	if _, err := netip.ParseAddrPort(c.DNSListen); err != nil {
 		errs = append(errs, fmt.Errorf("config dns_listen %q: use ADDRESS:PORT, e.g. 127.0.0.1:42069", c.DNSListen))
 	}
-	if c.Bridge == "" || len(c.Bridge) > 15 {
-		errs = append(errs, fmt.Errorf("config bridge %q: use an interface name of 1-15 characters", c.Bridge))
+	if err := network.ValidateIfName(c.Bridge); err != nil {
+		errs = append(errs, fmt.Errorf("config bridge: %w, e.g. banger0", err))
+	}
+	if c.DNSGuestPort < 1024 || c.DNSGuestPort > 65535 {
+		errs = append(errs, fmt.Errorf("config dns_guest_port %d: use a port from 1024 to 65535, e.g. 42069", c.DNSGuestPort))
 	}
 	for key, s := range map[string]string{"default_memory": c.DefaultMemory, "default_disk": c.DefaultDisk} {
 		if _, err := vm.ParseSize(s); err != nil {

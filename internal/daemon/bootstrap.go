@@ -25,12 +25,14 @@ func (d *Daemon) bootstrapImage(ctx context.Context, req api.BootstrapImageReque
 		return nil, err
 	}
 	defer unlock()
+	d.pruneMu.RLock()
+	defer d.pruneMu.RUnlock()
 	id := newID()
 	outDir := filepath.Join(d.cfg.Paths.ImagesDir(), req.Name+"-"+id)
 	if err := os.MkdirAll(d.cfg.Paths.ImagesDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("creating images directory: %w", err)
 	}
-	logPath := filepath.Join(d.cfg.Paths.StateDir, "builds", req.Name+"-"+id+".log")
+	logPath := filepath.Join(buildLogDir(d.cfg.Paths), req.Name+"-"+id+".log")
 	log, err := createLog(logPath)
 	if err != nil {
 		return nil, err

@@ -72,6 +72,10 @@ type Daemon struct {
 
 	netReady atomic.Bool // the bridge, NAT and guest resolver were ensured
 
+	// pruneMu keeps `image prune` off the bootstrap cache while an image
+	// bootstrap runs (read-held from its cache lookup to its registration).
+	pruneMu sync.RWMutex
+
 	statsMu sync.Mutex
 	samples map[int]cpuSample
 

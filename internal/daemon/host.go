@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 
 	"banger/internal/allocation"
 	"banger/internal/config"
@@ -57,7 +56,7 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 		Guest:    &hostGuest{keys: keys},
 		Preflight: preflight.New(preflight.Config{VMMBinary: binary, VMMKind: kind, VMMReason: preflight.VMMReason(cfg.VMM, kind),
 			DataDir: paths.DataDir, Reflink: disk.ReflinkSupported, Version: vmm.version, Setup: setup.check, Optional: rt.optional()}),
-		Bootstrap: &hostBootstrap{cacheDir: filepath.Join(paths.CacheDir, "bootstrap"), log: log.With("component", "bootstrap")},
+		Bootstrap: &hostBootstrap{cacheDir: bootstrapCacheDir(paths), log: log.With("component", "bootstrap")},
 	}
 	return deps, func() { srv.Close() }, nil
 }

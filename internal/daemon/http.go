@@ -73,6 +73,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/bootstrap", d.handleBootstrapImage)
 	mux.HandleFunc("POST /v1/images/build", d.handleBuildImage)
 	mux.HandleFunc("POST /v1/images/commit", d.handleCommitImage)
+	mux.HandleFunc("POST /v1/images/prune", d.handlePruneImages)
 	mux.HandleFunc("GET /v1/images/{name}", d.handleShowImage)
 	mux.HandleFunc("DELETE /v1/images/{name}", d.handleRemoveImage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -48,7 +48,7 @@ func (d *Daemon) newImageJob(kind, name string, progress func(api.Progress)) (*i
 	images := d.cfg.Paths.ImagesDir()
 	j.stage = filepath.Join(images, "."+j.op)
 	j.dir = filepath.Join(images, name+"-"+id)
-	logs := filepath.Join(d.cfg.Paths.StateDir, "builds")
+	logs := buildLogDir(d.cfg.Paths)
 	for _, dir := range []string{images, logs} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", dir, err)

@@ -58,8 +58,7 @@ func (m *Manager) MakeLayer(ctx context.Context, path string, size int64) error 
 	if size < MinLayerSize {
 		return fmt.Errorf("making layer disk %s: size %d is below the minimum of %d MiB", path, size, MinLayerSize>>20)
 	}
-	recipe := append(MkfsLayerArgv(""), layerUpper, layerWork)
-	err := m.blank(ctx, "layer", size, path, recipe, func(ctx context.Context, file string) error {
+	err := m.blank(ctx, LayerTemplate(size), size, path, func(ctx context.Context, file string) error {
 		if _, err := m.tool(ctx, MkfsLayerArgv(file)...); err != nil {
 			return err
 		}

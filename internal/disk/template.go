@@ -26,11 +26,35 @@ import (
 // maxTemplates bounds the templates kept; the least recently used go.
 const maxTemplates = 8
 
+// WorkTemplate is the file name, in the template directory, of the blank
+// work disk of size bytes; LayerTemplate that of the blank layer. The name
+// carries a hash of the command that formats the disk, so a template made
+// by an older recipe is never taken (and `image prune` removes it).
+func WorkTemplate(size int64) string { return templateName("work", size, MkfsWorkArgv("")) }
+
+// LayerTemplate is the template file name of the blank layer of size
+// bytes (see WorkTemplate).
+func LayerTemplate(size int64) string {
+	return templateName("layer", size, append(MkfsLayerArgv(""), layerUpper, layerWork))
+}
+
+func templateName(kind string, size int64, recipe []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(recipe, "\x00")))
+	return fmt.Sprintf("%s-%d-%s.ext4", kind, size, hex.EncodeToString(sum[:6]))
+}
+
+// IsTemplate reports whether a file name in the template directory is a
+// finished template (not a temporary file being written).
+func IsTemplate(name string) bool {
+	return strings.HasSuffix(name, ".ext4") && !strings.HasPrefix(name, ".") && (strings.HasPrefix(name, "work-") || strings.HasPrefix(name, "layer-"))
+}
+
 // blank makes the new disk at path, size bytes, formatted by format (which
 // is given a sparse file of that size to fill). With a template directory
-// it copies the template of kind and size, making the template first when
-// there is none. An existing path is an error, never overwritten.
-func (m *Manager) blank(ctx context.Context, kind string, size int64, path string, recipe []string, format func(ctx context.Context, file string) error) error {
+// it copies the template called name, making it first when there is none
+// (or when it went away meanwhile: `image prune` may remove it). An
+// existing path is an error, never overwritten.
+func (m *Manager) blank(ctx context.Context, name string, size int64, path string, format func(ctx context.Context, file string) error) error {
 	if _, err := os.Lstat(path); err == nil {
 		return fs.ErrExist
 	}
@@ -43,26 +67,30 @@ func (m *Manager) blank(ctx context.Context, kind string, size int64, path strin
 	if m.templates == "" {
 		return writeAtomically(path, fill)
 	}
-	sum := sha256.Sum256([]byte(strings.Join(recipe, "\x00")))
-	tpl := filepath.Join(m.templates, fmt.Sprintf("%s-%d-%s.ext4", kind, size, hex.EncodeToString(sum[:6])))
-	if _, err := os.Stat(tpl); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(m.templates, 0o700); err != nil {
-			return fmt.Errorf("making the disk template directory: %w", err)
+	tpl := filepath.Join(m.templates, name)
+	for attempt := 0; ; attempt++ {
+		if _, err := os.Stat(tpl); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(m.templates, 0o700); err != nil {
+				return fmt.Errorf("making the disk template directory: %w", err)
+			}
+			// Two creates may make the same template at once: the second
+			// rename finds the first's file, which is as good.
+			if err := writeAtomically(tpl, fill); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("making the disk template %s: %w", tpl, err)
+			}
+			m.log.Debug("made disk template", "path", tpl)
+			m.pruneTemplates(tpl)
 		}
-		// Two creates may make the same template at once: the second
-		// rename finds the first's file, which is as good.
-		if err := writeAtomically(tpl, fill); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("making the %s template %s: %w", kind, tpl, err)
+		now := time.Now()
+		_ = os.Chtimes(tpl, now, now) // most recently used: kept by pruneTemplates
+		_, err := cloneFile(ctx, tpl, path, reflinkOrCopy)
+		if err != nil && errors.Is(err, fs.ErrNotExist) && attempt == 0 {
+			if _, serr := os.Stat(tpl); errors.Is(serr, fs.ErrNotExist) {
+				continue // the template was removed between the check and the copy
+			}
 		}
-		m.log.Debug("made disk template", "path", tpl)
-		m.pruneTemplates(tpl)
-	}
-	now := time.Now()
-	_ = os.Chtimes(tpl, now, now) // most recently used: kept by pruneTemplates
-	if _, err := cloneFile(ctx, tpl, path, reflinkOrCopy); err != nil {
 		return err
 	}
-	return nil
 }
 
 // pruneTemplates removes the least recently used templates beyond

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -98,5 +99,41 @@ func TestTemplatesMakeEachBlankDiskOnce(t *testing.T) {
 	last, _ := filepath.Glob(filepath.Join(tpl, fmt.Sprintf("work-%d-*.ext4", (32+maxTemplates+1)<<20)))
 	if len(all) != maxTemplates || len(last) != 1 {
 		t.Errorf("templates after %d sizes: %d (%v), the last one kept: %v", maxTemplates+3, len(all), all, last)
+	}
+}
+
+// TestTemplateNamesAreTheFilesMade pins WorkTemplate and LayerTemplate to
+// the files blank makes (what `image prune` keeps), and shows that a
+// template removed between two creates is made again.
+func TestTemplateNamesAreTheFilesMade(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "debugfs", "e2fsck")
+	ctx := context.Background()
+	dir, tpl := t.TempDir(), t.TempDir()
+	m := New(Deps{Runner: system.Plain(), Templates: tpl})
+	if err := m.CreateWork(ctx, filepath.Join(dir, "w1"), 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MakeLayer(ctx, filepath.Join(dir, "l1"), 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{WorkTemplate(256 << 20), LayerTemplate(64 << 20)} {
+		if !IsTemplate(name) {
+			t.Errorf("IsTemplate(%q) = false", name)
+		}
+		if _, err := os.Stat(filepath.Join(tpl, name)); err != nil {
+			t.Errorf("template %s was not made: %v", name, err)
+		}
+		if err := os.Remove(filepath.Join(tpl, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.CreateWork(ctx, filepath.Join(dir, "w2"), 256<<20); err != nil {
+		t.Fatalf("creating a work disk after its template was pruned: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tpl, WorkTemplate(256<<20))); err != nil {
+		t.Errorf("the pruned template was not made again: %v", err)
+	}
+	if IsTemplate(".work-1.ext4.tmp") || IsTemplate("notes.txt") {
+		t.Error("IsTemplate accepts a file that is not a template")
 	}
 }

@@ -26,7 +26,7 @@ func (m *Manager) CreateWork(ctx context.Context, path string, size int64) error
 	if size < MinWorkSize {
 		return fmt.Errorf("creating work disk %s: size %d is below the minimum of %d MiB", path, size, MinWorkSize>>20)
 	}
-	err := m.blank(ctx, "work", size, path, MkfsWorkArgv(""), func(ctx context.Context, file string) error {
+	err := m.blank(ctx, WorkTemplate(size), size, path, func(ctx context.Context, file string) error {
 		_, err := m.tool(ctx, MkfsWorkArgv(file)...)
 		return err
 	})

@@ -36,7 +36,7 @@ var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?
 
 // ParsePackageFile parses a package file: one entry per line, '#' starts a
 // comment, blank lines are ignored. An entry ending in ".deb" is a local
-// package file, resolved against dir when relative; anything else must be a
+// package file, resolved against dir (absolute) when relative; anything else must be a
 // Debian package name (optionally name=version). source is recorded as is.
 func ParsePackageFile(data []byte, dir, source string) (PackageFile, error) {
 	pf := PackageFile{Source: source, SHA256: SHA256Hex(data)}
@@ -54,7 +54,7 @@ func ParsePackageFile(data []byte, dir, source string) (PackageFile, error) {
 			case strings.HasSuffix(f, ".deb"):
 				p := f
 				if !filepath.IsAbs(p) {
-					if dir == "" {
+					if !filepath.IsAbs(dir) {
 						errs = append(errs, fmt.Errorf("line %d: local package %q is relative, but the package file's directory is unknown; use an absolute path", n, f))
 						continue
 					}

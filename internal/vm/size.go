@@ -53,6 +53,9 @@ func ParseSize(s string) (int64, error) {
 	if b > float64(math.MaxInt64/2) {
 		return 0, fmt.Errorf("invalid size %q: too large", s)
 	}
+	if b < 1 {
+		return 0, fmt.Errorf("invalid size %q: less than one byte (use K, M, G or T, e.g. 512M)", s)
+	}
 	return int64(b), nil
 }
 
