@@ -86,6 +86,7 @@ func TestFaultSoak(t *testing.T) {
 		time.Sleep(delay)
 		var vmmKilled time.Time
 		var vmmVM string
+		var vmmPID int
 		switch victim {
 		case "daemon":
 			if st, err := e.client().Status(context.Background()); err == nil {
@@ -96,12 +97,16 @@ func TestFaultSoak(t *testing.T) {
 		case "vmm":
 			if vms, err := e.client().VMs(context.Background(), false); err == nil {
 				for _, v := range vms {
-					if v.PID > 0 {
-						for _, p := range system.Tree(v.PID) {
+					if v.PID > 0 && v.State == "running" {
+						tree := system.Tree(v.PID)
+						for _, p := range tree {
 							_ = system.Signal(p, 0, 9)
 						}
+						if len(tree) == 0 {
+							continue // gone already
+						}
 						kills[victim]++
-						vmmKilled, vmmVM = time.Now(), v.Name
+						vmmKilled, vmmVM, vmmPID = time.Now(), v.Name, v.PID
 						break
 					}
 				}
@@ -129,7 +134,7 @@ func TestFaultSoak(t *testing.T) {
 			answered = append(answered, time.Since(start))
 		}
 		if !vmmKilled.IsZero() {
-			noticed = append(noticed, e.waitNotStarted(vmmVM, vmmKilled))
+			noticed = append(noticed, e.waitNotStarted(vmmVM, vmmPID, vmmKilled))
 		}
 		settleStart := time.Now()
 		e.settle(t, what)
@@ -160,17 +165,18 @@ func (e *env) start(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// waitNotStarted returns how long after killed the daemon showed the VM
-// whose VMM was killed as no longer running (or it was gone).
-func (e *env) waitNotStarted(name string, killed time.Time) time.Duration {
+// waitNotStarted returns how long after killed the daemon stopped showing
+// the VM as running on the killed VMM (pid): stopped, gone, or running on
+// a new VMM that an operation in progress (restart, start) started since.
+func (e *env) waitNotStarted(name string, pid int, killed time.Time) time.Duration {
 	for time.Since(killed) < 30*time.Second {
 		v, err := e.client().VM(context.Background(), name)
-		if err != nil || v.State != "running" {
+		if err != nil || v.State != "running" || v.PID != pid {
 			return time.Since(killed)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Errorf("vm %s still running 30 s after its VMM was killed", name)
+	e.t.Errorf("vm %s still running on its killed VMM (pid %d) 30 s later", name, pid)
 	return 30 * time.Second
 }
 
