@@ -253,7 +253,7 @@ func TestGuestLifecycle(t *testing.T) {
 		if web.IP == dev.IP {
 			t.Fatalf("both vms got %s", web.IP)
 		}
-		got := e.ssh("dev", "getent hosts web.vm && timeout 5 bash -c 'exec 3<>/dev/tcp/web.vm/22 && head -c 7 <&3'")
+		got := e.ssh("dev", "getent hosts web.vm && timeout 30 bash -c 'exec 3<>/dev/tcp/web.vm/22 && head -c 7 <&3'")
 		if !strings.Contains(got, web.IP) || !strings.Contains(got, "SSH-2.0") {
 			t.Errorf("dev -> web.vm: %q", got)
 		}
