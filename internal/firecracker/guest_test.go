@@ -72,7 +72,7 @@ func TestSnapshotsRealGuestThroughQEMUVMM(t *testing.T) {
 	wait(t, d, p)
 	mark := len(readFile(t, s.ConsoleLogPath()))
 	start := time.Now()
-	p2, err := d.Restore(ctx, s, snap)
+	p2, err := d.Restore(ctx, s, snap, true)
 	if err != nil {
 		t.Fatalf("Restore: %v", err)
 	}

@@ -38,31 +38,26 @@ func (d *Driver) machine(ctx context.Context, p Process) (*sdk.Machine, error) {
 // Pause stops the guest's vCPUs (PATCH /vm {"state":"Paused"}); its memory
 // stays where it is.
 func (d *Driver) Pause(ctx context.Context, p Process) error {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	m, err := d.machine(ctx, p)
-	if err == nil {
-		err = m.PauseVM(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("pausing vm %s: %w", p.ID, err)
-	}
-	d.log.Info("vm paused", "vm", p.ID, "pid", p.PID)
-	return nil
+	return d.patchVM(ctx, p, "pausing", (*sdk.Machine).PauseVM)
 }
 
 // Resume lets a paused guest run again (PATCH /vm {"state":"Resumed"}).
 func (d *Driver) Resume(ctx context.Context, p Process) error {
+	return d.patchVM(ctx, p, "resuming", (*sdk.Machine).ResumeVM)
+}
+
+// patchVM runs one of the SDK's PATCH /vm calls against p's VMM.
+func (d *Driver) patchVM(ctx context.Context, p Process, doing string, call func(*sdk.Machine, context.Context, ...sdk.PatchVMOpt) error) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	m, err := d.machine(ctx, p)
 	if err == nil {
-		err = m.ResumeVM(ctx)
+		err = call(m, ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("resuming vm %s: %w", p.ID, err)
+		return fmt.Errorf("%s vm %s: %w", doing, p.ID, err)
 	}
-	d.log.Info("vm resumed", "vm", p.ID, "pid", p.PID)
+	d.log.Info(doing+" vm done", "vm", p.ID, "pid", p.PID)
 	return nil
 }
 
@@ -97,12 +92,13 @@ func (s Snapshot) Remove() error {
 }
 
 // Restore starts a new VMM for spec and loads the snapshot into it with
-// the SDK's snapshot start (WithSnapshot: logger, then PUT /snapshot/load
-// with resume_vm), instead of configuring and booting a machine. The
+// the SDK's snapshot start (WithSnapshot: logger, then PUT /snapshot/load,
+// with resume_vm when resume is set; the VM is Paused otherwise), instead
+// of configuring and booting a machine. The
 // snapshot must have been made of the same VM: its drives and TAP are the
 // ones recorded in it. The files are left as they are. On error nothing
 // is left running.
-func (d *Driver) Restore(ctx context.Context, spec Spec, s Snapshot) (Process, error) {
+func (d *Driver) Restore(ctx context.Context, spec Spec, s Snapshot, resume bool) (Process, error) {
 	cfg, err := BuildConfig(spec)
 	if err != nil {
 		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
@@ -116,7 +112,7 @@ func (d *Driver) Restore(ctx context.Context, spec Spec, s Snapshot) (Process, e
 	if err != nil {
 		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
 	}
-	if err := d.load(ctx, cfg, s); err != nil {
+	if err := d.load(ctx, cfg, s, resume); err != nil {
 		kerr := d.Kill(context.WithoutCancel(ctx), p)
 		return Process{}, errors.Join(
 			fmt.Errorf("loading snapshot %s into vm %s: %w (see %s and %s)", s.StatePath, spec.ID, err, spec.VMMLogPath(), spec.ConsoleLogPath()),
@@ -128,13 +124,13 @@ func (d *Driver) Restore(ctx context.Context, spec Spec, s Snapshot) (Process, e
 
 // load runs the SDK's snapshot start sequence against the VMM on
 // cfg.SocketPath, without the steps that start the process or set up CNI.
-func (d *Driver) load(ctx context.Context, cfg sdk.Config, s Snapshot) error {
+func (d *Driver) load(ctx context.Context, cfg sdk.Config, s Snapshot, resume bool) error {
 	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 	defer cancel()
 	logger := newSDKLogger(d.log, cfg.VMID)
 	client := sdk.NewClient(cfg.SocketPath, logger, false)
 	m, err := sdk.NewMachine(ctx, cfg, sdk.WithClient(client), sdk.WithLogger(logger),
-		sdk.WithSnapshot(s.MemPath, s.StatePath, func(c *sdk.SnapshotConfig) { c.ResumeVM = true }))
+		sdk.WithSnapshot(s.MemPath, s.StatePath, func(c *sdk.SnapshotConfig) { c.ResumeVM = resume }))
 	if err != nil {
 		return fmt.Errorf("preparing sdk machine: %w", err)
 	}

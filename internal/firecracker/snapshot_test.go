@@ -70,7 +70,7 @@ func TestLoadSendsSnapshotSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := Snapshot{StatePath: filepath.Join(dir, "vm.snap"), MemPath: filepath.Join(dir, "vm.mem")}
-	if err := New(Deps{}).load(context.Background(), cfg, snap); err != nil {
+	if err := New(Deps{}).load(context.Background(), cfg, snap, true); err != nil {
 		t.Fatal(err)
 	}
 	want := []apiCall{

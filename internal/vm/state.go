@@ -17,11 +17,20 @@ const (
 	Starting State = "starting"
 	Running  State = "running"
 	Stopping State = "stopping"
-	Error    State = "error"
+	// Paused: the VMM runs, the guest's vCPUs do not; its memory stays
+	// where it is.
+	Paused State = "paused"
+	// Suspended: no VMM runs; the guest's device state and memory are in
+	// the VM's directory (vm.SuspendState, vm.SuspendMemory) and the next
+	// start resumes them.
+	Suspended State = "suspended"
+	Error     State = "error"
 )
 
 // States lists every state, in lifecycle order.
-func States() []State { return []State{Creating, Stopped, Starting, Running, Stopping, Error} }
+func States() []State {
+	return []State{Creating, Stopped, Starting, Running, Stopping, Paused, Suspended, Error}
+}
 
 // transitions lists, for each state, the states it may move to. This table
 // is the state diagram of docs/architecture.md; the daemon's one state
@@ -31,15 +40,23 @@ var transitions = map[State][]State{
 	// marked an error by a reconcile that finds its creation cut off.
 	Creating: {Stopped, Starting, Error},
 	Stopped:  {Starting, Error},
-	// A boot that fails leaves the VM stopped with the reason.
-	Starting: {Running, Stopped, Error},
-	// A VMM that exits on its own goes straight to stopped.
-	Running: {Stopping, Stopped, Error},
+	// A boot that fails leaves the VM stopped with the reason; a resume
+	// from a suspend that fails leaves it suspended.
+	Starting: {Running, Stopped, Suspended, Error},
+	// A VMM that exits on its own goes straight to stopped. Pause and
+	// suspend go through paused.
+	Running: {Stopping, Stopped, Paused, Error},
 	// Reconcile adopts a VMM that still runs after a stop was cut off.
 	Stopping: {Stopped, Running, Error},
+	// A paused VM resumes, is suspended (its VMM saved and gone), or is
+	// stopped.
+	Paused: {Running, Suspended, Stopping, Stopped, Error},
+	// A suspended VM resumes through a start, or its saved state is
+	// discarded by a stop (or found missing by reconcile).
+	Suspended: {Starting, Stopped, Error},
 	// An error is left by starting again, stopping (which first kills
 	// a VMM that may still run), or adoption of a live VMM.
-	Error: {Stopped, Starting, Stopping, Running, Error},
+	Error: {Stopped, Starting, Stopping, Running, Paused, Error},
 }
 
 // CanTransition reports whether a VM may move from one state to another.
@@ -81,6 +98,9 @@ const (
 	OpForceRemove Op = "rm --force"
 	OpResize      Op = "resize"
 	OpCommit      Op = "commit"
+	OpPause       Op = "pause"
+	OpResume      Op = "resume"
+	OpSuspend     Op = "suspend"
 )
 
 // rule says in which states an operation may run, and in which it has
@@ -95,19 +115,22 @@ type rule struct {
 // rules is the table of operations and states; forbidden pairs are
 // refused before anything changes.
 var rules = map[Op]rule{
-	OpStart:       {from: []State{Stopped, Error}, noop: []State{Running}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
-	OpStop:        {from: []State{Running, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
-	OpKill:        {from: []State{Running, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
+	OpStart:       {from: []State{Stopped, Suspended, Error}, noop: []State{Running}, hint: "a paused vm continues with `banger vm resume %[1]s`; otherwise wait for the operation in progress, or `banger vm rm --force %[1]s`"},
+	OpStop:        {from: []State{Running, Paused, Suspended, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
+	OpKill:        {from: []State{Running, Paused, Suspended, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
 	OpRestart:     {from: []State{Running, Stopped, Error}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
-	OpRemove:      {from: []State{Stopped, Error}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
+	OpRemove:      {from: []State{Stopped, Suspended, Error}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
 	OpForceRemove: {from: States()},
 	OpResize:      {from: []State{Stopped, Running}, hint: "the work disk grows while the vm is stopped or running: wait for the operation in progress, or `banger vm stop %s`"},
 	OpCommit:      {from: []State{Stopped}, hint: "only a stopped vm's root disk can become an image: `banger vm stop %s` first"},
+	OpPause:       {from: []State{Running}, noop: []State{Paused}, hint: "only a running vm can be paused: `banger vm start %s` first"},
+	OpResume:      {from: []State{Paused}, noop: []State{Running}, hint: "only a paused vm resumes; a suspended or stopped one starts: `banger vm start %s`"},
+	OpSuspend:     {from: []State{Running, Paused}, noop: []State{Suspended}, hint: "only a running or paused vm can be suspended: `banger vm start %s` first"},
 }
 
 // Ops lists every operation of the table.
 func Ops() []Op {
-	return []Op{OpStart, OpStop, OpKill, OpRestart, OpRemove, OpForceRemove, OpResize, OpCommit}
+	return []Op{OpStart, OpStop, OpKill, OpRestart, OpRemove, OpForceRemove, OpResize, OpCommit, OpPause, OpResume, OpSuspend}
 }
 
 // OpError is an operation refused in the VM's state.
