@@ -220,7 +220,9 @@ func TestPauseResumeSuspend(t *testing.T) {
 	h.eventually("dev suspended", h.inState("dev", "suspended"))
 	h.waitScreen(regexp.MustCompile(`dev\s+suspended`))
 	h.keys("s")
-	h.eventually("dev restored", func() bool { return slices.ContainsFunc(h.inst.Host.Calls(), func(c string) bool { return strings.HasPrefix(c, "restore dev") }) })
+	h.eventually("dev restored", func() bool {
+		return slices.ContainsFunc(h.inst.Host.Calls(), func(c string) bool { return strings.HasPrefix(c, "restore dev") })
+	})
 	h.eventually("dev running again", h.inState("dev", "running"))
 }
 
