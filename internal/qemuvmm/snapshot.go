@@ -181,20 +181,29 @@ func (v *VMM) createSnapshot(ctx context.Context, snapshotPath, memPath string) 
 	if _, err := state.WriteString(snapshotMagic + string(head) + "\n"); err != nil {
 		return fault("Cannot create a snapshot: writing %s: %v", snapshotPath, err)
 	}
-	if err := v.migrateOut(ctx, state); err != nil {
-		return err
-	}
-	if err := state.Close(); err != nil {
-		return fault("Cannot create a snapshot: writing %s: %v", snapshotPath, err)
-	}
 	mem, err := os.OpenFile(memPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fault("Cannot create a snapshot: %v", err)
 	}
 	defer mem.Close()
-	n, err := copySparse(mem, ram)
-	if err != nil {
+	// The paused guest's memory does not change: copy it while QEMU
+	// writes the device state.
+	var n int64
+	copied := make(chan error, 1)
+	go func() {
+		var err error
+		n, err = copySparse(mem, ram)
+		copied <- err
+	}()
+	migErr := v.migrateOut(ctx, state)
+	if err := <-copied; err != nil {
 		return fault("Cannot create a snapshot: writing guest memory to %s: %v", memPath, err)
+	}
+	if migErr != nil {
+		return migErr
+	}
+	if err := state.Close(); err != nil {
+		return fault("Cannot create a snapshot: writing %s: %v", snapshotPath, err)
 	}
 	if err := mem.Close(); err != nil {
 		return fault("Cannot create a snapshot: writing %s: %v", memPath, err)
@@ -333,14 +342,25 @@ func (v *VMM) loadSnapshot(ctx context.Context, p SnapshotLoadParams, memPath st
 	if err != nil {
 		return fault("Cannot load the snapshot: %v", err)
 	}
-	if _, err := copySparse(ram, mem); err != nil {
-		ram.Close()
-		return fault("Cannot load the snapshot: reading guest memory from %s: %v", memPath, err)
+	// The memory is copied while QEMU starts (with -S it runs nothing).
+	// It must be complete before the device state goes in: loading virtio
+	// devices reads their ring indices from guest RAM.
+	copied := make(chan error, 1)
+	go func() {
+		_, err := copySparse(ram, mem)
+		copied <- err
+	}()
+	copyErr := func() error {
+		if err := <-copied; err != nil {
+			return fmt.Errorf("reading guest memory from %s: %w", memPath, err)
+		}
+		return nil
 	}
 
 	v.mu.Lock()
 	if v.proc != nil || v.configured {
 		v.mu.Unlock()
+		_ = copyErr()
 		ram.Close()
 		return fault("Loading a microVM snapshot not allowed after configuring boot-specific resources.")
 	}
@@ -349,6 +369,7 @@ func (v *VMM) loadSnapshot(ctx context.Context, p SnapshotLoadParams, memPath st
 	if err != nil {
 		v.machine, v.boot, v.drives, v.nics = MachineConfig{VcpuCount: ptr(int64(1)), MemSizeMib: ptr(int64(128)), Smt: ptr(false)}, nil, nil, nil
 		v.mu.Unlock()
+		_ = copyErr()
 		ram.Close()
 		return fault("Cannot load the snapshot: %v", strings.TrimPrefix(err.Error(), "Cannot start microvm: "))
 	}
@@ -357,15 +378,24 @@ func (v *VMM) loadSnapshot(ctx context.Context, p SnapshotLoadParams, memPath st
 	proc, err := v.startQEMULocked(lc, ram, StatePaused)
 	v.mu.Unlock()
 	if err != nil {
+		_ = copyErr() // startQEMULocked closed ram
 		return err
 	}
+	waited := false
 	fail := func(err error) error {
 		_ = proc.Signal(os.Kill)
 		<-proc.Done()
+		if !waited {
+			_ = copyErr()
+		}
 		return fault("Cannot load the snapshot: %v%s", err, v.qemuSaid())
 	}
 	c, err := v.controller(ctx)
 	if err != nil {
+		return fail(err)
+	}
+	waited = true
+	if err := copyErr(); err != nil {
 		return fail(err)
 	}
 	if err := v.migrateIn(ctx, c, br); err != nil {

@@ -121,9 +121,25 @@ func TestSnapshotCreateThenLoad(t *testing.T) {
 
 	dst := newHarness(t)
 	mig := dst.migrateAs("")
+	// QEMU reads virtio ring indices from guest RAM while it loads the
+	// device state: the memory must be in place by then.
+	incoming := dst.qmp.on["migrate-incoming"]
+	var atIncoming string
+	dst.qmp.on["migrate-incoming"] = func(args any) (json.RawMessage, error) {
+		dst.v.mu.Lock()
+		ram := dst.v.ram
+		dst.v.mu.Unlock()
+		page := make([]byte, 10)
+		_, _ = ram.ReadAt(page, 3<<20)
+		atIncoming = string(page)
+		return incoming(args)
+	}
 	dst.must(204, "PUT", "/logger", `{"log_path":"`+dst.dir+`/vmm.log"}`)
 	dst.must(204, "PUT", "/snapshot/load", `{"snapshot_path":"`+snap+`","mem_backend":{"backend_type":"File","backend_path":"`+mem+`"},"resume_vm":true,"network_overrides":[{"iface_id":"1","host_dev_name":"tap-new"}]}`)
 	<-mig.done
+	if atIncoming != "guest page" {
+		t.Errorf("guest memory at migrate-incoming = %q, want it loaded before the device state", atIncoming)
+	}
 	if got := mig.received.String(); got != "DEVICE-STATE" {
 		t.Errorf("qemu was fed %q, want the saved device state", got)
 	}
