@@ -83,6 +83,20 @@ func TestSuspendFreesTheHostAndStartResumes(t *testing.T) {
 	if f := savedFiles(t, inst, "dev"); len(f) != 0 {
 		t.Errorf("saved state left after the resume: %v", f)
 	}
+
+	// A guest that cannot set its clock still runs; the start says so.
+	if _, err := inst.Client.SuspendVM(ctx, "dev", nil); err != nil {
+		t.Fatal(err)
+	}
+	inst.Host.FailNext("exec", errors.New("date: cannot set date"))
+	var said []string
+	v, err = inst.Client.StartVM(ctx, "dev", true, func(p api.Progress) { said = append(said, p.Message) })
+	if err != nil || v.State != "running" {
+		t.Fatalf("start with a failing clock step = %s, %v; want running", v.State, err)
+	}
+	if !slices.ContainsFunc(said, func(m string) bool { return strings.Contains(m, "clock is behind") }) {
+		t.Errorf("start did not report the clock it could not set: %q", said)
+	}
 }
 
 func TestPauseResumeAndStopOfAPausedVM(t *testing.T) {

@@ -75,6 +75,10 @@ func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func
 		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: noSSH},
 		{name: "clock", message: "setting the guest's clock to the host's", do: b.syncClock, skip: !resume || noSSH},
 	}}, progress)
+	if err == nil && resume && noSSH {
+		// Nobody waits for the guest: set its clock once it answers.
+		d.syncClockLater(v)
+	}
 	if err != nil && (v.State == vm.Starting || v.State == vm.Running) {
 		v.Released()
 		to := vm.Stopped

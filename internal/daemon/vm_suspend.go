@@ -183,8 +183,17 @@ func (b *booting) resumeRestored(ctx context.Context) error {
 
 // syncClock sets the guest's clock to the host's over SSH: a restored or
 // resumed guest's clock stood still while it was saved or paused. It
-// needs no hardware clock and no agent, only `date` in the guest.
-func (b *booting) syncClock(ctx context.Context) error { return b.d.syncClock(ctx, b.v) }
+// needs no hardware clock and no agent, only `date` in the guest. A guest
+// that refuses keeps running; the failure is reported, not fatal.
+func (b *booting) syncClock(ctx context.Context) error {
+	if err := b.d.syncClock(ctx, b.v); err != nil {
+		b.d.log.Warn("setting the clock of a restored vm", "vm", b.v.Name, "err", err)
+		if b.progress != nil {
+			b.progress(api.Progress{Step: "clock", Message: fmt.Sprintf("the guest's clock is behind the host's: %v", err)})
+		}
+	}
+	return nil
+}
 
 func (d *Daemon) syncClock(ctx context.Context, v *vm.VM) error {
 	now := d.deps.Now()
