@@ -189,6 +189,33 @@ func TestSuspendResumeKeepsTheGuest(t *testing.T) {
 		still(t, "after a daemon kill -9 mid-suspend")
 	})
 
+	t.Run("a damaged saved state fails the start and is kept", func(t *testing.T) {
+		e := e.with(t)
+		e.must("vm", "suspend", "dev")
+		mem := e.vm("dev").SavedMemory
+		if err := os.Rename(mem, mem+".aside"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(mem, make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code := e.banger("vm", "start", "dev", "--wait")
+		if code == 0 || !strings.Contains(errOut, "restore") || !strings.Contains(errOut, "memory file") || !strings.Contains(errOut, "banger vm stop dev") {
+			t.Errorf("start from a damaged memory file: exit %d, %q; want the restore step, the cause and the way on", code, errOut)
+		}
+		if v := e.vm("dev"); v.State != "suspended" || v.PID != 0 {
+			t.Errorf("after the failed restore: %s pid %d, want suspended without a vmm", v.State, v.PID)
+		}
+		for sock := range servingUnder(e.run) {
+			t.Errorf("a vmm still serves %s after the failed restore", sock)
+		}
+		if err := os.Rename(mem+".aside", mem); err != nil {
+			t.Fatal(err)
+		}
+		e.must("vm", "start", "dev", "--wait")
+		still(t, "after a failed restore and a retry")
+	})
+
 	t.Run("rm leaves nothing", func(t *testing.T) {
 		e := e.with(t)
 		e.must("vm", "suspend", "dev")
