@@ -89,7 +89,7 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		// never ran, so the saved state is still the truth.
 		err = errors.Join(d.deps.VMM.Kill(ctx, v), d.freeHost(ctx, v))
 		v.Released()
-		err = errors.Join(err, d.setState(ctx, v, vm.Suspended, fmt.Sprintf("the resume was interrupted (bangerd stopped while starting it); start it again with `banger vm start %s`", v.Name)))
+		err = errors.Join(err, d.setState(ctx, v, vm.Suspended, resumeInterrupted(v)))
 	case alive:
 		err = rc.adopt(ctx, v)
 	case v.State == vm.Suspended:
@@ -98,8 +98,7 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 			err = errors.Join(removeSuspend(v), d.markStopped(ctx, v, fmt.Sprintf("its saved state (%s) is missing, so it boots from its disks on the next start", v.SuspendMemory())))
 		}
 	case v.State == vm.Starting && hasSuspend(v):
-		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Suspended,
-			fmt.Sprintf("the resume was interrupted (bangerd stopped while starting it); start it again with `banger vm start %s`", v.Name)))
+		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Suspended, resumeInterrupted(v)))
 	case v.State == vm.Creating:
 		d.log.Warn("vm creation was interrupted", "vm", v.Name)
 		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Error,
@@ -122,6 +121,12 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		err = errors.Join(err, removeSuspend(v))
 	}
 	rc.errs = append(rc.errs, err)
+}
+
+// resumeInterrupted is the reason of a VM whose resume a crash cut off
+// before the guest ran.
+func resumeInterrupted(v *vm.VM) string {
+	return fmt.Sprintf("the resume was interrupted (bangerd stopped while starting it); start it again with `banger vm start %s`", v.Name)
 }
 
 // hasAnySuspend reports whether either suspend file of v exists.
