@@ -58,17 +58,8 @@ func TestPauseResumeSnapshotBodies(t *testing.T) {
 }
 
 func TestLoadSendsSnapshotSequence(t *testing.T) {
-	dir := shortDir(t)
-	s := testSpec(dir)
-	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	api := &fakeAPI{}
-	startFakeAPI(t, api, s.Socket)
-	cfg, err := BuildConfig(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cfg := servedSpec(t, api)
 	snap := Snapshot{StatePath: filepath.Join(dir, "vm.snap"), MemPath: filepath.Join(dir, "vm.mem")}
 	if err := New(Deps{}).load(context.Background(), cfg, snap, true); err != nil {
 		t.Fatal(err)
