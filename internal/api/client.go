@@ -329,6 +329,25 @@ func (c *Client) KillVM(ctx context.Context, name string) (VM, error) {
 	return vmOf(line), err
 }
 
+// PauseVM stops a running VM's vCPUs; its memory and VMM stay.
+func (c *Client) PauseVM(ctx context.Context, name string) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/pause", nil, nil)
+	return vmOf(line), err
+}
+
+// ResumeVM lets a paused VM run again.
+func (c *Client) ResumeVM(ctx context.Context, name string) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/resume", nil, nil)
+	return vmOf(line), err
+}
+
+// SuspendVM saves a running or paused VM's state and memory to disk and
+// ends its VMM; StartVM resumes it.
+func (c *Client) SuspendVM(ctx context.Context, name string, onProgress func(Progress)) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/suspend", nil, onProgress)
+	return vmOf(line), err
+}
+
 // RestartVM stops and starts a VM.
 func (c *Client) RestartVM(ctx context.Context, name string, waitSSH bool, onProgress func(Progress)) (VM, error) {
 	path := "/vms/" + esc(name) + "/restart"

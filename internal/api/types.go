@@ -25,14 +25,18 @@ type VM struct {
 	// RootDisk holds what the VM wrote to its root: its own copy of the
 	// image's root (layout "clone") or its layer over the image's shared
 	// root (layout "layer").
-	RootDisk   string `json:"root_disk"`
-	Layout     string `json:"layout,omitempty"`
-	WorkDisk   string `json:"work_disk"`
-	RootUsed   int64  `json:"root_disk_used_bytes"`
-	WorkUsed   int64  `json:"work_disk_used_bytes"`
-	ConsoleLog string `json:"console_log"`
-	VMMLog     string `json:"vmm_log"`
-	Hidden     bool   `json:"hidden,omitempty"`
+	RootDisk string `json:"root_disk"`
+	Layout   string `json:"layout,omitempty"`
+	WorkDisk string `json:"work_disk"`
+	RootUsed int64  `json:"root_disk_used_bytes"`
+	WorkUsed int64  `json:"work_disk_used_bytes"`
+	// SavedBytes is the disk space of a suspended VM's saved state and
+	// memory (SavedMemory is the memory file's path); zero otherwise.
+	SavedBytes  int64  `json:"saved_state_bytes,omitempty"`
+	SavedMemory string `json:"saved_memory,omitempty"`
+	ConsoleLog  string `json:"console_log"`
+	VMMLog      string `json:"vmm_log"`
+	Hidden      bool   `json:"hidden,omitempty"`
 	// Forwards are the VM's port forwards, as ADDR:HOSTPORT:GUESTPORT/PROTO;
 	// they run while the VM does.
 	Forwards   []string  `json:"forwards,omitempty"`
@@ -180,6 +184,8 @@ const (
 	EventVMError      = "vm.error"
 	EventVMRemoved    = "vm.removed"
 	EventVMUpdated    = "vm.updated"
+	EventVMPaused     = "vm.paused"
+	EventVMSuspended  = "vm.suspended"
 	EventImageAdded   = "image.added"
 	EventImageRemoved = "image.removed"
 	EventImageBuild   = "image.build"

@@ -80,7 +80,7 @@ func stateColor(w io.Writer, state string) string {
 	if !colorEnabled(w) {
 		return state
 	}
-	code := map[string]string{"running": "32", "stopped": "90", "error": "31", "creating": "33", "starting": "33", "stopping": "33"}[state]
+	code := map[string]string{"running": "32", "stopped": "90", "error": "31", "creating": "33", "starting": "33", "stopping": "33", "paused": "36", "suspended": "34"}[state]
 	if code == "" {
 		return state
 	}

@@ -52,9 +52,13 @@ func renderVMTable(app *App, vms []api.VM, now time.Time) {
 	t := newTable(app.Stdout, "NAME", "STATE", "IP", "DNS", "CPU%", "MEM", "DISK", "IMAGE", "AGE", "FORWARDS")
 	for _, v := range vms {
 		cpu, mem := "-", "-"
-		if v.State == "running" {
+		switch v.State {
+		case "running", "paused":
 			cpu = fmt.Sprintf("%.1f", v.CPUPercent)
 			mem = humanBytes(v.RSSBytes)
+		case "suspended":
+			// The memory is on disk: show how much.
+			mem = humanBytes(v.SavedBytes) + " saved"
 		}
 		t.row(v.Name, stateColor(app.Stdout, v.State), dash(v.IP), v.DNSName, cpu, mem, vm.FormatSize(v.DiskBytes), v.Image, humanAge(v.CreatedAt, now), shortForwards(v.Forwards))
 	}

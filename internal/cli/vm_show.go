@@ -43,8 +43,11 @@ func (app *App) runVMShow(ctx context.Context, cmd *cobra.Command, name, output 
 		return writeJSON(app.Stdout, v)
 	}
 	usage := "-"
-	if v.State == "running" {
+	switch v.State {
+	case "running", "paused":
 		usage = fmt.Sprintf("%.1f%% cpu, %s rss (pid %d)", v.CPUPercent, humanBytes(v.RSSBytes), v.PID)
+	case "suspended":
+		usage = fmt.Sprintf("none; state and memory saved in %s (%s on disk); `banger vm start %s` resumes it", v.SavedMemory, humanBytes(v.SavedBytes), v.Name)
 	}
 	uptime := ""
 	if !v.StartedAt.IsZero() {

@@ -18,7 +18,9 @@ func (app *App) newVMStopCommand() *cobra.Command {
 		Short: "Shut VMs down gracefully",
 		Long: `Shut VMs down gracefully: banger sends Ctrl-Alt-Del to the guest, waits up
 to --timeout for it to power off, then sends SIGTERM and finally SIGKILL to
-the VMM. Disks and the address are kept; 'banger vm start' boots it again.`,
+the VMM. Disks and the address are kept; 'banger vm start' boots it again.
+A paused VM is resumed first, so that it can power off; a suspended VM's
+saved state is discarded.`,
 		ValidArgsFunction: app.completeVMNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runVMStop(cmd.Context(), cmd, args, all, timeout)

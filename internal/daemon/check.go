@@ -53,10 +53,10 @@ func (d *Daemon) missing(ctx context.Context) ([]api.Finding, error) {
 		if v.State == vm.Creating || v.State == vm.Removing || d.locks.busy(vmKey(v.Name)) {
 			continue
 		}
-		if v.State == vm.Running && !d.vmmAlive(v) {
+		if v.HoldsVMM() && !d.vmmAlive(v) {
 			miss("vmm process", v.Name, fmt.Sprintf("vm %s is running in the database, but its VMM (pid %d) is gone", v.Name, v.Process.PID))
 		}
-		if v.State == vm.Running && d.deps.Network != nil && v.TAP != "" && !slices.Contains(taps, v.TAP) {
+		if v.HoldsVMM() && d.deps.Network != nil && v.TAP != "" && !slices.Contains(taps, v.TAP) {
 			miss("tap", v.Name, fmt.Sprintf("running vm %s has no tap %s", v.Name, v.TAP))
 		}
 		disks := []struct{ kind, path string }{{"root disk", v.WritableRoot()}}

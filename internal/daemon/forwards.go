@@ -142,7 +142,7 @@ func (d *Daemon) changeForwards(ctx context.Context, name string, req api.Forwar
 // addForward starts s first when v runs, so a port that cannot be bound is
 // refused before it is recorded.
 func (d *Daemon) addForward(ctx context.Context, v *vm.VM, s forward.Spec) error {
-	running := v.State == vm.Running
+	running := v.HoldsVMM()
 	if running {
 		if err := d.forwarder(v, true).Start(s); err != nil {
 			return api.Errorf(api.CodeConflict, "%v", err)

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	"banger/internal/firecracker"
@@ -19,6 +21,45 @@ type hostVMM struct {
 }
 
 func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetInfo) (vm.Process, error) {
+	p, err := h.drv.Start(ctx, h.spec(v, img, n))
+	if err != nil {
+		return vm.Process{}, err
+	}
+	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
+}
+
+func (h *hostVMM) Restore(ctx context.Context, v *vm.VM, img *image.Image, n NetInfo) (vm.Process, error) {
+	p, err := h.drv.Restore(ctx, h.spec(v, img, n), suspendFiles(v), false)
+	if err != nil {
+		return vm.Process{}, err
+	}
+	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
+}
+
+func suspendFiles(v *vm.VM) firecracker.Snapshot {
+	return firecracker.Snapshot{StatePath: v.SuspendState(), MemPath: v.SuspendMemory()}
+}
+
+func (h *hostVMM) Pause(ctx context.Context, v *vm.VM) error  { return h.drv.Pause(ctx, fcProcess(v)) }
+func (h *hostVMM) Resume(ctx context.Context, v *vm.VM) error { return h.drv.Resume(ctx, fcProcess(v)) }
+
+// Snapshot has the VMM write the files, then syncs them: a suspended VM's
+// state must survive a host crash as its disks do.
+func (h *hostVMM) Snapshot(ctx context.Context, v *vm.VM) error {
+	s := suspendFiles(v)
+	if err := h.drv.CreateSnapshot(ctx, fcProcess(v), s); err != nil {
+		return err
+	}
+	for _, p := range []string{s.StatePath, s.MemPath} {
+		if err := syncFile(p); err != nil {
+			return errors.Join(err, s.Remove())
+		}
+	}
+	return nil
+}
+
+// spec maps a VM and its image to the driver's launch spec.
+func (h *hostVMM) spec(v *vm.VM, img *image.Image, n NetInfo) firecracker.Spec {
 	// Firecracker before bzImage support boots the ELF vmlinux; QEMU
 	// boots the bzImage directly.
 	kernel := img.Vmlinux
@@ -37,11 +78,7 @@ func (h *hostVMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n NetIn
 		// made over the base it recorded.
 		spec.RootDrive, spec.LayerDrive = cmp.Or(v.Base, img.Rootfs), v.LayerDisk()
 	}
-	p, err := h.drv.Start(ctx, spec)
-	if err != nil {
-		return vm.Process{}, err
-	}
-	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
+	return spec
 }
 
 // version asks a VMM binary for its version, for the doctor.
@@ -89,4 +126,17 @@ func (h *hostVMM) Serving() map[string]vm.Process {
 
 func (h *hostVMM) Alive(p vm.Process) bool {
 	return h.drv.Alive(firecracker.Process{PID: p.PID, StartTime: p.StartTime})
+}
+
+// syncFile flushes a file the VMM wrote to the disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return nil
 }

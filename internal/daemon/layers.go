@@ -32,6 +32,17 @@ type VMM interface {
 	// Serving maps the API socket of every VMM process on the host to its
 	// identity, to find VMMs a crashed daemon never recorded.
 	Serving() map[string]vm.Process
+	// Pause stops the guest's vCPUs; Resume lets them run again.
+	Pause(ctx context.Context, v *vm.VM) error
+	Resume(ctx context.Context, v *vm.VM) error
+	// Snapshot writes a paused VM's device state and memory to
+	// v.SuspendState() and v.SuspendMemory(), synced to disk; on error
+	// neither file is left.
+	Snapshot(ctx context.Context, v *vm.VM) error
+	// Restore starts a new VMM for v from those files, paused (Resume
+	// lets it run), and returns its process identity. The files are left
+	// as they are.
+	Restore(ctx context.Context, v *vm.VM, img *image.Image, net NetInfo) (vm.Process, error)
 }
 
 // NetInfo is what the guest needs to know about its network.

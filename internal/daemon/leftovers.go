@@ -104,7 +104,7 @@ func (d *Daemon) leftovers(ctx context.Context, images bool) ([]leftover, error)
 func (d *Daemon) leftoverTAPs(taps []string, vms []vm.VM) []leftover {
 	owned := map[string]bool{}
 	for _, v := range vms {
-		if v.TAP != "" && (v.State == vm.Running || v.State == vm.Stopping || d.locks.busy(vmKey(v.Name))) {
+		if v.TAP != "" && (v.HoldsVMM() || v.State == vm.Stopping || d.locks.busy(vmKey(v.Name))) {
 			owned[v.TAP] = true
 		}
 	}

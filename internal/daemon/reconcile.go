@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"banger/internal/vm"
@@ -85,16 +86,29 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 	}
 	var err error
 	switch {
+	case alive && v.State == vm.Starting && hasSuspend(v):
+		// A resume cut off before its saved state was dropped: the guest
+		// never ran, so the saved state is still the truth.
+		err = errors.Join(d.deps.VMM.Kill(ctx, v), d.freeHost(ctx, v))
+		v.Released()
+		err = errors.Join(err, d.setState(ctx, v, vm.Suspended, resumeInterrupted(v)))
 	case alive:
 		err = rc.adopt(ctx, v)
+	case v.State == vm.Suspended:
+		if !hasSuspend(v) {
+			d.log.Warn("saved state of a suspended vm is missing", "vm", v.Name, "path", v.SuspendMemory())
+			err = errors.Join(removeSuspend(v), d.markStopped(ctx, v, fmt.Sprintf("its saved state (%s) is missing, so it boots from its disks on the next start", v.SuspendMemory())))
+		}
+	case v.State == vm.Starting && hasSuspend(v):
+		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Suspended, resumeInterrupted(v)))
 	case v.State == vm.Creating:
 		d.log.Warn("vm creation was interrupted", "vm", v.Name)
 		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Error,
 			fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)))
-	case v.State == vm.Running || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
+	case v.State == vm.Running || v.State == vm.Paused || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
 		reason := ""
 		switch v.State {
-		case vm.Running:
+		case vm.Running, vm.Paused:
 			reason = fmt.Sprintf("the VMM (pid %d) exited without a stop request; see %s and %s", v.Process.PID, v.ConsoleLog(), v.VMMLog())
 		case vm.Starting:
 			reason = fmt.Sprintf("the boot was interrupted (bangerd stopped while starting it); start it again with `banger vm start %s`", v.Name)
@@ -102,7 +116,29 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		d.log.Warn("vmm is gone", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
 		err = d.markStopped(ctx, v, reason)
 	}
+	if v.State != vm.Suspended && hasAnySuspend(v) {
+		// Left by a suspend cut off before it was recorded, or a resume
+		// after it ran the guest: only a suspended VM owns these files.
+		d.log.Info("removing saved state the vm does not own", "vm", v.Name, "state", v.State)
+		err = errors.Join(err, removeSuspend(v))
+	}
 	rc.errs = append(rc.errs, err)
+}
+
+// resumeInterrupted is the reason of a VM whose resume a crash cut off
+// before the guest ran.
+func resumeInterrupted(v *vm.VM) string {
+	return fmt.Sprintf("the resume was interrupted (bangerd stopped while starting it); start it again with `banger vm start %s`", v.Name)
+}
+
+// hasAnySuspend reports whether either suspend file of v exists.
+func hasAnySuspend(v *vm.VM) bool {
+	for _, p := range []string{v.SuspendState(), v.SuspendMemory()} {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // adopt takes a VMM that still runs as the VM's: a daemon restart, or an
@@ -115,8 +151,16 @@ func (rc *reconciliation) adopt(ctx context.Context, v *vm.VM) error {
 			rc.d.log.Warn("restoring forwards", "vm", v.Name, "err", err)
 		}
 	}
-	if v.State == vm.Running {
+	if v.HoldsVMM() {
+		// A paused VM's VMM is alive and paused: nothing to do.
 		return nil
+	}
+	if v.State == vm.Starting {
+		// A resume cut off after its saved state was dropped may have left
+		// the guest paused; resuming a running guest changes nothing.
+		if err := rc.d.deps.VMM.Resume(ctx, v); err != nil {
+			rc.d.log.Warn("resuming an adopted vmm", "vm", v.Name, "err", err)
+		}
 	}
 	rc.d.log.Info("adopting running vmm", "vm", v.Name, "pid", v.Process.PID, "was", v.State)
 	return rc.d.setState(ctx, v, vm.Running, "")

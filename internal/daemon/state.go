@@ -33,15 +33,15 @@ func (d *Daemon) setState(ctx context.Context, v *vm.VM, to vm.State, reason str
 	return nil
 }
 
-// syncName makes the VM's DNS record follow its state: a running VM
-// answers to its name, any other does not. The caller holds namesMu, so
+// syncName makes the VM's DNS record follow its state: a running or
+// paused VM answers to its name, any other does not. The caller holds namesMu, so
 // that reconcile's rebuild of the records never sees a row and the
 // records disagree.
 func (d *Daemon) syncName(v *vm.VM) {
 	if d.deps.DNS == nil {
 		return
 	}
-	if v.State == vm.Running && v.IP.IsValid() {
+	if v.HoldsVMM() && v.IP.IsValid() {
 		d.deps.DNS.Set(v.Name, v.IP)
 	} else {
 		d.deps.DNS.Remove(v.Name)
@@ -62,7 +62,7 @@ func (d *Daemon) rebuildNames(ctx context.Context) (running int, err error) {
 	}
 	records := map[string]netip.Addr{}
 	for _, v := range vms {
-		if v.State == vm.Running && v.IP.IsValid() {
+		if v.HoldsVMM() && v.IP.IsValid() {
 			records[v.Name] = v.IP
 		}
 	}
@@ -79,6 +79,10 @@ func stateEvent(s vm.State) string {
 		return api.EventVMStopped
 	case vm.Error:
 		return api.EventVMError
+	case vm.Paused:
+		return api.EventVMPaused
+	case vm.Suspended:
+		return api.EventVMSuspended
 	}
 	return api.EventVMUpdated
 }

@@ -26,7 +26,7 @@ import (
 func vmIn(t *testing.T, inst *daemontest.Instance, name string, s vm.State) {
 	t.Helper()
 	ctx := context.Background()
-	boot := s == vm.Running || s == vm.Starting || s == vm.Stopping
+	boot := s == vm.Running || s == vm.Starting || s == vm.Stopping || s == vm.Paused
 	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: name, Image: "base", NoStart: !boot}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +41,14 @@ func vmIn(t *testing.T, inst *daemontest.Instance, name string, s vm.State) {
 	v.State = s
 	if s == vm.Error {
 		v.Reason = "something went wrong"
+	}
+	if s == vm.Suspended {
+		// A suspended VM owns its saved state.
+		for _, p := range []string{v.SuspendState(), v.SuspendMemory()} {
+			if err := os.WriteFile(p, []byte("saved"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := st.UpdateVM(ctx, &v); err != nil {
 		t.Fatal(err)
@@ -67,6 +75,12 @@ func runOp(ctx context.Context, c *api.Client, op vm.Op, name string) error {
 		_, err = c.ResizeVM(ctx, name, api.ResizeVMRequest{DiskBytes: 16 << 30}, nil)
 	case vm.OpCommit:
 		_, err = c.CommitImage(ctx, api.CommitImageRequest{Name: "from-" + name, VM: name}, nil)
+	case vm.OpPause:
+		_, err = c.PauseVM(ctx, name)
+	case vm.OpResume:
+		_, err = c.ResumeVM(ctx, name)
+	case vm.OpSuspend:
+		_, err = c.SuspendVM(ctx, name, nil)
 	default:
 		err = fmt.Errorf("no api call for %s", op)
 	}
@@ -78,6 +92,7 @@ func runOp(ctx context.Context, c *api.Client, op vm.Op, name string) error {
 var wantAfter = map[vm.Op]vm.State{
 	vm.OpStart: vm.Running, vm.OpStop: vm.Stopped, vm.OpKill: vm.Stopped, vm.OpRestart: vm.Running,
 	vm.OpRemove: "", vm.OpForceRemove: "",
+	vm.OpPause: vm.Paused, vm.OpResume: vm.Running, vm.OpSuspend: vm.Suspended,
 }
 
 // TestEveryOperationInEveryState walks the operation table: each

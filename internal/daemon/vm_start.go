@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"banger/internal/api"
+	"banger/internal/image"
 	"banger/internal/preflight"
 	"banger/internal/vm"
 )
@@ -54,22 +55,37 @@ type booting struct {
 }
 
 // boot declares and runs vm start: mark the VM starting, make sure the
-// bridge and NAT exist, make its TAP, start the VMM, publish its name and
-// (when asked) wait for SSH. A failure leaves the VM stopped with the
-// reason.
+// bridge and NAT exist, make its TAP, start the VMM (or, for a suspended
+// VM, restore it from its saved state, drop the files and let it run),
+// publish its name and (when asked) wait for SSH. A failure leaves the VM
+// stopped with the reason, or suspended while its saved state is intact.
 func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func(api.Progress)) error {
 	b := &booting{d: d, v: v, progress: progress}
-	err := d.run(ctx, operation{name: "vm start", target: v.Name, logs: append(v.Logs(), d.cfg.Paths.DaemonLog()), steps: []step{
+	resume := v.State == vm.Suspended
+	noSSH := !waitSSH || d.deps.Guest == nil
+	err := d.run(ctx, operation{name: "vm start", target: v.Name, logs: d.vmLogs(v), steps: []step{
 		{name: "starting", message: "marking the vm starting", do: b.markStarting},
 		{name: "network", message: "ensuring the bridge and NAT", do: b.ensureNetwork},
 		{name: "tap", message: "creating tap " + v.TAP, do: b.createTAP, undo: b.deleteTAP},
-		{name: "boot", message: "starting the VMM and booting the guest", do: b.startVMM, undo: b.killVMM},
+		{name: "boot", message: "starting the VMM and booting the guest", do: b.startVMM, undo: b.killVMM, skip: resume},
+		{name: "restore", message: "restoring the guest from its saved state", do: b.restoreVMM, undo: b.killVMM, skip: !resume},
+		{name: "discard", message: "removing the saved state", do: b.discardSuspend, skip: !resume},
+		{name: "resume", message: "resuming the guest", do: b.resumeRestored, skip: !resume},
 		{name: "forwards", message: "starting the port forwards", do: b.startForwards},
-		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: !waitSSH || d.deps.Guest == nil},
+		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: noSSH},
+		{name: "clock", message: "setting the guest's clock to the host's", do: b.syncClock, skip: !resume || noSSH},
 	}}, progress)
+	if err == nil && resume && noSSH {
+		// Nobody waits for the guest: set its clock once it answers.
+		d.syncClockLater(v)
+	}
 	if err != nil && (v.State == vm.Starting || v.State == vm.Running) {
 		v.Released()
-		if serr := d.setState(context.WithoutCancel(ctx), v, vm.Stopped, err.Error()); serr != nil {
+		to := vm.Stopped
+		if resume && hasSuspend(v) {
+			to = vm.Suspended
+		}
+		if serr := d.setState(context.WithoutCancel(ctx), v, to, err.Error()); serr != nil {
 			err = errors.Join(err, serr)
 		}
 	}
@@ -92,23 +108,17 @@ func (b *booting) deleteTAP(ctx context.Context) error {
 // state in one write.
 func (b *booting) startVMM(ctx context.Context) error {
 	d, v := b.d, b.v
-	// The runtime directory is a tmpfs on most hosts: recreate it after a
-	// reboot.
-	if err := os.MkdirAll(filepath.Dir(v.Socket), 0o700); err != nil {
-		return fmt.Errorf("creating socket directory: %w", err)
-	}
-	img, err := d.store.Image(ctx, v.ImageName)
+	img, err := b.prepareVMM(ctx)
 	if err != nil {
-		return fmt.Errorf("reading image %s of vm %s: %w", v.ImageName, v.Name, err)
+		return err
 	}
-	_ = removeSockets(v.Socket)
 	if err := d.noteBootStart(v); err != nil {
 		// The boot goes on without a timeline; none of an older boot's
 		// stays to mislead.
 		d.log.Warn("recording the boot's start", "vm", v.Name, "err", err)
 		_ = os.Remove(v.BootFile())
 	}
-	proc, err := d.deps.VMM.Start(ctx, v, &img, d.deps.Network.Info(v.IP))
+	proc, err := d.deps.VMM.Start(ctx, v, img, d.deps.Network.Info(v.IP))
 	if err != nil {
 		return err
 	}
@@ -119,6 +129,22 @@ func (b *booting) startVMM(ctx context.Context) error {
 		return errors.Join(err, b.killVMM(context.WithoutCancel(ctx)))
 	}
 	return nil
+}
+
+// prepareVMM makes the socket directory (the runtime directory is a tmpfs
+// on most hosts: it is gone after a reboot), clears stale sockets and
+// reads the VM's image.
+func (b *booting) prepareVMM(ctx context.Context) (*image.Image, error) {
+	v := b.v
+	if err := os.MkdirAll(filepath.Dir(v.Socket), 0o700); err != nil {
+		return nil, fmt.Errorf("creating socket directory: %w", err)
+	}
+	img, err := b.d.store.Image(ctx, v.ImageName)
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s of vm %s: %w", v.ImageName, v.Name, err)
+	}
+	_ = removeSockets(v.Socket)
+	return &img, nil
 }
 
 func (b *booting) killVMM(ctx context.Context) error {

@@ -53,10 +53,14 @@ func (d *Daemon) halt(ctx context.Context, v *vm.VM, kill bool, timeout time.Dur
 	if kill {
 		name = "vm kill"
 	}
-	err := d.run(ctx, operation{name: name, target: v.Name, logs: append(v.Logs(), d.cfg.Paths.DaemonLog()), steps: []step{
+	paused, suspended := v.State == vm.Paused, v.State == vm.Suspended
+	err := d.run(ctx, operation{name: name, target: v.Name, logs: d.vmLogs(v), steps: []step{
 		{name: "stopping", message: "marking the vm stopping", do: h.markStopping, skip: !hasVMM},
+		// A paused guest cannot hear the power button.
+		{name: "resume", message: "resuming the paused guest so it can power off", do: h.resume, skip: kill || !hasVMM || !paused},
 		{name: "shutdown", message: fmt.Sprintf("asking the guest to power off (up to %s)", timeout), do: h.shutdown, skip: kill || !hasVMM},
 		{name: "kill", message: "killing the VMM", do: h.kill, skip: !kill || !hasVMM},
+		{name: "discard", message: "discarding the saved state of the suspended vm", do: h.discard, skip: !suspended},
 		{name: "release", message: "releasing the tap, name and sockets", do: h.release},
 	}}, progress)
 	if err != nil && v.State != vm.Stopped {
@@ -76,6 +80,10 @@ func (h *halting) shutdown(ctx context.Context) error {
 }
 
 func (h *halting) kill(ctx context.Context) error { return h.d.deps.VMM.Kill(ctx, h.v) }
+
+func (h *halting) resume(ctx context.Context) error { return h.d.deps.VMM.Resume(ctx, h.v) }
+
+func (h *halting) discard(context.Context) error { return removeSuspend(h.v) }
 
 // release frees what the VM held and records it stopped. What could not
 // be freed is named in the reason and left to reconcile's sweep.

@@ -70,6 +70,9 @@ func (d *Daemon) waitGuest(ctx context.Context, name string, timeout time.Durati
 				return nil, d.waitFailed(ctx, v, "for it to boot", timeout, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
+		case vm.Paused:
+			return nil, api.Errorf(api.CodeConflict, "vm %s is paused, so its guest cannot answer", v.Name).
+				WithHint("resume it with `banger vm resume %s`", v.Name)
 		default:
 			return nil, api.Errorf(api.CodeConflict, "vm %s is %s, so its guest cannot be reached", v.Name, v.State).
 				WithHint("start it with `banger vm start %s`", v.Name)

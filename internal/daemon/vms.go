@@ -53,8 +53,11 @@ func (d *Daemon) render(v *vm.VM) *api.VM {
 		DNSName: d.dnsName(v), PID: v.Process.PID, RootDisk: v.WritableRoot(), WorkDisk: v.WorkDisk(), Layout: string(v.LayoutOrClone()),
 		ConsoleLog: v.ConsoleLog(), VMMLog: v.VMMLog(), Hidden: v.Hidden, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt,
 	}
-	if v.State == vm.Running && v.Process.PID > 0 {
+	if v.HoldsVMM() && v.Process.PID > 0 {
 		out.CPUPercent, out.RSSBytes = d.stats(v.Process.PID)
+	}
+	if v.State == vm.Suspended {
+		out.SavedBytes, out.SavedMemory = suspendBytes(v), v.SuspendMemory()
 	}
 	out.RootUsed = allocated(out.RootDisk)
 	out.WorkUsed = allocated(out.WorkDisk)
@@ -148,6 +151,16 @@ func (d *Daemon) handleKillVM(w http.ResponseWriter, r *http.Request) {
 		v, err := d.stopVM(r.Context(), r.PathValue("name"), true, 0, progress)
 		return v, nil, err
 	})
+}
+
+// handleVMOp serves an operation on one VM that takes no request body.
+func (d *Daemon) handleVMOp(op func(ctx context.Context, name string, progress func(api.Progress)) (*vm.VM, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+			v, err := op(r.Context(), r.PathValue("name"), progress)
+			return v, nil, err
+		})
+	}
 }
 
 func (d *Daemon) handleRestartVM(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	sdk "github.com/firecracker-microvm/firecracker-go-sdk"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -72,18 +73,26 @@ func wantBootCalls(dir string) []apiCall {
 	}
 }
 
-func TestConfigureSendsFirecrackerSequence(t *testing.T) {
+// servedSpec returns the config of testSpec in a new directory, whose
+// state directory exists and whose socket api serves.
+func servedSpec(t *testing.T, api *fakeAPI) (string, sdk.Config) {
+	t.Helper()
 	dir := shortDir(t)
 	s := testSpec(dir)
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	api := &fakeAPI{}
 	startFakeAPI(t, api, s.Socket)
 	cfg, err := BuildConfig(s)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, cfg
+}
+
+func TestConfigureSendsFirecrackerSequence(t *testing.T) {
+	api := &fakeAPI{}
+	dir, cfg := servedSpec(t, api)
 	var logs bytes.Buffer
 	d := New(Deps{Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err := d.configure(context.Background(), cfg); err != nil {
@@ -92,7 +101,7 @@ func TestConfigureSendsFirecrackerSequence(t *testing.T) {
 	if diff := cmp.Diff(wantBootCalls(dir), api.Calls()); diff != "" {
 		t.Errorf("api calls (-want +got):\n%s", diff)
 	}
-	vmmLog, err := os.ReadFile(s.VMMLogPath())
+	vmmLog, err := os.ReadFile(cfg.LogPath)
 	if err != nil || !strings.Contains(string(vmmLog), "logger configured") {
 		t.Errorf("vmm.log = %q, %v; want the fake vmm's line", vmmLog, err)
 	}
@@ -104,18 +113,9 @@ func TestConfigureSendsFirecrackerSequence(t *testing.T) {
 }
 
 func TestConfigureReportsVMMFault(t *testing.T) {
-	dir := shortDir(t)
-	s := testSpec(dir)
-	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	api := &fakeAPI{failPrefix: "/drives/"}
-	startFakeAPI(t, api, s.Socket)
-	cfg, err := BuildConfig(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = New(Deps{}).configure(context.Background(), cfg)
+	_, cfg := servedSpec(t, api)
+	err := New(Deps{}).configure(context.Background(), cfg)
 	if err == nil {
 		t.Fatal("configure succeeded although PUT /drives failed")
 	}

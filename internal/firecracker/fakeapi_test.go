@@ -151,6 +151,37 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			fault(w, 400, "unknown action %v", body["action_type"])
 		}
+	case r.Method == http.MethodPatch && call.Path == "/vm":
+		if notStarted {
+			fault(w, 400, "The requested operation is not supported before starting the microVM.")
+			return
+		}
+		if body["state"] == "Paused" {
+			f.state = string(StatePaused)
+		} else {
+			f.state = string(StateRunning)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPut && call.Path == "/snapshot/create":
+		if f.state != string(StatePaused) {
+			fault(w, 400, "Cannot create a snapshot: the microVM is not paused.")
+			return
+		}
+		for _, k := range []string{"snapshot_path", "mem_file_path"} {
+			p, _ := body[k].(string)
+			_ = os.WriteFile(p, []byte(k), 0o600)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPut && call.Path == "/snapshot/load":
+		if !notStarted {
+			fault(w, 400, "Loading a microVM snapshot not allowed after starting the microVM.")
+			return
+		}
+		f.state = string(StatePaused)
+		if body["resume_vm"] == true {
+			f.state = string(StateRunning)
+		}
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		fault(w, 400, "Invalid request method and/or path: %s %s.", r.Method, call.Path)
 	}

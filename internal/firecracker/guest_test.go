@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,98 @@ import (
 // it with ctrl-alt-del. The guest has no network interface: TAPs belong in
 // a network namespace, which the end-to-end tier sets up.
 func TestBootsRealGuestThroughQEMUVMM(t *testing.T) {
+	d, logs, _, p := bootRealGuest(t, "fc-guest-test")
+	ctx := context.Background()
+	other, _ := testDriver(t)
+	if state, err := other.Adopt(ctx, p); err != nil || state != StateRunning {
+		t.Fatalf("Adopt = %q, %v; want Running", state, err)
+	}
+	if err := d.Shutdown(ctx, p, 2*time.Minute); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if !strings.Contains(logs.String(), "vmm stopped after ctrl-alt-del") {
+		t.Errorf("guest did not stop on ctrl-alt-del:\n%s", logs)
+	}
+	if e := wait(t, d, p); !e.Known || e.Code != 0 {
+		t.Errorf("banger-vmm-qemu %v, want exit status 0", e)
+	}
+}
+
+// TestSnapshotsRealGuestThroughQEMUVMM pauses and resumes a real guest,
+// snapshots it, kills its VMM and restores it into a new one through the
+// SDK's own calls (PauseVM, ResumeVM, CreateSnapshot, WithSnapshot); the
+// restored guest still runs systemd: it powers off on ctrl-alt-del.
+func TestSnapshotsRealGuestThroughQEMUVMM(t *testing.T) {
+	d, logs, s, p := bootRealGuest(t, "fc-snap-test")
+	ctx := context.Background()
+	snap := Snapshot{StatePath: filepath.Join(s.StateDir, "vm.snap"), MemPath: filepath.Join(s.StateDir, "vm.mem")}
+	if err := d.CreateSnapshot(ctx, p, snap); err == nil {
+		t.Fatal("CreateSnapshot of a running guest succeeded; Firecracker requires a pause")
+	}
+	for _, op := range []func(context.Context, Process) error{d.Pause, d.Resume, d.Pause} {
+		if err := op(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if state, err := d.Adopt(ctx, p); err != nil || state != StatePaused {
+		t.Fatalf("Adopt of a paused vm = %q, %v; want Paused", state, err)
+	}
+	if err := d.CreateSnapshot(ctx, p, snap); err != nil {
+		t.Fatalf("CreateSnapshot: %v", err)
+	}
+	for _, f := range []string{snap.StatePath, snap.MemPath} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d bytes, %d allocated", filepath.Base(f), st.Size(), st.Sys().(*syscall.Stat_t).Blocks*512)
+	}
+	if err := d.Kill(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, d, p)
+	mark := len(readFile(t, s.ConsoleLogPath()))
+	start := time.Now()
+	p2, err := d.Restore(ctx, s, snap, true)
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	t.Logf("restored in %s", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() { _ = d.Kill(ctx, p2) })
+	if state, err := d.Adopt(ctx, p2); err != nil || state != StateRunning {
+		t.Fatalf("Adopt of the restored vm = %q, %v; want Running", state, err)
+	}
+	if err := d.Shutdown(ctx, p2, 2*time.Minute); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if !strings.Contains(logs.String(), "vmm stopped after ctrl-alt-del") {
+		t.Errorf("restored guest did not stop on ctrl-alt-del:\n%s", logs)
+	}
+	if after := readFile(t, s.ConsoleLogPath())[mark:]; !strings.Contains(after, "reboot: Power down") {
+		t.Errorf("restored guest's console shows no power-off:\n%s", tail([]byte(after)))
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func tail(b []byte) string {
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// bootRealGuest boots the bootstrapped guest image through banger-vmm-qemu
+// (this test binary in that role) with driver d and waits for multi-user.
+// Nothing it started outlives the test.
+func bootRealGuest(t *testing.T, id string) (*Driver, *testutil.SyncBuffer, Spec, Process) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "qemu-system-x86_64", "cp")
 	testutil.Short(t, "boots a real guest under QEMU")
@@ -35,7 +128,7 @@ func TestBootsRealGuestThroughQEMUVMM(t *testing.T) {
 	}
 	t.Setenv(envFakeVMM, modeQEMU)
 	s := Spec{
-		ID:        "fc-guest-test",
+		ID:        id,
 		Binary:    exe,
 		Socket:    filepath.Join(dir, "api.sock"),
 		StateDir:  filepath.Join(dir, "state"),
@@ -61,50 +154,39 @@ func TestBootsRealGuestThroughQEMUVMM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if t.Failed() {
 			console, _ := os.ReadFile(s.ConsoleLogPath())
 			vmmLog, _ := os.ReadFile(s.VMMLogPath())
 			t.Logf("console.log:\n%s\nvmm.log:\n%s\ndriver log:\n%s", tail(console), tail(vmmLog), logs)
-			_ = d.Kill(ctx, p)
 		}
-	}()
+		_ = d.Kill(ctx, p)
+	})
 
+	waitConsole(t, d, s, p, "login:", "Multi-User System")
+	return d, logs, s, p
+}
+
+// waitConsole waits until the console log holds one of the words.
+func waitConsole(t *testing.T, d *Driver, s Spec, p Process, words ...string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		console, _ := os.ReadFile(s.ConsoleLogPath())
 		// The login prompt, or systemd's multi-user target: the serial
 		// getty's prompt sometimes comes late under TCG.
-		if strings.Contains(string(console), "login:") || strings.Contains(string(console), "Multi-User System") {
-			break
+		for _, w := range words {
+			if strings.Contains(string(console), w) {
+				return
+			}
 		}
 		if !d.Alive(p) {
-			t.Fatal("vmm exited before the guest reached multi-user")
+			t.Fatalf("vmm exited before the console showed %q", words)
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("guest did not reach multi-user within 5 minutes")
+			t.Fatalf("console did not show %q within 5 minutes", words)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 
-	other, _ := testDriver(t)
-	if state, err := other.Adopt(ctx, p); err != nil || state != StateRunning {
-		t.Fatalf("Adopt = %q, %v; want Running", state, err)
-	}
-	if err := d.Shutdown(ctx, p, 2*time.Minute); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if !strings.Contains(logs.String(), "vmm stopped after ctrl-alt-del") {
-		t.Errorf("guest did not stop on ctrl-alt-del:\n%s", logs)
-	}
-	if e := wait(t, d, p); !e.Known || e.Code != 0 {
-		t.Errorf("banger-vmm-qemu %v, want exit status 0", e)
-	}
-}
-
-func tail(b []byte) string {
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }

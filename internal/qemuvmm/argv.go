@@ -34,6 +34,14 @@ type LaunchConfig struct {
 	NICs []LaunchNIC
 	// QMPSocket is the path of the QMP control socket QEMU listens on.
 	QMPSocket string
+	// RAMPath, when set, backs guest RAM with that file, mapped shared
+	// (memory-backend-file,share=on). banger-vmm-qemu passes a memfd it
+	// holds itself (/proc/self/fd/3), so that a snapshot can copy the RAM
+	// and migration can leave it out (x-ignore-shared).
+	RAMPath string
+	// Incoming starts QEMU waiting for a migration stream (-incoming
+	// defer) instead of booting: the start of a snapshot load.
+	Incoming bool
 }
 
 // LaunchDrive is one virtio-blk device.
@@ -63,8 +71,12 @@ func BuildArgv(c LaunchConfig) []string {
 	argv := []string{
 		c.QEMU,
 		"-name", "guest=" + qemuEscape(c.Name),
-		"-M", "microvm,acpi=on,x-option-roms=off",
 	}
+	machine := "microvm,acpi=on,x-option-roms=off"
+	if c.RAMPath != "" {
+		machine += ",memory-backend=ram"
+	}
+	argv = append(argv, "-M", machine)
 	switch c.Accel.Kind {
 	case AccelKVM:
 		argv = append(argv, "-accel", "kvm", "-cpu", "host")
@@ -74,6 +86,11 @@ func BuildArgv(c LaunchConfig) []string {
 	argv = append(argv,
 		"-m", strconv.FormatInt(c.MemMiB, 10)+"M",
 		"-smp", strconv.FormatInt(c.VCPUs, 10),
+	)
+	if c.RAMPath != "" {
+		argv = append(argv, "-object", "memory-backend-file,id=ram,size="+strconv.FormatInt(c.MemMiB, 10)+"M,share=on,mem-path="+qemuEscape(c.RAMPath))
+	}
+	argv = append(argv,
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
@@ -113,6 +130,9 @@ func BuildArgv(c LaunchConfig) []string {
 		argv = append(argv, "-object", "rng-builtin,id=rng0", "-device", "virtio-rng-device,rng=rng0")
 	}
 	argv = append(argv, "-qmp", "unix:"+qemuEscape(c.QMPSocket)+",server=on,wait=off")
+	if c.Incoming {
+		argv = append(argv, "-S", "-incoming", "defer")
+	}
 	return argv
 }
 

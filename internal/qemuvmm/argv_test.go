@@ -199,3 +199,20 @@ func TestMainUsageErrors(t *testing.T) {
 		t.Errorf("Main(--version) = %d, stdout %q", code, out.String())
 	}
 }
+
+func TestBuildArgvSharedRAMAndIncoming(t *testing.T) {
+	got := strings.Join(BuildArgv(LaunchConfig{
+		QEMU: "qemu-system-x86_64", Name: "a", Accel: Accel{Kind: AccelTCG},
+		VCPUs: 1, MemMiB: 256, Kernel: "/k", Cmdline: "quiet", QMPSocket: "/q",
+		RAMPath: "/proc/self/fd/3", Incoming: true,
+	}), " ")
+	for _, want := range []string{
+		"-M microvm,acpi=on,x-option-roms=off,memory-backend=ram ",
+		"-m 256M -smp 1 -object memory-backend-file,id=ram,size=256M,share=on,mem-path=/proc/self/fd/3 -nodefaults",
+		"server=on,wait=off -S -incoming defer",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("argv lacks %q: %s", want, got)
+		}
+	}
+}

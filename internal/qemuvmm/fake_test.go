@@ -56,6 +56,8 @@ type fakeQMP struct {
 	args   []any
 	events chan QMPEvent
 	fail   map[string]error
+	// on answers a command instead of the default "{}".
+	on map[string]func(args any) (json.RawMessage, error)
 }
 
 func (q *fakeQMP) Execute(_ context.Context, cmd string, args any) (json.RawMessage, error) {
@@ -65,6 +67,9 @@ func (q *fakeQMP) Execute(_ context.Context, cmd string, args any) (json.RawMess
 	q.args = append(q.args, args)
 	if err := q.fail[cmd]; err != nil {
 		return nil, err
+	}
+	if f := q.on[cmd]; f != nil {
+		return f(args)
 	}
 	return json.RawMessage("{}"), nil
 }

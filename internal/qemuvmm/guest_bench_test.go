@@ -18,6 +18,7 @@ import (
 	firecracker "github.com/firecracker-microvm/firecracker-go-sdk"
 	"github.com/firecracker-microvm/firecracker-go-sdk/client/models"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"banger/internal/qemuvmm"
 	"banger/internal/testutil"
@@ -76,6 +77,8 @@ func BenchmarkBootToSSH(b *testing.B) {
 		Drives:    []qemuvmm.LaunchDrive{{Node: "drive0", Path: rootfs, Cache: "unsafe"}},
 		NICs:      []qemuvmm.LaunchNIC{{Netdev: "net0", Tap: "tap0", MAC: guestMAC}},
 		QMPSocket: sock + ".qmp",
+		// Guest RAM in a memfd on descriptor 3, as banger-vmm-qemu runs it.
+		RAMPath: "/proc/self/fd/3",
 	})
 
 	viaVMM := func() (time.Duration, error) {
@@ -115,6 +118,16 @@ func BenchmarkBootToSSH(b *testing.B) {
 	byHand := func() (time.Duration, error) {
 		cmd := exec.Command(handArgv[0], handArgv[1:]...)
 		t0 := time.Now()
+		fd, err := unix.MemfdCreate("hand-ram", unix.MFD_CLOEXEC)
+		if err != nil {
+			return 0, err
+		}
+		ram := os.NewFile(uintptr(fd), "hand-ram")
+		defer ram.Close()
+		if err := ram.Truncate(512 << 20); err != nil {
+			return 0, err
+		}
+		cmd.ExtraFiles = []*os.File{ram}
 		if err := cmd.Start(); err != nil {
 			return 0, err
 		}

@@ -39,8 +39,8 @@ func (v *VMM) Handler() http.Handler {
 			v.fail(w, r, fault("%s are not supported by this VMM (banger-vmm-qemu).", what))
 		}
 	}
-	mux.HandleFunc("PUT /snapshot/create", unsupported("Snapshots"))
-	mux.HandleFunc("PUT /snapshot/load", unsupported("Snapshots"))
+	mux.HandleFunc("PUT /snapshot/create", v.putSnapshotCreate)
+	mux.HandleFunc("PUT /snapshot/load", v.putSnapshotLoad)
 	mux.HandleFunc("/balloon", unsupported("Balloon devices"))
 	mux.HandleFunc("/balloon/statistics", unsupported("Balloon devices"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +89,9 @@ func (v *VMM) preBoot(w http.ResponseWriter, r *http.Request) bool {
 		v.mu.Unlock()
 		v.fail(w, r, errPostBoot)
 		return false
+	}
+	if r.URL.Path != "/logger" && r.URL.Path != "/metrics" {
+		v.configured = true
 	}
 	return true
 }

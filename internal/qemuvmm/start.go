@@ -108,7 +108,25 @@ func (v *VMM) instanceStart(ctx context.Context) error {
 		v.mu.Unlock()
 		return err
 	}
+	ram, err := newRAM(lc.MemMiB)
+	if err != nil {
+		v.mu.Unlock()
+		return fault("Cannot start microvm: %v", err)
+	}
+	proc, err := v.startQEMULocked(lc, ram, StateRunning)
+	v.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return v.waitStarted(proc)
+}
+
+// startQEMULocked launches QEMU for lc with guest RAM in the memfd ram
+// (handed over as descriptor 3) and records it in state. v.mu is held. On
+// error ram is closed.
+func (v *VMM) startQEMULocked(lc LaunchConfig, ram *os.File, state string) (Proc, error) {
 	_ = os.Remove(lc.QMPSocket)
+	lc.RAMPath = "/proc/self/fd/3"
 	argv := BuildArgv(lc)
 	v.stderr.setNext(stderrLogger{log: v.log(), extra: v.cfg.QEMUStderr})
 	proc, err := v.deps.Start(system.ProcessSpec{
@@ -118,21 +136,25 @@ func (v *VMM) instanceStart(ctx context.Context) error {
 		Stderr:        v.stderr,
 		NewSession:    true,
 		DieWithParent: true,
+		ExtraFiles:    []*os.File{ram},
 	})
 	if err != nil {
-		v.mu.Unlock()
+		ram.Close()
 		if system.IsNotFound(err) {
-			return fault("Cannot start microvm: %s not found; install it with `apt-get install qemu-system-x86` or pass --qemu", lc.QEMU)
+			return nil, fault("Cannot start microvm: %s not found; install it with `apt-get install qemu-system-x86` or pass --qemu", lc.QEMU)
 		}
-		return fault("Cannot start microvm: %v", err)
+		return nil, fault("Cannot start microvm: %v", err)
 	}
-	v.proc = proc
-	v.state = StateRunning
-	v.mu.Unlock()
+	v.proc, v.ram, v.launch = proc, ram, lc
+	v.state = state
 	v.log().Info("qemu started", "pid", proc.PID(), "accel", lc.Accel.Kind, "argv", strings.Join(argv, " "))
-
 	go v.watch(proc, lc.QMPSocket)
+	return proc, nil
+}
 
+// waitStarted answers InstanceStart once QMP is up, after StartWait, or
+// with QEMU's stderr when it exits first.
+func (v *VMM) waitStarted(proc Proc) error {
 	timer := time.NewTimer(v.cfg.StartWait)
 	defer timer.Stop()
 	select {

@@ -132,6 +132,12 @@ type VMM struct {
 	qmpReady chan struct{}
 	stderr   *tailBuffer
 	stopping bool
+	// ram is the memfd holding guest RAM, which QEMU maps shared; launch
+	// is the configuration QEMU runs with; configured is set by the first
+	// boot-specific PUT (after which a snapshot load is refused).
+	ram        *os.File
+	launch     LaunchConfig
+	configured bool
 
 	exited chan struct{} // closed when QEMU has exited
 }
@@ -276,6 +282,10 @@ func (v *VMM) closeFiles() {
 	defer v.mu.Unlock()
 	if v.qmp != nil {
 		v.qmp.Close()
+	}
+	if v.ram != nil {
+		v.ram.Close()
+		v.ram = nil
 	}
 	if v.metFile != nil {
 		v.writeMetricsLocked()

@@ -34,6 +34,8 @@ type ProcessSpec struct {
 	// that started it exits (Linux parent-death signal). It keeps a helper
 	// process, such as a VMM's emulator, from outliving its owner.
 	DieWithParent bool
+	// ExtraFiles are inherited by the process as descriptors 3, 4, …
+	ExtraFiles []*os.File
 }
 
 // Process is a started background process.
@@ -58,6 +60,7 @@ func StartProcess(spec ProcessSpec) (*Process, error) {
 	cmd.Stdin = spec.Stdin
 	cmd.Stdout = spec.Stdout
 	cmd.Stderr = spec.Stderr
+	cmd.ExtraFiles = spec.ExtraFiles
 	attr := &syscall.SysProcAttr{Setsid: spec.NewSession}
 	if spec.DieWithParent {
 		attr.Pdeathsig = syscall.SIGKILL

@@ -164,6 +164,21 @@ func (m *Model) vmKey(msg tea.KeyMsg) tea.Cmd {
 				})
 			},
 		}
+	case key.Matches(msg, k.Pause) && v.State == string(vm.Paused):
+		return m.runOp(name, "resuming", "resumed", func(ctx context.Context, _ func(api.Progress)) (*api.VM, []string, error) {
+			v, err := c.ResumeVM(ctx, name)
+			return &v, nil, err
+		})
+	case key.Matches(msg, k.Pause):
+		return m.runOp(name, "pausing", "paused", func(ctx context.Context, _ func(api.Progress)) (*api.VM, []string, error) {
+			v, err := c.PauseVM(ctx, name)
+			return &v, nil, err
+		})
+	case key.Matches(msg, k.Suspend):
+		return m.runOp(name, "suspending", "suspended", func(ctx context.Context, p func(api.Progress)) (*api.VM, []string, error) {
+			v, err := c.SuspendVM(ctx, name, p)
+			return &v, nil, err
+		})
 	case key.Matches(msg, k.Delete):
 		force := v.State != string(vm.Stopped)
 		prompt := fmt.Sprintf("Delete %s and its disks?", name)

@@ -205,6 +205,27 @@ func TestKillAsksFirst(t *testing.T) {
 	h.waitScreen(regexp.MustCompile(`dev\s+stopped`))
 }
 
+func TestPauseResumeSuspend(t *testing.T) {
+	h := newHarness(t, "dev")
+	h.keys("p")
+	h.eventually("dev to pause", h.called("pause dev"))
+	h.eventually("dev paused", h.inState("dev", "paused"))
+	h.waitScreen(regexp.MustCompile(`dev\s+paused`))
+	h.keys("p")
+	h.eventually("dev to resume", h.called("resume dev"))
+	h.eventually("dev running", h.inState("dev", "running"))
+	h.waitScreen(regexp.MustCompile(`dev resumed`))
+	h.keys("z")
+	h.eventually("dev to be saved", h.called("snapshot dev"))
+	h.eventually("dev suspended", h.inState("dev", "suspended"))
+	h.waitScreen(regexp.MustCompile(`dev\s+suspended`))
+	h.keys("s")
+	h.eventually("dev restored", func() bool {
+		return slices.ContainsFunc(h.inst.Host.Calls(), func(c string) bool { return strings.HasPrefix(c, "restore dev") })
+	})
+	h.eventually("dev running again", h.inState("dev", "running"))
+}
+
 func TestDeleteAsksFirst(t *testing.T) {
 	h := newHarness(t, "dev", "web~")
 	h.keys("j", "D")

@@ -18,6 +18,9 @@ type Client interface {
 	StartVM(ctx context.Context, name string, waitSSH bool, onProgress func(api.Progress)) (api.VM, error)
 	StopVM(ctx context.Context, name string, req api.StopVMRequest, onProgress func(api.Progress)) (api.VM, error)
 	KillVM(ctx context.Context, name string) (api.VM, error)
+	PauseVM(ctx context.Context, name string) (api.VM, error)
+	ResumeVM(ctx context.Context, name string) (api.VM, error)
+	SuspendVM(ctx context.Context, name string, onProgress func(api.Progress)) (api.VM, error)
 	RestartVM(ctx context.Context, name string, waitSSH bool, onProgress func(api.Progress)) (api.VM, error)
 	ResizeVM(ctx context.Context, name string, req api.ResizeVMRequest, onProgress func(api.Progress)) (api.VM, error)
 	RemoveVM(ctx context.Context, name string, req api.RemoveVMRequest) error

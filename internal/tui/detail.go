@@ -183,6 +183,10 @@ func (m *Model) vmFacts(v api.VM, full bool, width int) []string {
 	workUse := size(v.WorkUsed) + " used of " + size(v.DiskBytes)
 	line(l("root   "), path(v.RootDisk, 11+len(rootUse)), rootUse)
 	line(l("work   "), path(v.WorkDisk, 11+len(workUse)), workUse)
+	if v.SavedMemory != "" {
+		saved := size(v.SavedBytes) + " saved"
+		line(l("memory "), path(v.SavedMemory, 11+len(saved)), saved)
+	}
 	line(l("console"), path(v.ConsoleLog, 9))
 	line(l("vmm log"), path(v.VMMLog, 9))
 	return out

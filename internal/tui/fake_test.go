@@ -91,6 +91,18 @@ func (c *cannedClient) KillVM(ctx context.Context, name string) (api.VM, error) 
 	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
 }
 
+func (c *cannedClient) PauseVM(ctx context.Context, name string) (api.VM, error) {
+	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
+}
+
+func (c *cannedClient) ResumeVM(ctx context.Context, name string) (api.VM, error) {
+	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
+}
+
+func (c *cannedClient) SuspendVM(ctx context.Context, name string, p func(api.Progress)) (api.VM, error) {
+	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
+}
+
 func (c *cannedClient) RestartVM(ctx context.Context, name string, wait bool, p func(api.Progress)) (api.VM, error) {
 	return api.VM{}, api.Errorf(api.CodeInvalid, "canned")
 }

@@ -48,7 +48,7 @@ func cpuPercent(v api.VM) string {
 }
 
 func rss(v api.VM) string {
-	if v.State != string(vm.Running) || v.RSSBytes == 0 {
+	if (v.State != string(vm.Running) && v.State != string(vm.Paused)) || v.RSSBytes == 0 {
 		return "-"
 	}
 	return vm.FormatSize(v.RSSBytes)

@@ -8,6 +8,7 @@ type keyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
 	Filter, Sort, Reverse, Detail, Images   key.Binding
 	Start, Stop, Restart, Kill, Delete      key.Binding
+	Pause, Suspend                          key.Binding
 	SSH, Exec, Create, Resize               key.Binding
 	Help, Back, Quit                        key.Binding
 	// At the exec prompt.
@@ -34,6 +35,8 @@ func newKeyMap() keyMap {
 		Stop:      b("x", "stop", "x"),
 		Restart:   b("r", "restart", "r"),
 		Kill:      b("K", "kill", "K"),
+		Pause:     b("p", "pause/resume", "p"),
+		Suspend:   b("z", "suspend", "z"),
 		Delete:    b("D", "delete", "D", "delete"),
 		SSH:       b("c", "ssh", "c"),
 		Exec:      b("e", "exec", "e"),
@@ -67,7 +70,7 @@ func (h vmHelp) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
 		{k.Filter, k.Sort, k.Reverse, k.Detail, k.Images, k.Back},
-		{k.Start, k.Stop, k.Restart, k.Kill, k.Delete},
+		{k.Start, k.Stop, k.Restart, k.Kill, k.Delete, k.Pause, k.Suspend},
 		{k.SSH, k.Exec, k.Create, k.Resize, k.Help, k.Quit},
 	}
 }

@@ -50,12 +50,14 @@ func newStyles(color bool, out io.Writer) styles {
 	s.warn = r.NewStyle().Foreground(lipgloss.Color("11"))
 	s.box = r.NewStyle().Border(lipgloss.RoundedBorder()).Padding(0, 1)
 	s.states = map[string]lipgloss.Style{
-		"running":  r.NewStyle().Foreground(lipgloss.Color("10")),
-		"stopped":  r.NewStyle().Foreground(lipgloss.Color("245")),
-		"error":    r.NewStyle().Foreground(lipgloss.Color("9")),
-		"creating": r.NewStyle().Foreground(lipgloss.Color("11")),
-		"starting": r.NewStyle().Foreground(lipgloss.Color("11")),
-		"stopping": r.NewStyle().Foreground(lipgloss.Color("11")),
+		"running":   r.NewStyle().Foreground(lipgloss.Color("10")),
+		"stopped":   r.NewStyle().Foreground(lipgloss.Color("245")),
+		"error":     r.NewStyle().Foreground(lipgloss.Color("9")),
+		"creating":  r.NewStyle().Foreground(lipgloss.Color("11")),
+		"starting":  r.NewStyle().Foreground(lipgloss.Color("11")),
+		"stopping":  r.NewStyle().Foreground(lipgloss.Color("11")),
+		"paused":    r.NewStyle().Foreground(lipgloss.Color("14")),
+		"suspended": r.NewStyle().Foreground(lipgloss.Color("12")),
 	}
 	return s
 }

@@ -78,14 +78,14 @@ func stateRank(s string) int {
 }
 
 func liveCPU(v api.VM) float64 {
-	if v.State != string(vm.Running) {
+	if v.State != string(vm.Running) && v.State != string(vm.Paused) {
 		return -1
 	}
 	return v.CPUPercent
 }
 
 func liveRSS(v api.VM) int64 {
-	if v.State != string(vm.Running) {
+	if v.State != string(vm.Running) && v.State != string(vm.Paused) {
 		return -1
 	}
 	return v.RSSBytes

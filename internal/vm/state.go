@@ -17,7 +17,14 @@ const (
 	Starting State = "starting"
 	Running  State = "running"
 	Stopping State = "stopping"
-	Error    State = "error"
+	// Paused: the VMM runs, the guest's vCPUs do not; its memory stays
+	// where it is.
+	Paused State = "paused"
+	// Suspended: no VMM runs; the guest's device state and memory are in
+	// the VM's directory (vm.SuspendState, vm.SuspendMemory) and the next
+	// start resumes them.
+	Suspended State = "suspended"
+	Error     State = "error"
 	// Removing is stored before vm rm touches anything, so a removal cut
 	// off by a crash is finished by reconcile rather than leaving a row
 	// whose disks are gone.
@@ -26,28 +33,36 @@ const (
 
 // States lists every state, in lifecycle order.
 func States() []State {
-	return []State{Creating, Stopped, Starting, Running, Stopping, Error, Removing}
+	return []State{Creating, Stopped, Starting, Running, Stopping, Paused, Suspended, Error, Removing}
 }
 
 // transitions lists, for each state, the states it may move to. This table
 // is the state diagram of docs/architecture.md; the daemon's one state
 // path (setState) refuses every change it does not list.
 var transitions = map[State][]State{
-	// A VM being made ends stopped (--no-start), goes on to boot, or is
-	// marked an error by a reconcile that finds its creation cut off.
 	// Every state may be left for removing, which vm rm (or reconcile,
 	// after a crash) finishes by deleting the row.
+	// A VM being made ends stopped (--no-start), goes on to boot, or is
+	// marked an error by a reconcile that finds its creation cut off.
 	Creating: {Stopped, Starting, Error, Removing},
 	Stopped:  {Starting, Error, Removing},
-	// A boot that fails leaves the VM stopped with the reason.
-	Starting: {Running, Stopped, Error, Removing},
-	// A VMM that exits on its own goes straight to stopped.
-	Running: {Stopping, Stopped, Error, Removing},
+	// A boot that fails leaves the VM stopped with the reason; a resume
+	// from a suspend that fails leaves it suspended.
+	Starting: {Running, Stopped, Suspended, Error, Removing},
+	// A VMM that exits on its own goes straight to stopped. Pause and
+	// suspend go through paused.
+	Running: {Stopping, Stopped, Paused, Error, Removing},
 	// Reconcile adopts a VMM that still runs after a stop was cut off.
 	Stopping: {Stopped, Running, Error, Removing},
+	// A paused VM resumes, is suspended (its VMM saved and gone), or is
+	// stopped.
+	Paused: {Running, Suspended, Stopping, Stopped, Error, Removing},
+	// A suspended VM resumes through a start, or its saved state is
+	// discarded by a stop (or found missing by reconcile).
+	Suspended: {Starting, Stopped, Error, Removing},
 	// An error is left by starting again, stopping (which first kills
 	// a VMM that may still run), or adoption of a live VMM.
-	Error: {Stopped, Starting, Stopping, Running, Error, Removing},
+	Error: {Stopped, Starting, Stopping, Running, Paused, Error, Removing},
 	// A removal that fails is an error naming what is left.
 	Removing: {Error},
 }
@@ -91,6 +106,9 @@ const (
 	OpForceRemove Op = "rm --force"
 	OpResize      Op = "resize"
 	OpCommit      Op = "commit"
+	OpPause       Op = "pause"
+	OpResume      Op = "resume"
+	OpSuspend     Op = "suspend"
 )
 
 // rule says in which states an operation may run, and in which it has
@@ -105,19 +123,22 @@ type rule struct {
 // rules is the table of operations and states; forbidden pairs are
 // refused before anything changes.
 var rules = map[Op]rule{
-	OpStart:       {from: []State{Stopped, Error}, noop: []State{Running}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
-	OpStop:        {from: []State{Running, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
-	OpKill:        {from: []State{Running, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
+	OpStart:       {from: []State{Stopped, Suspended, Error}, noop: []State{Running}, hint: "a paused vm continues with `banger vm resume %[1]s`; otherwise wait for the operation in progress, or `banger vm rm --force %[1]s`"},
+	OpStop:        {from: []State{Running, Paused, Suspended, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
+	OpKill:        {from: []State{Running, Paused, Suspended, Error}, noop: []State{Stopped}, hint: "wait for the operation in progress, or `banger vm rm --force %s`"},
 	OpRestart:     {from: []State{Running, Stopped, Error}, hint: "wait for the operation in progress, or `banger vm kill %s`"},
-	OpRemove:      {from: []State{Stopped, Error, Removing}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
+	OpRemove:      {from: []State{Stopped, Suspended, Error, Removing}, hint: "stop it first (`banger vm stop %[1]s`) or remove it anyway with `banger vm rm --force %[1]s`"},
 	OpForceRemove: {from: States()},
 	OpResize:      {from: []State{Stopped, Running}, hint: "the work disk grows while the vm is stopped or running: wait for the operation in progress, or `banger vm stop %s`"},
 	OpCommit:      {from: []State{Stopped}, hint: "only a stopped vm's root disk can become an image: `banger vm stop %s` first"},
+	OpPause:       {from: []State{Running}, noop: []State{Paused}, hint: "only a running vm can be paused: `banger vm start %s` first"},
+	OpResume:      {from: []State{Paused}, noop: []State{Running}, hint: "only a paused vm resumes; a suspended or stopped one starts: `banger vm start %s`"},
+	OpSuspend:     {from: []State{Running, Paused}, noop: []State{Suspended}, hint: "only a running or paused vm can be suspended: `banger vm start %s` first"},
 }
 
 // Ops lists every operation of the table.
 func Ops() []Op {
-	return []Op{OpStart, OpStop, OpKill, OpRestart, OpRemove, OpForceRemove, OpResize, OpCommit}
+	return []Op{OpStart, OpStop, OpKill, OpRestart, OpRemove, OpForceRemove, OpResize, OpCommit, OpPause, OpResume, OpSuspend}
 }
 
 // OpError is an operation refused in the VM's state.

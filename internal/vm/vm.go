@@ -78,6 +78,12 @@ func (v *VM) WritableRoot() string {
 	return v.RootDisk()
 }
 
+// SuspendState is the VMM's device state of a suspended VM.
+func (v *VM) SuspendState() string { return v.Dir + "/suspend.state" }
+
+// SuspendMemory is the guest memory of a suspended VM.
+func (v *VM) SuspendMemory() string { return v.Dir + "/suspend.mem" }
+
 // WorkDisk is the path of the VM's work disk.
 func (v *VM) WorkDisk() string { return v.Dir + "/work.ext4" }
 
@@ -92,6 +98,10 @@ func (v *VM) VMMLog() string { return v.StateDir + "/vmm.log" }
 
 // Logs lists the log files worth reading when something goes wrong.
 func (v *VM) Logs() []string { return []string{v.ConsoleLog(), v.VMMLog()} }
+
+// HoldsVMM reports whether the VM is settled in a state with a live VMM:
+// running or paused. It answers to its name and holds its TAP.
+func (v *VM) HoldsVMM() bool { return v.State == Running || v.State == Paused }
 
 // Released forgets the VM's VMM process: it no longer runs.
 func (v *VM) Released() {

@@ -187,6 +187,47 @@ func (f *VMM) Start(ctx context.Context, v *vm.VM, img *image.Image, n daemon.Ne
 	return vm.Process{PID: f.h.nextPID, StartTime: 1}, nil
 }
 
+// Restore implements daemon.VMM: a start from the suspend files, which
+// must exist.
+func (f *VMM) Restore(ctx context.Context, v *vm.VM, img *image.Image, n daemon.NetInfo) (vm.Process, error) {
+	if err := f.h.record("restore", v.Name, img.Name, n.IP.String()); err != nil {
+		return vm.Process{}, err
+	}
+	for _, p := range []string{v.SuspendState(), v.SuspendMemory()} {
+		if _, err := os.Stat(p); err != nil {
+			return vm.Process{}, fmt.Errorf("restoring: %w", err)
+		}
+	}
+	return f.h.startVMM(v.Socket), nil
+}
+
+// startVMM records a new live fake VMM serving socket.
+func (h *Host) startVMM(socket string) vm.Process {
+	return vm.Process{PID: h.StartOrphanVMM(socket), StartTime: 1}
+}
+
+// Pause implements daemon.VMM.
+func (f *VMM) Pause(ctx context.Context, v *vm.VM) error { return f.h.record("pause", v.Name) }
+
+// Resume implements daemon.VMM.
+func (f *VMM) Resume(ctx context.Context, v *vm.VM) error { return f.h.record("resume", v.Name) }
+
+// Snapshot implements daemon.VMM: it writes the two suspend files.
+func (f *VMM) Snapshot(ctx context.Context, v *vm.VM) error {
+	if err := f.h.record("snapshot", v.Name); err != nil {
+		return err
+	}
+	if err := f.h.block(ctx, "snapshot"); err != nil {
+		return err
+	}
+	for _, p := range []string{v.SuspendState(), v.SuspendMemory()} {
+		if err := os.WriteFile(p, []byte("fake "+p), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Shutdown implements daemon.VMM.
 func (f *VMM) Shutdown(ctx context.Context, v *vm.VM, timeout time.Duration) error {
 	if err := f.h.record("shutdown", v.Name); err != nil {

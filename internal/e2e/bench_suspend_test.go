@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkSuspendResume measures issue 16's targets on one real guest,
+// side by side in each round: `vm start --wait` of a stopped VM (a cold
+// boot to SSH ready), `vm pause` and `vm resume`, `vm suspend`, and
+// `vm start --wait` of the suspended VM (restore to SSH ready). Every
+// figure is a whole CLI run against the running daemon. Targets: start of
+// a suspended VM <= 1 s, pause and resume <= 50 ms each.
+func BenchmarkSuspendResume(b *testing.B) {
+	benchGate(b)
+	e := newGuestEnv(b)
+	e.must("image", "bootstrap", "base")
+	rounds := 5
+	if s := os.Getenv("BANGER_BENCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	e.must("vm", "create", "s", "--cpus", "1", "--memory", "512M", "--disk", "64M", "--wait")
+	logPath := filepath.Join(e.home, "state", "banger", "bangerd.log")
+	timed := func(args ...string) time.Duration {
+		start := time.Now()
+		e.must(args...)
+		return time.Since(start)
+	}
+	var cold, pause, resume, suspend, warm []time.Duration
+	var saved []int64
+	restoreSteps := map[string][]time.Duration{}
+	for i := 0; i < rounds; i++ {
+		e.must("vm", "stop", "s")
+		cold = append(cold, timed("vm", "start", "s", "--wait"))
+		// Let the guest settle after its boot, as a VM in use would be.
+		e.must("vm", "ssh", "s", "--", "true")
+		pause = append(pause, timed("vm", "pause", "s"))
+		resume = append(resume, timed("vm", "resume", "s"))
+		suspend = append(suspend, timed("vm", "suspend", "s"))
+		saved = append(saved, e.vm("s").SavedBytes)
+		mark := logSize(logPath)
+		warm = append(warm, timed("vm", "start", "s", "--wait"))
+		for st, d := range startSteps(b, logPath, mark) {
+			restoreSteps[st] = append(restoreSteps[st], d)
+		}
+		e.must("vm", "ssh", "s", "--", "true")
+	}
+	mc, mw := median(cold), median(warm)
+	fmt.Printf("vm start --wait of a suspended vm (restore to SSH ready): %s vs cold boot %s (medians of %d, same run): ratio %.3f (target <= 1 s)\n",
+		mw.Round(time.Millisecond), mc.Round(time.Millisecond), rounds, float64(mw)/float64(mc))
+	fmt.Printf("vm pause: %s, vm resume: %s (medians of %d; target <= 50 ms each)\n",
+		median(pause).Round(time.Millisecond), median(resume).Round(time.Millisecond), rounds)
+	sort.Slice(saved, func(i, j int) bool { return saved[i] < saved[j] })
+	fmt.Printf("vm suspend: %s (median of %d), saved state on disk %.0f MiB (median) for a 512 MiB guest\n",
+		median(suspend).Round(time.Millisecond), rounds, float64(saved[len(saved)/2])/(1<<20))
+	var parts []string
+	for _, st := range []string{"starting", "network", "tap", "restore", "discard", "resume", "forwards", "ssh", "clock"} {
+		if d, ok := restoreSteps[st]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1fms", st, float64(median(d).Microseconds())/1000))
+		}
+	}
+	fmt.Printf("  daemon step medians of the restoring start: %s\n", strings.Join(parts, ", "))
+	fmt.Printf("  cold:    %v\n  restore: %v\n  pause:   %v\n  resume:  %v\n", cold, warm, pause, resume)
+	b.ReportMetric(float64(mw)/float64(mc), "ratio")
+	e.must("vm", "rm", "-f", "s")
+}
+
+func logSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// startSteps reads the "vm start" step durations the daemon logged after
+// offset.
+func startSteps(b *testing.B, logPath string, offset int64) map[string]time.Duration {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]time.Duration{}
+	for _, line := range strings.Split(string(data[min(offset, int64(len(data))):]), "\n") {
+		var rec struct {
+			Msg  string `json:"msg"`
+			Step string `json:"step"`
+			Op   string `json:"op"`
+			US   int64  `json:"duration_us"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "operation step" && rec.Op == "vm start" {
+			out[rec.Step] = time.Duration(rec.US) * time.Microsecond
+		}
+	}
+	return out
+}

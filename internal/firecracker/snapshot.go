@@ -1,0 +1,144 @@
+package firecracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	sdk "github.com/firecracker-microvm/firecracker-go-sdk"
+)
+
+// snapshotTimeout bounds a snapshot create or load: the VMM writes or
+// reads the guest memory.
+const snapshotTimeout = 2 * time.Minute
+
+// Snapshot names the two files of a VMM snapshot, as Firecracker's
+// PUT /snapshot/create writes them and PUT /snapshot/load reads them.
+type Snapshot struct {
+	// StatePath holds the microVM (device) state.
+	StatePath string
+	// MemPath holds the guest memory.
+	MemPath string
+}
+
+// machine returns an SDK machine bound to a running VMM's socket, for the
+// SDK's post-boot calls.
+func (d *Driver) machine(ctx context.Context, p Process) (*sdk.Machine, error) {
+	logger := newSDKLogger(d.log, p.ID)
+	m, err := sdk.NewMachine(ctx, sdk.Config{SocketPath: p.Socket, VMID: p.ID},
+		sdk.WithClient(sdk.NewClient(p.Socket, logger, false)), sdk.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("preparing sdk machine for %s: %w", p.Socket, err)
+	}
+	return m, nil
+}
+
+// Pause stops the guest's vCPUs (PATCH /vm {"state":"Paused"}); its memory
+// stays where it is.
+func (d *Driver) Pause(ctx context.Context, p Process) error {
+	return d.patchVM(ctx, p, "pausing", (*sdk.Machine).PauseVM)
+}
+
+// Resume lets a paused guest run again (PATCH /vm {"state":"Resumed"}).
+func (d *Driver) Resume(ctx context.Context, p Process) error {
+	return d.patchVM(ctx, p, "resuming", (*sdk.Machine).ResumeVM)
+}
+
+// patchVM runs one of the SDK's PATCH /vm calls against p's VMM.
+func (d *Driver) patchVM(ctx context.Context, p Process, doing string, call func(*sdk.Machine, context.Context, ...sdk.PatchVMOpt) error) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	m, err := d.machine(ctx, p)
+	if err == nil {
+		err = call(m, ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("%s vm %s: %w", doing, p.ID, err)
+	}
+	d.log.Info(doing+" vm done", "vm", p.ID, "pid", p.PID)
+	return nil
+}
+
+// CreateSnapshot writes a full snapshot of a paused VM into s
+// (PUT /snapshot/create). On error the files are removed.
+func (d *Driver) CreateSnapshot(ctx context.Context, p Process, s Snapshot) error {
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	m, err := d.machine(ctx, p)
+	if err == nil {
+		err = m.CreateSnapshot(ctx, s.MemPath, s.StatePath)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("creating snapshot of vm %s in %s: %w", p.ID, s.StatePath, err), s.Remove())
+	}
+	d.log.Info("snapshot created", "vm", p.ID, "pid", p.PID, "path", s.StatePath, "mem_path", s.MemPath)
+	return nil
+}
+
+// Remove deletes the snapshot's files; missing ones are not an error.
+func (s Snapshot) Remove() error {
+	var errs []error
+	for _, p := range []string{s.StatePath, s.MemPath} {
+		if p == "" {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing snapshot file: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Restore starts a new VMM for spec and loads the snapshot into it with
+// the SDK's snapshot start (WithSnapshot: logger, then PUT /snapshot/load,
+// with resume_vm when resume is set; the VM is Paused otherwise), instead
+// of configuring and booting a machine. The
+// snapshot must have been made of the same VM: its drives and TAP are the
+// ones recorded in it. The files are left as they are. On error nothing
+// is left running.
+func (d *Driver) Restore(ctx context.Context, spec Spec, s Snapshot, resume bool) (Process, error) {
+	cfg, err := BuildConfig(spec)
+	if err != nil {
+		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
+	}
+	for _, f := range []string{s.StatePath, s.MemPath} {
+		if _, err := os.Stat(f); err != nil {
+			return Process{}, fmt.Errorf("restoring vm %s: checking snapshot: %w", spec.ID, err)
+		}
+	}
+	p, err := d.launch(ctx, spec, cfg)
+	if err != nil {
+		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
+	}
+	if err := d.load(ctx, cfg, s, resume); err != nil {
+		kerr := d.Kill(context.WithoutCancel(ctx), p)
+		return Process{}, errors.Join(
+			fmt.Errorf("loading snapshot %s into vm %s: %w (see %s and %s)", s.StatePath, spec.ID, err, spec.VMMLogPath(), spec.ConsoleLogPath()),
+			kerr)
+	}
+	d.log.Info("vm restored", "vm", spec.ID, "pid", p.PID, "socket", p.Socket, "snapshot", s.StatePath)
+	return p, nil
+}
+
+// load runs the SDK's snapshot start sequence against the VMM on
+// cfg.SocketPath, without the steps that start the process or set up CNI.
+func (d *Driver) load(ctx context.Context, cfg sdk.Config, s Snapshot, resume bool) error {
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	logger := newSDKLogger(d.log, cfg.VMID)
+	client := sdk.NewClient(cfg.SocketPath, logger, false)
+	m, err := sdk.NewMachine(ctx, cfg, sdk.WithClient(client), sdk.WithLogger(logger),
+		sdk.WithSnapshot(s.MemPath, s.StatePath, func(c *sdk.SnapshotConfig) { c.ResumeVM = resume }))
+	if err != nil {
+		return fmt.Errorf("preparing sdk machine: %w", err)
+	}
+	m.Handlers.Validation = sdk.HandlerList{}
+	m.Handlers.FcInit = sdk.HandlerList{}.Append(
+		sdk.CreateLogFilesHandler,
+		sdk.BootstrapLoggingHandler,
+		sdk.LoadSnapshotHandler,
+	)
+	return m.Start(ctx)
+}
