@@ -162,11 +162,24 @@ func (e *env) dnsAddr() string {
 	return ""
 }
 
+// daemonLogTail is the end of the daemon's log and of every VM's console,
+// for a failure message: what the daemon did and how far each guest got.
 func (e *env) daemonLogTail() string {
-	data, _ := os.ReadFile(filepath.Join(e.home, "state", "banger", "bangerd.log"))
+	out := []string{lastLines(filepath.Join(e.home, "state", "banger", "bangerd.log"), 30)}
+	consoles, _ := filepath.Glob(filepath.Join(e.home, "*", "banger", "vms", "*", "console.log"))
+	more, _ := filepath.Glob(filepath.Join(e.home, "*", "state", "banger", "vms", "*", "console.log"))
+	for _, c := range append(consoles, more...) {
+		out = append(out, "console "+c+":\n"+lastLines(c, 12))
+	}
+	return strings.Join(out, "\n")
+}
+
+// lastLines is the last n lines of a file, "" when it cannot be read.
+func lastLines(path string, n int) string {
+	data, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
 }
