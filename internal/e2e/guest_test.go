@@ -73,6 +73,16 @@ func (e *env) teardownNetns() {
 		}
 	}
 	e.stopDaemon()
+	// A VMM the daemon no longer lists (the daemon was killed and never
+	// restarted) is found by its socket under this env's runtime directory.
+	for sock, p := range firecracker.ServingSockets() {
+		if strings.HasPrefix(sock, e.run+string(filepath.Separator)) && system.ProcessAlive(p.PID, 0) {
+			e.t.Errorf("vmm pid %d (%s) still running at teardown, unknown to the daemon; killing it", p.PID, sock)
+			for _, q := range system.Tree(p.PID) {
+				_ = system.Signal(q, 0, 9)
+			}
+		}
+	}
 	for _, ns := range append([]string{e.netns}, *e.extraNetns...) {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
