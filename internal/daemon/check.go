@@ -16,7 +16,12 @@ import (
 // banger made that no row owns) and everything a row expects that the
 // host lacks. VMs and images an operation holds are skipped.
 func (d *Daemon) check(ctx context.Context) ([]api.Finding, error) {
-	left, err := d.leftovers(ctx, true)
+	// One listing of the host serves both halves.
+	h, err := d.listHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	left, err := d.leftoversOf(ctx, h, true)
 	if err != nil {
 		return nil, err
 	}
@@ -24,22 +29,16 @@ func (d *Daemon) check(ctx context.Context) ([]api.Finding, error) {
 	for _, l := range left {
 		out = append(out, api.Finding{Kind: l.kind, Name: l.name, Problem: api.FindingNoOwner, Detail: l.why})
 	}
-	missing, err := d.missing(ctx)
+	missing, err := d.missing(ctx, h.taps)
 	if err != nil {
 		return nil, err
 	}
 	return append(out, missing...), nil
 }
 
-// missing lists what the rows expect on the host and is not there.
-func (d *Daemon) missing(ctx context.Context) ([]api.Finding, error) {
-	var taps []string
-	if d.deps.Network != nil {
-		var err error
-		if taps, err = d.deps.Network.TAPs(ctx); err != nil {
-			return nil, fmt.Errorf("listing taps: %w", err)
-		}
-	}
+// missing lists what the rows expect on the host and is not there; taps
+// are the host's banger TAPs.
+func (d *Daemon) missing(ctx context.Context, taps []string) ([]api.Finding, error) {
 	vms, err := d.store.VMs(ctx)
 	if err != nil {
 		return nil, err

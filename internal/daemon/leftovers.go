@@ -68,6 +68,11 @@ func (d *Daemon) leftovers(ctx context.Context, images bool) ([]leftover, error)
 	if err != nil {
 		return nil, err
 	}
+	return d.leftoversOf(ctx, h, images)
+}
+
+// leftoversOf is leftovers of a host listing already made.
+func (d *Daemon) leftoversOf(ctx context.Context, h hostListing, images bool) ([]leftover, error) {
 	vms, err := d.store.VMs(ctx)
 	if err != nil {
 		return nil, err
