@@ -53,6 +53,12 @@ func ParsePackageFile(data []byte, dir, source string) (PackageFile, error) {
 			switch {
 			case strings.HasSuffix(f, ".deb"):
 				p := f
+				if strings.ContainsRune(p, 0) || (!filepath.IsAbs(p) && strings.ContainsRune(dir, 0)) {
+					// No file system path holds a NUL byte; apt and the upload
+					// would cut the name short at it.
+					errs = append(errs, fmt.Errorf("line %d: local package %q contains a NUL byte", n, f))
+					continue
+				}
 				if !filepath.IsAbs(p) {
 					if !filepath.IsAbs(dir) {
 						errs = append(errs, fmt.Errorf("line %d: local package %q is relative, but the package file's directory is unknown; use an absolute path", n, f))
