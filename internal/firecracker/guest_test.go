@@ -2,6 +2,9 @@ package firecracker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +93,81 @@ func TestSnapshotsRealGuestThroughQEMUVMM(t *testing.T) {
 	if after := readFile(t, s.ConsoleLogPath())[mark:]; !strings.Contains(after, "reboot: Power down") {
 		t.Errorf("restored guest's console shows no power-off:\n%s", tail([]byte(after)))
 	}
+}
+
+// TestCloneRealGuestThroughQEMUVMM is the VMM half of `vm clone`: a
+// running guest is paused, snapshotted and its root disk copied; it then
+// runs on while a second VMM loads the snapshot paused (opening the
+// source's disk, which the source still uses), moves the root drive to
+// the copy through PATCH /drives, and resumes. Both guests then power off
+// on ctrl-alt-del: the clone's shutdown writes its file system (the
+// unmount) to the copy, and the source's disk is not touched by it.
+func TestCloneRealGuestThroughQEMUVMM(t *testing.T) {
+	d, logs, s, p := bootRealGuest(t, "fc-clone-src")
+	ctx := context.Background()
+	snap := Snapshot{StatePath: filepath.Join(s.StateDir, "clone.snap"), MemPath: filepath.Join(s.StateDir, "clone.mem")}
+	if err := d.Pause(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateSnapshot(ctx, p, snap); err != nil {
+		t.Fatalf("CreateSnapshot: %v", err)
+	}
+	copyRoot := filepath.Join(filepath.Dir(s.RootDrive), "clone-root.ext4")
+	if out, err := exec.Command("cp", "--reflink=auto", "--sparse=always", s.RootDrive, copyRoot).CombinedOutput(); err != nil {
+		t.Fatalf("copying the root disk: %v: %s", err, out)
+	}
+	copied := sha256File(t, copyRoot)
+	if err := d.Resume(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := shortDir(t)
+	cs := s
+	cs.ID, cs.Socket, cs.StateDir = "fc-clone-new", filepath.Join(dir, "api.sock"), filepath.Join(dir, "state")
+	p2, err := d.Restore(ctx, cs, snap, false)
+	if err != nil {
+		t.Fatalf("Restore while the source runs: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Kill(ctx, p2) })
+	if state, err := d.Adopt(ctx, p2); err != nil || state != StatePaused {
+		t.Fatalf("Adopt of the loaded clone = %q, %v; want Paused", state, err)
+	}
+	if err := d.UpdateDrive(ctx, p2, RootDriveID, copyRoot); err != nil {
+		t.Fatalf("moving the clone's root drive to its copy: %v", err)
+	}
+	if err := d.Resume(ctx, p2); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Shutdown(ctx, p, 2*time.Minute); err != nil {
+		t.Fatalf("Shutdown of the source: %v", err)
+	}
+	source := sha256File(t, s.RootDrive)
+	if err := d.Shutdown(ctx, p2, 2*time.Minute); err != nil {
+		t.Fatalf("Shutdown of the clone: %v", err)
+	}
+	if !strings.Contains(readFile(t, cs.ConsoleLogPath()), "reboot: Power down") {
+		t.Errorf("the clone's console shows no power-off:\n%s\nlog:\n%s", tail([]byte(readFile(t, cs.ConsoleLogPath()))), logs)
+	}
+	if sha256File(t, s.RootDrive) != source {
+		t.Error("the clone wrote to the source's root disk")
+	}
+	if sha256File(t, copyRoot) == copied {
+		t.Error("the clone's shutdown left its copy of the root disk unchanged: its writes went elsewhere")
+	}
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func readFile(t *testing.T, path string) string {

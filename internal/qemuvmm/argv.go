@@ -106,6 +106,10 @@ func BuildArgv(c LaunchConfig) []string {
 			"file=" + qemuEscape(d.Path),
 			"format=raw", "if=none",
 			"cache=" + d.Cache,
+			// Like Firecracker, no image locks: the daemon decides who uses
+			// a disk, and a clone's snapshot load opens the disks of a VM
+			// that still runs until PATCH /drives moves it to its copies.
+			"file.locking=off",
 		}
 		if d.ReadOnly {
 			opts = append(opts, "readonly=on")

@@ -280,10 +280,10 @@ func (v *VMM) setVMState(ctx context.Context, want string) error {
 	return nil
 }
 
-// patchDrive passes a changed drive size on to the guest: the file at the
-// drive's path is re-read and its size given to block_resize, so the guest
-// sees the new capacity. A different path (swapping the backing file) is
-// not supported.
+// patchDrive passes a changed drive on to the guest. With the same path,
+// the file's size is re-read and given to block_resize, so the guest sees
+// the new capacity; with another path, the drive moves to that file
+// (swapDrive), as Firecracker re-opens path_on_host.
 func (v *VMM) patchDrive(ctx context.Context, id string, p PartialDrive) error {
 	v.mu.Lock()
 	if v.proc == nil {
@@ -300,22 +300,120 @@ func (v *VMM) patchDrive(ctx context.Context, id string, p PartialDrive) error {
 		v.mu.Unlock()
 		return fault("Unable to patch the block device: drive %s does not exist.", id)
 	}
-	path, node := *cur.PathOnHost, v.nodes[id]
+	path, node, drive := *cur.PathOnHost, v.nodes[id], *cur
 	if p.RateLimiter != nil {
 		cur.RateLimiter = p.RateLimiter
 	}
 	v.mu.Unlock()
-	if p.PathOnHost != "" && p.PathOnHost != path {
-		return fault("Changing the backing file of drive %s is not supported by this VMM; grow the file in place and PATCH with the same path_on_host.", id)
-	}
 	if p.PathOnHost == "" {
 		return nil
 	}
-	st, err := os.Stat(path)
+	st, err := os.Stat(p.PathOnHost)
 	if err != nil {
 		return fault("Unable to patch the block device: %v", err)
 	}
+	if !st.Mode().IsRegular() {
+		return fault("Unable to patch the block device: %s is not a regular file.", p.PathOnHost)
+	}
+	if p.PathOnHost != path {
+		if err := v.swapDrive(ctx, drive, node, p.PathOnHost); err != nil {
+			return err
+		}
+	}
 	return v.qmpCommand(ctx, "block_resize", map[string]any{"device": node, "size": st.Size()})
+}
+
+// swapDrive moves a drive of the running or paused VM to another backing
+// file. QEMU opens the file as a node of its own and a mirror job with
+// sync=none pivots the guest's device onto it: nothing is copied, the new
+// file is taken as it is (a clone's copy of the disk it was restored
+// with). Writes the guest makes during the swap reach both files.
+func (v *VMM) swapDrive(ctx context.Context, d Drive, node, path string) error {
+	c, err := v.controller(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.swaps++
+	target := node + "-" + strconv.Itoa(v.swaps)
+	v.mu.Unlock()
+	cache := map[string]any{"direct": false, "no-flush": d.CacheType == nil || *d.CacheType != "Writeback"}
+	if _, err := c.Execute(ctx, "blockdev-add", map[string]any{
+		"driver": "raw", "node-name": target, "read-only": *d.IsReadOnly, "cache": cache,
+		"file": map[string]any{"driver": "file", "filename": path, "locking": "off", "cache": cache},
+	}); err != nil {
+		return fault("Unable to patch the block device: opening %s: %v", path, err)
+	}
+	job := "swap-" + target
+	if _, err := c.Execute(ctx, "blockdev-mirror", map[string]any{
+		"job-id": job, "device": node, "target": target, "sync": "none",
+	}); err != nil {
+		_, _ = c.Execute(context.WithoutCancel(ctx), "blockdev-del", map[string]any{"node-name": target})
+		return fault("Unable to patch the block device: moving drive %s to %s: %v", *d.DriveID, path, err)
+	}
+	if err := waitJob(ctx, c, job, true); err != nil {
+		_, _ = c.Execute(context.WithoutCancel(ctx), "job-cancel", map[string]any{"id": job})
+		return fault("Unable to patch the block device: moving drive %s to %s: %v", *d.DriveID, path, err)
+	}
+	if _, err := c.Execute(ctx, "job-complete", map[string]any{"id": job}); err != nil {
+		return fault("Unable to patch the block device: moving drive %s to %s: %v", *d.DriveID, path, err)
+	}
+	if err := waitJob(ctx, c, job, false); err != nil {
+		return fault("Unable to patch the block device: moving drive %s to %s: %v", *d.DriveID, path, err)
+	}
+	v.mu.Lock()
+	for i := range v.drives {
+		if *v.drives[i].DriveID == *d.DriveID {
+			v.drives[i].PathOnHost = ptr(path)
+		}
+	}
+	v.mu.Unlock()
+	v.log().Info("drive moved to another file", "drive_id", *d.DriveID, "from", *d.PathOnHost, "to", path)
+	return nil
+}
+
+// waitJob polls query-block-jobs until the job is ready (ready) or gone
+// (!ready, it completed). A job that stopped with an error fails the wait.
+func waitJob(ctx context.Context, c Controller, id string, ready bool) error {
+	for {
+		raw, err := c.Execute(ctx, "query-block-jobs", nil)
+		if err != nil {
+			return err
+		}
+		var jobs []struct {
+			Device string `json:"device"`
+			Ready  bool   `json:"ready"`
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &jobs); err != nil {
+			return fmt.Errorf("reading query-block-jobs: %w", err)
+		}
+		found := false
+		for _, j := range jobs {
+			if j.Device != id {
+				continue
+			}
+			found = true
+			switch {
+			case j.Error != "":
+				return fmt.Errorf("qemu job %s: %s", id, j.Error)
+			case ready && j.Ready:
+				return nil
+			}
+		}
+		if !found {
+			if ready {
+				return fmt.Errorf("qemu job %s ended before it was ready", id)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for qemu job %s: %w", id, ctx.Err())
+		case <-time.After(migrationPoll):
+		}
+	}
 }
 
 // stderrLogger turns QEMU's stderr into log lines.

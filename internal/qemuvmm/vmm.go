@@ -127,6 +127,7 @@ type VMM struct {
 	mmdsCfg  *MmdsConfig
 	mmds     json.RawMessage
 	nodes    map[string]string // drive_id → QEMU node
+	swaps    int               // backing-file swaps so far, naming their nodes
 	proc     Proc
 	qmp      Controller
 	qmpReady chan struct{}
