@@ -53,10 +53,14 @@ func ParsePackageFile(data []byte, dir, source string) (PackageFile, error) {
 			switch {
 			case strings.HasSuffix(f, ".deb"):
 				p := f
-				if strings.ContainsRune(p, 0) || (!filepath.IsAbs(p) && strings.ContainsRune(dir, 0)) {
-					// No file system path holds a NUL byte; apt and the upload
-					// would cut the name short at it.
-					errs = append(errs, fmt.Errorf("line %d: local package %q contains a NUL byte", n, f))
+				if !filepath.IsAbs(p) && hasControl(dir) {
+					// apt and the upload take paths one per line: a NUL or
+					// a newline would cut the name or smuggle in another.
+					errs = append(errs, fmt.Errorf("line %d: local package %q is relative to a directory whose name has a control character (%q); use an absolute path", n, f, dir))
+					continue
+				}
+				if hasControl(p) {
+					errs = append(errs, fmt.Errorf("line %d: local package %q has a control character in its path", n, f))
 					continue
 				}
 				if !filepath.IsAbs(p) {
@@ -81,6 +85,11 @@ func ParsePackageFile(data []byte, dir, source string) (PackageFile, error) {
 		return PackageFile{}, fmt.Errorf("parsing package file %s: %w", sourceName(source), err)
 	}
 	return pf, nil
+}
+
+// hasControl reports whether s holds an ASCII control character.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 func sourceName(source string) string {
