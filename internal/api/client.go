@@ -348,6 +348,14 @@ func (c *Client) SuspendVM(ctx context.Context, name string, onProgress func(Pro
 	return vmOf(line), err
 }
 
+// CloneVM forks a running, paused or suspended VM into a new VM called
+// name, with its own disks and identity; it returns when the clone
+// answers SSH.
+func (c *Client) CloneVM(ctx context.Context, src, name string, onProgress func(Progress)) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(src)+"/clone", CloneVMRequest{Name: name}, onProgress)
+	return vmOf(line), err
+}
+
 // RestartVM stops and starts a VM.
 func (c *Client) RestartVM(ctx context.Context, name string, waitSSH bool, onProgress func(Progress)) (VM, error) {
 	path := "/vms/" + esc(name) + "/restart"

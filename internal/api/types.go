@@ -118,6 +118,11 @@ type CreateVMRequest struct {
 	Hidden bool `json:"-"`
 }
 
+// CloneVMRequest names the VM a clone makes.
+type CloneVMRequest struct {
+	Name string `json:"name"`
+}
+
 // StopVMRequest tunes a stop.
 type StopVMRequest struct {
 	// TimeoutSeconds bounds the graceful shutdown before SIGTERM/SIGKILL;

@@ -27,6 +27,7 @@ func (app *App) newVMCommand() *cobra.Command {
 		app.newVMPauseCommand(),
 		app.newVMResumeCommand(),
 		app.newVMSuspendCommand(),
+		app.newVMCloneCommand(),
 		app.newVMRemoveCommand(),
 		app.newVMResizeCommand(),
 		app.newVMSSHCommand(),

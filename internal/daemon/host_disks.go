@@ -103,6 +103,32 @@ func (h *hostDisks) WriteIdentity(ctx context.Context, v *vm.VM, n NetInfo) erro
 	return h.keys.knownHosts().Pin(h.keys.hostNames(v), hk.Public)
 }
 
+func (h *hostDisks) CopyDisks(ctx context.Context, src, dst *vm.VM) error {
+	pairs := [][2]string{{src.WorkDisk(), dst.WorkDisk()}}
+	if src.LayoutOrClone() == vm.Layered {
+		pairs = append(pairs, [2]string{src.LayerDisk(), dst.LayerDisk()})
+	} else {
+		pairs = append(pairs, [2]string{src.RootDisk(), dst.RootDisk()})
+	}
+	for _, p := range pairs {
+		if _, err := os.Stat(p[0]); errors.Is(err, os.ErrNotExist) && p[0] == src.WorkDisk() {
+			continue // a vm made without a work disk
+		}
+		if _, err := h.m.CloneRoot(ctx, p[0], p[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *hostDisks) NewHostKey(_ context.Context, v *vm.VM) (guest.HostKey, error) {
+	hk, err := guest.NewHostKey("banger host key of " + v.Name + "." + strings.TrimSuffix(h.keys.zone, "."))
+	if err != nil {
+		return guest.HostKey{}, err
+	}
+	return hk, h.keys.knownHosts().Pin(h.keys.hostNames(v), hk.Public)
+}
+
 func (h *hostDisks) CreateWork(ctx context.Context, v *vm.VM) error {
 	return h.m.CreateWork(ctx, v.WorkDisk(), v.DiskBytes)
 }

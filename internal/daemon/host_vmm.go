@@ -36,6 +36,18 @@ func (h *hostVMM) Restore(ctx context.Context, v *vm.VM, img *image.Image, n Net
 	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
 }
 
+func (h *hostVMM) RestoreAs(ctx context.Context, v *vm.VM, img *image.Image, n NetInfo, state, mem string) (vm.Process, error) {
+	p, err := h.drv.RestoreAs(ctx, h.spec(v, img, n), firecracker.Snapshot{StatePath: state, MemPath: mem})
+	if err != nil {
+		return vm.Process{}, err
+	}
+	return vm.Process{PID: p.PID, StartTime: p.StartTime}, nil
+}
+
+func (h *hostVMM) SnapshotTo(ctx context.Context, v *vm.VM, state, mem string) error {
+	return h.snapshot(ctx, v, firecracker.Snapshot{StatePath: state, MemPath: mem})
+}
+
 func suspendFiles(v *vm.VM) firecracker.Snapshot {
 	return firecracker.Snapshot{StatePath: v.SuspendState(), MemPath: v.SuspendMemory()}
 }
@@ -46,7 +58,10 @@ func (h *hostVMM) Resume(ctx context.Context, v *vm.VM) error { return h.drv.Res
 // Snapshot has the VMM write the files, then syncs them: a suspended VM's
 // state must survive a host crash as its disks do.
 func (h *hostVMM) Snapshot(ctx context.Context, v *vm.VM) error {
-	s := suspendFiles(v)
+	return h.snapshot(ctx, v, suspendFiles(v))
+}
+
+func (h *hostVMM) snapshot(ctx context.Context, v *vm.VM, s firecracker.Snapshot) error {
 	if err := h.drv.CreateSnapshot(ctx, fcProcess(v), s); err != nil {
 		return err
 	}

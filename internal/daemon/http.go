@@ -66,6 +66,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/vms/{name}/pause", d.handleVMOp(d.pauseVM))
 	mux.HandleFunc("POST /v1/vms/{name}/resume", d.handleVMOp(d.resumeVM))
 	mux.HandleFunc("POST /v1/vms/{name}/suspend", d.handleVMOp(d.suspendVM))
+	mux.HandleFunc("POST /v1/vms/{name}/clone", d.handleCloneVM)
 	mux.HandleFunc("POST /v1/vms/{name}/resize", d.handleResizeVM)
 	mux.HandleFunc("POST /v1/vms/{name}/remove", d.handleRemoveVM)
 	mux.HandleFunc("POST /v1/vms/{name}/wait", d.handleWaitVM)

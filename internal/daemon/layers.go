@@ -43,6 +43,11 @@ type VMM interface {
 	// lets it run), and returns its process identity. The files are left
 	// as they are.
 	Restore(ctx context.Context, v *vm.VM, img *image.Image, net NetInfo) (vm.Process, error)
+	// SnapshotTo is Snapshot into other files (a clone's), synced.
+	SnapshotTo(ctx context.Context, v *vm.VM, state, mem string) error
+	// RestoreAs starts a new VMM for v from another VM's snapshot files:
+	// its interface on v's TAP, its drives moved to v's disks, paused.
+	RestoreAs(ctx context.Context, v *vm.VM, img *image.Image, net NetInfo, state, mem string) (vm.Process, error)
 }
 
 // NetInfo is what the guest needs to know about its network.
@@ -89,6 +94,12 @@ type Disks interface {
 	// its layer), and pins the host key for `banger vm ssh`.
 	WriteIdentity(ctx context.Context, v *vm.VM, net NetInfo) error
 	CreateWork(ctx context.Context, v *vm.VM) error
+	// CopyDisks gives dst copies of src's writable disks (its layer or
+	// root copy, and its work disk), reflinked where the file system can.
+	CopyDisks(ctx context.Context, src, dst *vm.VM) error
+	// NewHostKey makes a host key for v and pins it, for a guest that
+	// takes it while it runs (a clone).
+	NewHostKey(ctx context.Context, v *vm.VM) (guest.HostKey, error)
 	// Grow grows the stopped VM's work disk, file and file system.
 	Grow(ctx context.Context, v *vm.VM, size int64) error
 	// ExtendWork grows the work disk's file of a running VM; the guest

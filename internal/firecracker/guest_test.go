@@ -99,7 +99,7 @@ func TestSnapshotsRealGuestThroughQEMUVMM(t *testing.T) {
 // running guest is paused, snapshotted and its root disk copied; it then
 // runs on while a second VMM loads the snapshot paused (opening the
 // source's disk, which the source still uses), moves the root drive to
-// the copy through PATCH /drives, and resumes. Both guests then power off
+// the copy through PATCH /drives (Driver.RestoreAs), and resumes. Both guests then power off
 // on ctrl-alt-del: the clone's shutdown writes its file system (the
 // unmount) to the copy, and the source's disk is not touched by it.
 func TestCloneRealGuestThroughQEMUVMM(t *testing.T) {
@@ -124,16 +124,14 @@ func TestCloneRealGuestThroughQEMUVMM(t *testing.T) {
 	dir := shortDir(t)
 	cs := s
 	cs.ID, cs.Socket, cs.StateDir = "fc-clone-new", filepath.Join(dir, "api.sock"), filepath.Join(dir, "state")
-	p2, err := d.Restore(ctx, cs, snap, false)
+	cs.RootDrive = copyRoot
+	p2, err := d.RestoreAs(ctx, cs, snap)
 	if err != nil {
-		t.Fatalf("Restore while the source runs: %v", err)
+		t.Fatalf("RestoreAs while the source runs: %v", err)
 	}
 	t.Cleanup(func() { _ = d.Kill(ctx, p2) })
 	if state, err := d.Adopt(ctx, p2); err != nil || state != StatePaused {
 		t.Fatalf("Adopt of the loaded clone = %q, %v; want Paused", state, err)
-	}
-	if err := d.UpdateDrive(ctx, p2, RootDriveID, copyRoot); err != nil {
-		t.Fatalf("moving the clone's root drive to its copy: %v", err)
 	}
 	if err := d.Resume(ctx, p2); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,16 @@
 package firecracker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	sdk "github.com/firecracker-microvm/firecracker-go-sdk"
@@ -46,9 +52,14 @@ func (d *Driver) Resume(ctx context.Context, p Process) error {
 	return d.patchVM(ctx, p, "resuming", (*sdk.Machine).ResumeVM)
 }
 
+// pauseTimeout bounds PATCH /vm: a pause waits for the guest's disk
+// requests in flight to finish (QEMU drains them, as Firecracker does),
+// which on a loaded host took more than apiTimeout.
+const pauseTimeout = 30 * time.Second
+
 // patchVM runs one of the SDK's PATCH /vm calls against p's VMM.
 func (d *Driver) patchVM(ctx context.Context, p Process, doing string, call func(*sdk.Machine, context.Context, ...sdk.PatchVMOpt) error) error {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	ctx, cancel := context.WithTimeout(ctx, pauseTimeout)
 	defer cancel()
 	m, err := d.machine(ctx, p)
 	if err == nil {
@@ -141,4 +152,129 @@ func (d *Driver) load(ctx context.Context, cfg sdk.Config, s Snapshot, resume bo
 		sdk.LoadSnapshotHandler,
 	)
 	return m.Start(ctx)
+}
+
+// RestoreAs starts a new VMM for the VM spec describes from a snapshot of
+// another VM (a clone): PUT /snapshot/load with network_overrides puts the
+// interface on spec.TAP (Firecracker ≥ 1.12 and banger-vmm-qemu), the
+// guest stays paused, and PATCH /drives moves each drive from the
+// snapshot's files to spec's before the guest runs. The snapshot's own
+// disks are opened by the load and released by the moves; they must not
+// change meanwhile. On error nothing is left running.
+func (d *Driver) RestoreAs(ctx context.Context, spec Spec, s Snapshot) (Process, error) {
+	cfg, err := BuildConfig(spec)
+	if err != nil {
+		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
+	}
+	for _, f := range []string{s.StatePath, s.MemPath} {
+		if _, err := os.Stat(f); err != nil {
+			return Process{}, fmt.Errorf("restoring vm %s: checking snapshot: %w", spec.ID, err)
+		}
+	}
+	p, err := d.launch(ctx, spec, cfg)
+	if err != nil {
+		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
+	}
+	fail := func(err error) (Process, error) {
+		kerr := d.Kill(context.WithoutCancel(ctx), p)
+		return Process{}, errors.Join(
+			fmt.Errorf("restoring vm %s from snapshot %s: %w (see %s and %s)", spec.ID, s.StatePath, err, spec.VMMLogPath(), spec.ConsoleLogPath()),
+			kerr)
+	}
+	if err := d.loadAs(ctx, cfg, s, spec.TAP); err != nil {
+		return fail(err)
+	}
+	for _, dr := range cfg.Drives {
+		if err := d.UpdateDrive(ctx, p, *dr.DriveID, *dr.PathOnHost); err != nil {
+			return fail(err)
+		}
+	}
+	d.log.Info("vm restored from another vm's snapshot", "vm", spec.ID, "pid", p.PID, "socket", p.Socket, "snapshot", s.StatePath, "tap", spec.TAP)
+	return p, nil
+}
+
+// loadAs runs the SDK's snapshot start with the load itself sent as
+// Firecracker documents it today: firecracker-go-sdk v1.0.0's model of
+// PUT /snapshot/load has no network_overrides.
+func (d *Driver) loadAs(ctx context.Context, cfg sdk.Config, s Snapshot, tap string) error {
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	logger := newSDKLogger(d.log, cfg.VMID)
+	client := sdk.NewClient(cfg.SocketPath, logger, false)
+	// WithSnapshot makes Start skip InstanceStart; the SDK's own load
+	// handler is replaced below.
+	m, err := sdk.NewMachine(ctx, cfg, sdk.WithClient(client), sdk.WithLogger(logger), sdk.WithSnapshot(s.MemPath, s.StatePath))
+	if err != nil {
+		return fmt.Errorf("preparing sdk machine: %w", err)
+	}
+	body := loadParams{
+		SnapshotPath: s.StatePath,
+		MemBackend:   memBackend{BackendType: "File", BackendPath: s.MemPath},
+	}
+	if tap != "" {
+		body.NetworkOverrides = []networkOverride{{IfaceID: NetworkInterfaceID, HostDevName: tap}}
+	}
+	m.Handlers.Validation = sdk.HandlerList{}
+	m.Handlers.FcInit = sdk.HandlerList{}.Append(
+		sdk.CreateLogFilesHandler,
+		sdk.BootstrapLoggingHandler,
+		sdk.Handler{Name: "banger.LoadSnapshotAs", Fn: func(ctx context.Context, _ *sdk.Machine) error {
+			return putAPI(ctx, cfg.SocketPath, "/snapshot/load", body)
+		}},
+	)
+	return m.Start(ctx)
+}
+
+// loadParams is the body of PUT /snapshot/load as Firecracker ≥ 1.12
+// takes it.
+type loadParams struct {
+	SnapshotPath     string            `json:"snapshot_path"`
+	MemBackend       memBackend        `json:"mem_backend"`
+	ResumeVM         bool              `json:"resume_vm"`
+	NetworkOverrides []networkOverride `json:"network_overrides,omitempty"`
+}
+
+type memBackend struct {
+	BackendType string `json:"backend_type"`
+	BackendPath string `json:"backend_path"`
+}
+
+type networkOverride struct {
+	IfaceID     string `json:"iface_id"`
+	HostDevName string `json:"host_dev_name"`
+}
+
+// putAPI sends one PUT with a JSON body to the VMM's API socket and turns
+// a fault into an error with the VMM's fault_message.
+func putAPI(ctx context.Context, socket, path string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", socket)
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://localhost"+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("PUT %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	var f struct {
+		FaultMessage string `json:"fault_message"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &f) != nil || f.FaultMessage == "" {
+		f.FaultMessage = strings.TrimSpace(string(raw))
+	}
+	return fmt.Errorf("PUT %s: %s: %s", path, resp.Status, f.FaultMessage)
 }

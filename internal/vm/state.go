@@ -109,6 +109,7 @@ const (
 	OpPause       Op = "pause"
 	OpResume      Op = "resume"
 	OpSuspend     Op = "suspend"
+	OpClone       Op = "clone"
 )
 
 // rule says in which states an operation may run, and in which it has
@@ -134,11 +135,12 @@ var rules = map[Op]rule{
 	OpPause:       {from: []State{Running}, noop: []State{Paused}, hint: "only a running vm can be paused: `banger vm start %s` first"},
 	OpResume:      {from: []State{Paused}, noop: []State{Running}, hint: "only a paused vm resumes; a suspended or stopped one starts: `banger vm start %s`"},
 	OpSuspend:     {from: []State{Running, Paused}, noop: []State{Suspended}, hint: "only a running or paused vm can be suspended: `banger vm start %s` first"},
+	OpClone:       {from: []State{Running, Paused, Suspended}, hint: "only a running, paused or suspended vm can be cloned: `banger vm start %s` first"},
 }
 
 // Ops lists every operation of the table.
 func Ops() []Op {
-	return []Op{OpStart, OpStop, OpKill, OpRestart, OpRemove, OpForceRemove, OpResize, OpCommit, OpPause, OpResume, OpSuspend}
+	return []Op{OpStart, OpStop, OpKill, OpRestart, OpRemove, OpForceRemove, OpResize, OpCommit, OpPause, OpResume, OpSuspend, OpClone}
 }
 
 // OpError is an operation refused in the VM's state.

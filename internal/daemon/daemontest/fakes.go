@@ -201,6 +201,36 @@ func (f *VMM) Restore(ctx context.Context, v *vm.VM, img *image.Image, n daemon.
 	return f.h.startVMM(v.Socket), nil
 }
 
+// RestoreAs implements daemon.VMM: a clone's VMM from another VM's
+// snapshot files.
+func (f *VMM) RestoreAs(ctx context.Context, v *vm.VM, img *image.Image, n daemon.NetInfo, state, mem string) (vm.Process, error) {
+	if err := f.h.record("restore-as", v.Name, img.Name, n.IP.String()); err != nil {
+		return vm.Process{}, err
+	}
+	for _, p := range []string{state, mem} {
+		if _, err := os.Stat(p); err != nil {
+			return vm.Process{}, fmt.Errorf("restoring: %w", err)
+		}
+	}
+	return f.h.startVMM(v.Socket), nil
+}
+
+// SnapshotTo implements daemon.VMM: it writes the two files.
+func (f *VMM) SnapshotTo(ctx context.Context, v *vm.VM, state, mem string) error {
+	if err := f.h.record("snapshot-to", v.Name); err != nil {
+		return err
+	}
+	if err := f.h.block(ctx, "snapshot"); err != nil {
+		return err
+	}
+	for _, p := range []string{state, mem} {
+		if err := os.WriteFile(p, []byte("fake "+p), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // startVMM records a new live fake VMM serving socket.
 func (h *Host) startVMM(socket string) vm.Process {
 	return vm.Process{PID: h.StartOrphanVMM(socket), StartTime: 1}
@@ -402,6 +432,28 @@ func (f *Disks) MakeLayer(ctx context.Context, v *vm.VM, size int64) error {
 // WriteIdentity implements daemon.Disks.
 func (f *Disks) WriteIdentity(ctx context.Context, v *vm.VM, n daemon.NetInfo) error {
 	return f.h.record("identity", v.Name, n.IP.String())
+}
+
+// CopyDisks implements daemon.Disks: dst gets src's work disk size.
+func (f *Disks) CopyDisks(ctx context.Context, src, dst *vm.VM) error {
+	if err := f.h.record("copydisks", src.Name, dst.Name); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dst.WorkDisk(), []byte("work"), 0o600); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	f.h.disks[dst.WorkDisk()] = f.h.disks[src.WorkDisk()]
+	f.h.mu.Unlock()
+	return nil
+}
+
+// NewHostKey implements daemon.Disks.
+func (f *Disks) NewHostKey(ctx context.Context, v *vm.VM) (guest.HostKey, error) {
+	if err := f.h.record("hostkey", v.Name); err != nil {
+		return guest.HostKey{}, err
+	}
+	return guest.NewHostKey("fake")
 }
 
 // CreateWork implements daemon.Disks.
