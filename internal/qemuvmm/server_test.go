@@ -241,12 +241,12 @@ func TestRuntimeActionsUseQMP(t *testing.T) {
 	h.must(204, "PATCH", "/network-interfaces/1", `{"iface_id":"1","rx_rate_limiter":{"bandwidth":{"size":1000,"refill_time":100}}}`)
 	h.must(204, "PUT", "/actions", `{"action_type":"SendCtrlAltDel"}`)
 
-	want := []string{"stop", "cont", "block_resize", "system_powerdown"}
+	want := []string{"stop", "cont", "announce-self", "block_resize", "system_powerdown"}
 	if diff := cmp.Diff(want, h.qmp.commands()); diff != "" {
 		t.Errorf("QMP commands (-want +got):\n%s", diff)
 	}
 	h.qmp.mu.Lock()
-	resize := h.qmp.args[2]
+	resize := h.qmp.args[3]
 	h.qmp.mu.Unlock()
 	if diff := cmp.Diff(map[string]any{"device": "drive0", "size": int64(4 << 20)}, resize); diff != "" {
 		t.Errorf("block_resize arguments (-want +got):\n%s", diff)

@@ -274,6 +274,13 @@ func (v *VMM) setVMState(ctx context.Context, want string) error {
 		v.mu.Lock()
 		v.state = StateRunning
 		v.mu.Unlock()
+		// Announce the NICs' MACs (RARP), as QEMU does after a migration:
+		// while this guest was paused a clone restored from it may have
+		// used its MAC, and the host's bridge would go on sending this
+		// guest's frames to the clone's TAP until it learns otherwise.
+		if err := v.qmpCommand(ctx, "announce-self", map[string]any{"initial": 50, "max": 550, "rounds": 5, "step": 100}); err != nil {
+			v.log().Warn("announcing the guest's MACs after a resume", "err", err)
+		}
 	default:
 		return fault("unknown state %q (want Paused or Resumed)", want)
 	}
