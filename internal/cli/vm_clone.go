@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -24,18 +25,22 @@ Connections the source had open do not carry over to the clone.`,
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: app.completeVMNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := app.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			pr := newProgress(app.Stderr)
-			v, err := c.CloneVM(cmd.Context(), args[0], args[1], pr.Update)
-			pr.Done()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(app.Stdout, "cloned %s into %s (%s at %s)\n", args[0], v.Name, v.DNSName, v.IP)
-			return nil
+			return app.runVMClone(cmd.Context(), args[0], args[1])
 		},
 	}
+}
+
+func (app *App) runVMClone(ctx context.Context, src, name string) error {
+	c, err := app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	pr := newProgress(app.Stderr)
+	v, err := c.CloneVM(ctx, src, name, pr.Update)
+	pr.Done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(app.Stdout, "cloned %s into %s (%s at %s)\n", src, v.Name, v.DNSName, v.IP)
+	return nil
 }

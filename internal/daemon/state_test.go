@@ -81,6 +81,8 @@ func runOp(ctx context.Context, c *api.Client, op vm.Op, name string) error {
 		_, err = c.ResumeVM(ctx, name)
 	case vm.OpSuspend:
 		_, err = c.SuspendVM(ctx, name, nil)
+	case vm.OpClone:
+		_, err = c.CloneVM(ctx, name, name+"-clone", nil)
 	default:
 		err = fmt.Errorf("no api call for %s", op)
 	}
@@ -88,7 +90,7 @@ func runOp(ctx context.Context, c *api.Client, op vm.Op, name string) error {
 }
 
 // wantAfter is the state each operation leaves an admitted VM in ("" for
-// removed).
+// removed); one it does not name is left as it was (a clone's source).
 var wantAfter = map[vm.Op]vm.State{
 	vm.OpStart: vm.Running, vm.OpStop: vm.Stopped, vm.OpKill: vm.Stopped, vm.OpRestart: vm.Running,
 	vm.OpRemove: "", vm.OpForceRemove: "",

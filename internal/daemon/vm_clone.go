@@ -100,11 +100,11 @@ func (d *Daemon) cloneVM(ctx context.Context, srcName, name string, progress fun
 		{name: "hostkey", message: "making the clone's host key", do: c.hostKey},
 		{name: "starting", message: "marking the vm starting", do: c.boot.markStarting},
 		{name: "network", message: "ensuring the bridge and NAT", do: c.boot.ensureNetwork},
-		{name: "tap", message: "creating tap " + v.TAP, do: c.boot.createTAP, undo: c.boot.deleteTAP},
+		{name: "tap", message: "creating the clone's tap", do: c.boot.createTAP, undo: c.boot.deleteTAP},
 		{name: "restore", message: "restoring the clone from the snapshot", do: c.restore, undo: c.boot.killVMM},
 		{name: "resume", message: "letting the clone run", do: c.boot.resumeRestored},
 		{name: "identity", message: "giving the clone its own address, names and keys", do: c.reidentify},
-		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: c.boot.waitSSH},
+		{name: "ssh", message: "waiting for SSH at the clone's own address", do: c.boot.waitSSH},
 		{name: "clock", message: "setting the clone's clock to the host's", do: c.boot.syncClock},
 	}}, progress)
 	if err != nil {

@@ -188,10 +188,16 @@ func (c *creation) record(ctx context.Context) error {
 	return nil
 }
 
-// forget deletes the row again; subscribers saw the VM created.
+// forget deletes the row again, and the name a VM that ran (a clone)
+// was given; subscribers saw the VM created.
 func (c *creation) forget(ctx context.Context) error {
 	if err := c.d.store.DeleteVM(ctx, c.v.ID); err != nil {
 		return err
+	}
+	if c.d.deps.DNS != nil {
+		c.d.namesMu.Lock()
+		c.d.deps.DNS.Remove(c.v.Name)
+		c.d.namesMu.Unlock()
 	}
 	c.d.events.publish(api.Event{Type: api.EventVMRemoved, Name: c.v.Name})
 	c.d.refreshSSHConfig(ctx)

@@ -156,7 +156,7 @@ func (d *Driver) load(ctx context.Context, cfg sdk.Config, s Snapshot, resume bo
 
 // RestoreAs starts a new VMM for the VM spec describes from a snapshot of
 // another VM (a clone): PUT /snapshot/load with network_overrides puts the
-// interface on spec.TAP (Firecracker ≥ 1.12 and banger-vmm-qemu), the
+// interface on spec.TAP (recent Firecracker releases and banger-vmm-qemu), the
 // guest stays paused, and PATCH /drives moves each drive from the
 // snapshot's files to spec's before the guest runs. The snapshot's own
 // disks are opened by the load and released by the moves; they must not
@@ -185,6 +185,9 @@ func (d *Driver) RestoreAs(ctx context.Context, spec Spec, s Snapshot) (Process,
 		return fail(err)
 	}
 	for _, dr := range cfg.Drives {
+		if dr.IsReadOnly != nil && *dr.IsReadOnly {
+			continue // shared (the image's base), the same file for both
+		}
 		if err := d.UpdateDrive(ctx, p, *dr.DriveID, *dr.PathOnHost); err != nil {
 			return fail(err)
 		}
@@ -225,7 +228,7 @@ func (d *Driver) loadAs(ctx context.Context, cfg sdk.Config, s Snapshot, tap str
 	return m.Start(ctx)
 }
 
-// loadParams is the body of PUT /snapshot/load as Firecracker ≥ 1.12
+// loadParams is the body of PUT /snapshot/load as recent Firecracker releases
 // takes it.
 type loadParams struct {
 	SnapshotPath     string            `json:"snapshot_path"`

@@ -326,6 +326,10 @@ func (v *VMM) patchDrive(ctx context.Context, id string, p PartialDrive) error {
 		if err := v.swapDrive(ctx, drive, node, p.PathOnHost); err != nil {
 			return err
 		}
+	} else if *drive.IsReadOnly {
+		// QEMU refuses to resize a read-only image; its file is not
+		// expected to change under the guest.
+		return nil
 	}
 	return v.qmpCommand(ctx, "block_resize", map[string]any{"device": node, "size": st.Size()})
 }
