@@ -32,9 +32,9 @@ func BenchmarkSuspendResume(b *testing.B) {
 		e.must(args...)
 		return time.Since(start)
 	}
-	var cold, pause, resume, suspend, warm []time.Duration
+	var cold, pause, resume, suspend, warm, clone []time.Duration
 	var saved []int64
-	restoreSteps := map[string][]time.Duration{}
+	restoreSteps, cloneSteps := map[string][]time.Duration{}, map[string][]time.Duration{}
 	for i := 0; i < rounds; i++ {
 		e.must("vm", "stop", "s")
 		cold = append(cold, timed("vm", "start", "s", "--wait"))
@@ -46,10 +46,18 @@ func BenchmarkSuspendResume(b *testing.B) {
 		saved = append(saved, e.vm("s").SavedBytes)
 		mark := logSize(logPath)
 		warm = append(warm, timed("vm", "start", "s", "--wait"))
-		for st, d := range startSteps(b, logPath, mark) {
+		for st, d := range opSteps(b, logPath, mark, "vm start") {
 			restoreSteps[st] = append(restoreSteps[st], d)
 		}
 		e.must("vm", "ssh", "s", "--", "true")
+		// A clone of the running VM, to SSH ready at its own address.
+		mark = logSize(logPath)
+		name := fmt.Sprintf("c%d", i)
+		clone = append(clone, timed("vm", "clone", "s", name))
+		for st, d := range opSteps(b, logPath, mark, "vm clone") {
+			cloneSteps[st] = append(cloneSteps[st], d)
+		}
+		e.must("vm", "rm", "-f", name)
 	}
 	mc, mw := median(cold), median(warm)
 	fmt.Printf("vm start --wait of a suspended vm (restore to SSH ready): %s vs cold boot %s (medians of %d, same run): ratio %.3f (target <= 1 s)\n",
@@ -59,14 +67,12 @@ func BenchmarkSuspendResume(b *testing.B) {
 	sort.Slice(saved, func(i, j int) bool { return saved[i] < saved[j] })
 	fmt.Printf("vm suspend: %s (median of %d), saved state on disk %.0f MiB (median) for a 512 MiB guest\n",
 		median(suspend).Round(time.Millisecond), rounds, float64(saved[len(saved)/2])/(1<<20))
-	var parts []string
-	for _, st := range []string{"starting", "network", "tap", "restore", "discard", "resume", "forwards", "ssh", "clock"} {
-		if d, ok := restoreSteps[st]; ok {
-			parts = append(parts, fmt.Sprintf("%s %.1fms", st, float64(median(d).Microseconds())/1000))
-		}
-	}
-	fmt.Printf("  daemon step medians of the restoring start: %s\n", strings.Join(parts, ", "))
-	fmt.Printf("  cold:    %v\n  restore: %v\n  pause:   %v\n  resume:  %v\n", cold, warm, pause, resume)
+	fmt.Printf("  daemon step medians of the restoring start: %s\n", namedStepMedians(restoreSteps, "starting", "network", "tap", "restore", "discard", "resume", "forwards", "ssh", "clock"))
+	mk := median(clone)
+	fmt.Printf("vm clone of the running vm (to SSH ready at the clone's address): %s vs cold boot %s (medians of %d, same run): ratio %.3f\n",
+		mk.Round(time.Millisecond), mc.Round(time.Millisecond), rounds, float64(mk)/float64(mc))
+	fmt.Printf("  daemon step medians of the clone: %s\n", namedStepMedians(cloneSteps, "record", "dirs", "pause", "snapshot", "disks", "hostkey", "starting", "network", "tap", "restore", "resume", "identity", "ssh", "clock"))
+	fmt.Printf("  cold:    %v\n  restore: %v\n  pause:   %v\n  resume:  %v\n  clone:   %v\n", cold, warm, pause, resume, clone)
 	b.ReportMetric(float64(mw)/float64(mc), "ratio")
 	e.must("vm", "rm", "-f", "s")
 }
@@ -79,9 +85,20 @@ func logSize(path string) int64 {
 	return st.Size()
 }
 
-// startSteps reads the "vm start" step durations the daemon logged after
-// offset.
-func startSteps(b *testing.B, logPath string, offset int64) map[string]time.Duration {
+// namedStepMedians renders the median of each named step that was logged.
+func namedStepMedians(steps map[string][]time.Duration, names ...string) string {
+	var parts []string
+	for _, st := range names {
+		if d, ok := steps[st]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1fms", st, float64(median(d).Microseconds())/1000))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// opSteps reads the step durations of operation op the daemon logged
+// after offset.
+func opSteps(b *testing.B, logPath string, offset int64, op string) map[string]time.Duration {
 	data, err := os.ReadFile(logPath)
 	if err != nil {
 		b.Fatal(err)
@@ -94,7 +111,7 @@ func startSteps(b *testing.B, logPath string, offset int64) map[string]time.Dura
 			Op   string `json:"op"`
 			US   int64  `json:"duration_us"`
 		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "operation step" && rec.Op == "vm start" {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "operation step" && rec.Op == op {
 			out[rec.Step] = time.Duration(rec.US) * time.Microsecond
 		}
 	}

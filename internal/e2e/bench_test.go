@@ -338,11 +338,7 @@ func BenchmarkSSHVersusPlainSSH(b *testing.B) {
 // stepMedians summarises the daemon log's lifecycle step durations.
 func stepMedians(b *testing.B, logPath string) string {
 	steps, order := stepDurations(b, logPath)
-	var parts []string
-	for _, st := range order {
-		parts = append(parts, fmt.Sprintf("%s %.1fms", st, float64(median(steps[st]).Microseconds())/1000))
-	}
-	return strings.Join(parts, ", ")
+	return namedStepMedians(steps, order...)
 }
 
 // stepDurations reads the daemon log's create and start steps, in the
