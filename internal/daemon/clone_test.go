@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,5 +103,34 @@ func TestCloneRefusalsAndFailures(t *testing.T) {
 				t.Errorf("vm directories after a failed clone: %d, want the two of off and dev", len(entries))
 			}
 		})
+	}
+}
+
+// TestReconcileStopsACloneCutOff: a clone cut off by a crash after its VMM
+// started is still creating and may answer as its source; reconcile stops
+// it and marks it an error, never adopts it.
+func TestReconcileStopsACloneCutOff(t *testing.T) {
+	ctx := context.Background()
+	inst := suspendInstance(t)
+	st := inst.Daemon.Store()
+	vmIn(t, inst, "half", vm.Running)
+	v, err := st.VM(ctx, "half")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := v.Process.PID
+	v.State = vm.Creating
+	if err := st.UpdateVM(ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Daemon.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := inst.Client.VM(ctx, "half")
+	if err != nil || got.State != "error" || !strings.Contains(got.Reason, "creation was interrupted") || got.PID != 0 {
+		t.Fatalf("after reconcile: %+v, %v; want an error without a process", got, err)
+	}
+	if host := inst.Host.State(); strings.Contains(host, fmt.Sprintf("vmm %d", pid)) || strings.Contains(host, "dns half") || strings.Contains(host, "tap "+got.TAP) {
+		t.Errorf("the cut-off clone still holds the host:\n%s", host)
 	}
 }

@@ -86,6 +86,16 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 	}
 	var err error
 	switch {
+	case v.State == vm.Creating:
+		// A clone cut off runs its VMM while it is still creating: it may
+		// hold its source's address and identity. It must not be adopted.
+		d.log.Warn("vm creation was interrupted", "vm", v.Name)
+		if alive {
+			err = d.deps.VMM.Kill(ctx, v)
+		}
+		v.Released()
+		err = errors.Join(err, d.freeHost(ctx, v), d.setState(ctx, v, vm.Error,
+			fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)))
 	case alive && v.State == vm.Starting && hasSuspend(v):
 		// A resume cut off before its saved state was dropped: the guest
 		// never ran, so the saved state is still the truth.
@@ -101,10 +111,6 @@ func (rc *reconciliation) vm(ctx context.Context, v *vm.VM) {
 		}
 	case v.State == vm.Starting && hasSuspend(v):
 		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Suspended, resumeInterrupted(v)))
-	case v.State == vm.Creating:
-		d.log.Warn("vm creation was interrupted", "vm", v.Name)
-		err = errors.Join(d.freeHost(ctx, v), d.setState(ctx, v, vm.Error,
-			fmt.Sprintf("creation was interrupted (bangerd stopped while making it); remove it with `banger vm rm %s` and create it again", v.Name)))
 	case v.State == vm.Running || v.State == vm.Paused || v.State == vm.Starting || v.State == vm.Stopping || v.Process.PID != 0:
 		reason := ""
 		switch v.State {

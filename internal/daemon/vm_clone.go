@@ -98,14 +98,14 @@ func (d *Daemon) cloneVM(ctx context.Context, srcName, name string, progress fun
 		{name: "snapshot", message: "saving the state and memory of vm " + src.Name, do: c.snapshot, skip: suspended},
 		{name: "disks", message: "copying the disks of vm " + src.Name, do: c.copyDisks},
 		{name: "hostkey", message: "making the clone's host key", do: c.hostKey},
-		{name: "starting", message: "marking the vm starting", do: c.boot.markStarting},
 		{name: "network", message: "ensuring the bridge and NAT", do: c.boot.ensureNetwork},
 		{name: "tap", message: "creating the clone's tap", do: c.boot.createTAP, undo: c.boot.deleteTAP},
 		{name: "restore", message: "restoring the clone from the snapshot", do: c.restore, undo: c.boot.killVMM},
-		{name: "resume", message: "letting the clone run", do: c.boot.resumeRestored},
+		{name: "resume", message: "letting the clone run", do: c.resume},
 		{name: "identity", message: "giving the clone its own address, names and keys", do: c.reidentify},
 		{name: "ssh", message: "waiting for SSH at the clone's own address", do: c.boot.waitSSH},
 		{name: "clock", message: "setting the clone's clock to the host's", do: c.boot.syncClock},
+		{name: "running", message: "recording the clone running", do: c.markRunning},
 	}}, progress)
 	if err != nil {
 		return nil, err
@@ -173,6 +173,27 @@ func (c *cloning) restore(ctx context.Context) error {
 		return errors.Join(err, c.boot.killVMM(context.WithoutCancel(ctx)))
 	}
 	return nil
+}
+
+// resume lets the restored clone run. Its row stays creating until it has
+// its own identity: a crash before that leaves a VM reconcile stops, never
+// one it adopts under its source's address.
+func (c *cloning) resume(ctx context.Context) error {
+	if err := c.d.deps.VMM.Resume(ctx, c.v); err != nil {
+		return err
+	}
+	c.v.StartedAt = c.d.deps.Now().UTC()
+	return nil
+}
+
+// markRunning records the clone running, which publishes NEW.vm. It goes
+// through starting as a boot does; from there on it is itself, so a crash
+// in between leaves a VM reconcile may adopt.
+func (c *cloning) markRunning(ctx context.Context) error {
+	if err := c.d.setState(ctx, c.v, vm.Starting, ""); err != nil {
+		return err
+	}
+	return c.d.setState(ctx, c.v, vm.Running, "")
 }
 
 // reidentify runs banger's re-identification in the clone, which still

@@ -41,6 +41,10 @@ var soakOps = [][]string{
 	{"vm", "rm", "--force", "%s"},
 	{"vm", "resize", "%s", "--disk", "128M"},
 	{"vm", "restart", "%s", "--no-wait"},
+	{"vm", "pause", "%s"},
+	{"vm", "suspend", "%s"},
+	{"vm", "clone", "%s", "%s-c"},
+	{"vm", "rm", "--force", "%s-c"},
 }
 
 // TestFaultSoak runs random lifecycle commands on three VMs, with kill -9
