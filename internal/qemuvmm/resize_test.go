@@ -157,3 +157,19 @@ func TestSDKUpdateGuestDriveMovesTheDrive(t *testing.T) {
 		t.Errorf("QMP commands of a refused mirror (-want +got):\n%s", diff)
 	}
 }
+
+// TestPatchReadOnlyDriveSamePath: Firecracker accepts PATCH /drives with
+// the same path on a read-only drive (a clone's restore sends it for the
+// shared base); QEMU refuses to resize a read-only image, so the VMM asks
+// it nothing.
+func TestPatchReadOnlyDriveSamePath(t *testing.T) {
+	h := newHarness(t)
+	h.configure()
+	base := h.file("base.ext4", 1<<20)
+	h.must(204, "PUT", "/drives/layer", `{"drive_id":"layer","path_on_host":"`+base+`","is_root_device":false,"is_read_only":true}`)
+	h.start()
+	h.must(204, "PATCH", "/drives/layer", `{"drive_id":"layer","path_on_host":"`+base+`"}`)
+	if cmds := h.qmp.commands(); len(cmds) != 0 {
+		t.Errorf("QMP commands for a read-only drive's same path: %q, want none", cmds)
+	}
+}
