@@ -43,7 +43,7 @@ func HostDeps(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (Deps, 
 	log.Info("vmm chosen", "binary", binary, "kind", kind, "configured", cfg.VMM)
 	vmm := &hostVMM{
 		drv:    firecracker.New(firecracker.Deps{Log: log.With("component", "vmm")}),
-		binary: binary, kind: kind,
+		binary: binary,
 	}
 	deps := Deps{
 		Log:      log,
