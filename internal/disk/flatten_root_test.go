@@ -341,7 +341,7 @@ func TestFlattenMatchesOverlay(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	base := flattenBase(t, dir)
-	baseSum := sha(t, base)
+	baseSum := testutil.FileSHA256(t, base)
 	m := New(Deps{Runner: system.Plain(), Log: testLogger(t)})
 	layer := filepath.Join(dir, "layer.ext4")
 	must(t, m.MakeLayer(ctx, layer, 512<<20))
@@ -358,7 +358,7 @@ func TestFlattenMatchesOverlay(t *testing.T) {
 	unmountAt(t, lmnt)
 	unmountAt(t, lower)
 	fsck(t, layer)
-	layerSum := sha(t, layer)
+	layerSum := testutil.FileSHA256(t, layer)
 	// The kernel wrote what Flatten must handle: whiteouts (shared ones
 	// are hard links of one inode), opaque directories, capabilities.
 	nodes, err := m.walk(ctx, layer, []string{"/upper"})
@@ -395,10 +395,10 @@ func TestFlattenMatchesOverlay(t *testing.T) {
 	if diff := cmp.Diff(strings.Join(want, "\n"), strings.Join(got, "\n")); diff != "" {
 		t.Errorf("flattened image differs from the overlay (-overlay +flattened):\n%s", diff)
 	}
-	if sha(t, base) != baseSum {
+	if testutil.FileSHA256(t, base) != baseSum {
 		t.Error("the base image changed")
 	}
-	if sha(t, layer) != layerSum {
+	if testutil.FileSHA256(t, layer) != layerSum {
 		t.Error("Flatten changed the layer")
 	}
 	if entries, _ := os.ReadDir(dir); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), tempMarker) }) {

@@ -2,8 +2,6 @@ package disk
 
 import (
 	"context"
-	"crypto/sha256"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,20 +176,6 @@ func TestMakeLayerReal(t *testing.T) {
 	}
 }
 
-func sha(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return string(h.Sum(nil))
-}
-
 // debugfsRun runs a debugfs script against image, failing the test on error.
 func debugfsRun(t testing.TB, image string, write bool, cmds ...string) string {
 	t.Helper()
@@ -221,7 +205,7 @@ func layerBase(t *testing.T) string {
 
 func TestWriteLayerIdentityReal(t *testing.T) {
 	base := layerBase(t)
-	before := sha(t, base)
+	before := testutil.FileSHA256(t, base)
 	m := realManager()
 	ctx := context.Background()
 	layer := filepath.Join(t.TempDir(), "layer.ext4")
@@ -233,7 +217,7 @@ func TestWriteLayerIdentityReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsck(t, layer)
-	if sha(t, base) != before {
+	if testutil.FileSHA256(t, base) != before {
 		t.Error("the base image changed")
 	}
 	a := allocated(t, layer)
@@ -289,7 +273,7 @@ func TestWriteLayerIdentityReal(t *testing.T) {
 	if got := debugfsCat(t, layer, "/upper/etc/hostname"); got != "web\n" {
 		t.Errorf("hostname after rewrite = %q", got)
 	}
-	if sha(t, base) != before {
+	if testutil.FileSHA256(t, base) != before {
 		t.Error("the base image changed")
 	}
 }
@@ -305,7 +289,7 @@ func TestFlattenWithoutRoot(t *testing.T) {
 	debugfsRun(t, base, true,
 		"mkdir /usr/share", "mkdir /usr/share/doc", "mkdir /usr/share/doc/pkg", "write "+doc+" /usr/share/doc/pkg/README",
 		"mkdir /srv", "mkdir /srv/old", "write "+doc+" /srv/old/file")
-	before := sha(t, base)
+	before := testutil.FileSHA256(t, base)
 	m := realManager()
 	ctx := context.Background()
 	layer := filepath.Join(t.TempDir(), "layer.ext4")
@@ -323,12 +307,12 @@ func TestFlattenWithoutRoot(t *testing.T) {
 		"mkdir /upper/srv", "ea_set /upper/srv trusted.overlay.opaque y", "write "+content+" /upper/srv/fresh",
 		"symlink /upper/srv/link ../opt/new")
 	fsck(t, layer)
-	layerSum := sha(t, layer)
+	layerSum := testutil.FileSHA256(t, layer)
 
 	flat := filepath.Join(t.TempDir(), "flat.ext4")
 	must(t, m.Flatten(ctx, base, layer, flat))
 	fsck(t, flat)
-	if sha(t, base) != before || sha(t, layer) != layerSum {
+	if testutil.FileSHA256(t, base) != before || testutil.FileSHA256(t, layer) != layerSum {
 		t.Error("Flatten changed the base or the layer")
 	}
 	for p, want := range map[string]string{

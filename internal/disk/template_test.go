@@ -80,9 +80,9 @@ func TestTemplatesMakeEachBlankDiskOnce(t *testing.T) {
 	if len(tpls) != 1 {
 		t.Fatalf("layer templates %v, want one", tpls)
 	}
-	before, other := sha(t, tpls[0]), sha(t, l2)
+	before, other := testutil.FileSHA256(t, tpls[0]), testutil.FileSHA256(t, l2)
 	debugfsRun(t, l1, true, "mkdir /upper/changed")
-	if sha(t, tpls[0]) != before || sha(t, l2) != other {
+	if testutil.FileSHA256(t, tpls[0]) != before || testutil.FileSHA256(t, l2) != other {
 		t.Error("writing one layer changed its template or another layer")
 	}
 	if err := m.MakeLayer(ctx, l1, 64<<20); err == nil {

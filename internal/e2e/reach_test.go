@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"banger/internal/system"
+	"banger/internal/testutil"
 )
 
 // bangerIn runs the CLI with stdin and returns stdout, stderr and the exit
@@ -153,7 +154,7 @@ func testCopy(e *env) {
 			t.Errorf("in the guest after cp in, missing %q:\n%s", want, guest)
 		}
 	}
-	if !strings.Contains(guest, sha256File(t, sparse)) {
+	if !strings.Contains(guest, testutil.FileSHA256(t, sparse)) {
 		t.Errorf("sparse file content differs in the guest:\n%s", guest)
 	}
 	var kb int
@@ -165,7 +166,7 @@ func testCopy(e *env) {
 	back := filepath.Join(e.home, "back")
 	e.must("vm", "cp", "dev:/work/in/tree", back)
 	for _, p := range []string{"bin/run", "secret", "sparse.img"} {
-		if sha256File(t, filepath.Join(src, p)) != sha256File(t, filepath.Join(back, p)) {
+		if testutil.FileSHA256(t, filepath.Join(src, p)) != testutil.FileSHA256(t, filepath.Join(back, p)) {
 			t.Errorf("%s differs after the round trip", p)
 		}
 		a, _ := os.Stat(filepath.Join(src, p))
@@ -398,18 +399,4 @@ func TestUDPEchoHelper(t *testing.T) {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-func sha256File(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

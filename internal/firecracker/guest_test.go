@@ -2,9 +2,6 @@ package firecracker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,7 +113,7 @@ func TestCloneRealGuestThroughQEMUVMM(t *testing.T) {
 	if out, err := exec.Command("cp", "--reflink=auto", "--sparse=always", s.RootDrive, copyRoot).CombinedOutput(); err != nil {
 		t.Fatalf("copying the root disk: %v: %s", err, out)
 	}
-	copied := sha256File(t, copyRoot)
+	copied := testutil.FileSHA256(t, copyRoot)
 	if err := d.Resume(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -139,33 +136,19 @@ func TestCloneRealGuestThroughQEMUVMM(t *testing.T) {
 	if err := d.Shutdown(ctx, p, 2*time.Minute); err != nil {
 		t.Fatalf("Shutdown of the source: %v", err)
 	}
-	source := sha256File(t, s.RootDrive)
+	source := testutil.FileSHA256(t, s.RootDrive)
 	if err := d.Shutdown(ctx, p2, 2*time.Minute); err != nil {
 		t.Fatalf("Shutdown of the clone: %v", err)
 	}
 	if !strings.Contains(readFile(t, cs.ConsoleLogPath()), "reboot: Power down") {
 		t.Errorf("the clone's console shows no power-off:\n%s\nlog:\n%s", tail([]byte(readFile(t, cs.ConsoleLogPath()))), logs)
 	}
-	if sha256File(t, s.RootDrive) != source {
+	if testutil.FileSHA256(t, s.RootDrive) != source {
 		t.Error("the clone wrote to the source's root disk")
 	}
-	if sha256File(t, copyRoot) == copied {
+	if testutil.FileSHA256(t, copyRoot) == copied {
 		t.Error("the clone's shutdown left its copy of the root disk unchanged: its writes went elsewhere")
 	}
-}
-
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func readFile(t *testing.T, path string) string {

@@ -110,27 +110,42 @@ func (s Snapshot) Remove() error {
 // ones recorded in it. The files are left as they are. On error nothing
 // is left running.
 func (d *Driver) Restore(ctx context.Context, spec Spec, s Snapshot, resume bool) (Process, error) {
+	cfg, p, err := d.launchForSnapshot(ctx, spec, s)
+	if err != nil {
+		return Process{}, err
+	}
+	if err := d.load(ctx, cfg, s, resume); err != nil {
+		return Process{}, d.restoreFailed(ctx, spec, s, p, err)
+	}
+	d.log.Info("vm restored", "vm", spec.ID, "pid", p.PID, "socket", p.Socket, "snapshot", s.StatePath)
+	return p, nil
+}
+
+// launchForSnapshot checks spec and the snapshot's files and starts a
+// VMM for the load.
+func (d *Driver) launchForSnapshot(ctx context.Context, spec Spec, s Snapshot) (sdk.Config, Process, error) {
 	cfg, err := BuildConfig(spec)
 	if err != nil {
-		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
+		return cfg, Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
 	}
 	for _, f := range []string{s.StatePath, s.MemPath} {
 		if _, err := os.Stat(f); err != nil {
-			return Process{}, fmt.Errorf("restoring vm %s: checking snapshot: %w", spec.ID, err)
+			return cfg, Process{}, fmt.Errorf("restoring vm %s: checking snapshot: %w", spec.ID, err)
 		}
 	}
 	p, err := d.launch(ctx, spec, cfg)
 	if err != nil {
-		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
+		return cfg, Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
 	}
-	if err := d.load(ctx, cfg, s, resume); err != nil {
-		kerr := d.Kill(context.WithoutCancel(ctx), p)
-		return Process{}, errors.Join(
-			fmt.Errorf("loading snapshot %s into vm %s: %w (see %s and %s)", s.StatePath, spec.ID, err, spec.VMMLogPath(), spec.ConsoleLogPath()),
-			kerr)
-	}
-	d.log.Info("vm restored", "vm", spec.ID, "pid", p.PID, "socket", p.Socket, "snapshot", s.StatePath)
-	return p, nil
+	return cfg, p, nil
+}
+
+// restoreFailed ends the VMM of a failed restore and names the logs.
+func (d *Driver) restoreFailed(ctx context.Context, spec Spec, s Snapshot, p Process, err error) error {
+	kerr := d.Kill(context.WithoutCancel(ctx), p)
+	return errors.Join(
+		fmt.Errorf("loading snapshot %s into vm %s: %w (see %s and %s)", s.StatePath, spec.ID, err, spec.VMMLogPath(), spec.ConsoleLogPath()),
+		kerr)
 }
 
 // load runs the SDK's snapshot start sequence against the VMM on
@@ -162,34 +177,19 @@ func (d *Driver) load(ctx context.Context, cfg sdk.Config, s Snapshot, resume bo
 // disks are opened by the load and released by the moves; they must not
 // change meanwhile. On error nothing is left running.
 func (d *Driver) RestoreAs(ctx context.Context, spec Spec, s Snapshot) (Process, error) {
-	cfg, err := BuildConfig(spec)
+	cfg, p, err := d.launchForSnapshot(ctx, spec, s)
 	if err != nil {
-		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
-	}
-	for _, f := range []string{s.StatePath, s.MemPath} {
-		if _, err := os.Stat(f); err != nil {
-			return Process{}, fmt.Errorf("restoring vm %s: checking snapshot: %w", spec.ID, err)
-		}
-	}
-	p, err := d.launch(ctx, spec, cfg)
-	if err != nil {
-		return Process{}, fmt.Errorf("restoring vm %s: %w", spec.ID, err)
-	}
-	fail := func(err error) (Process, error) {
-		kerr := d.Kill(context.WithoutCancel(ctx), p)
-		return Process{}, errors.Join(
-			fmt.Errorf("restoring vm %s from snapshot %s: %w (see %s and %s)", spec.ID, s.StatePath, err, spec.VMMLogPath(), spec.ConsoleLogPath()),
-			kerr)
+		return Process{}, err
 	}
 	if err := d.loadAs(ctx, cfg, s, spec.TAP); err != nil {
-		return fail(err)
+		return Process{}, d.restoreFailed(ctx, spec, s, p, err)
 	}
 	for _, dr := range cfg.Drives {
 		if dr.IsReadOnly != nil && *dr.IsReadOnly {
 			continue // shared (the image's base), the same file for both
 		}
 		if err := d.UpdateDrive(ctx, p, *dr.DriveID, *dr.PathOnHost); err != nil {
-			return fail(err)
+			return Process{}, d.restoreFailed(ctx, spec, s, p, err)
 		}
 	}
 	d.log.Info("vm restored from another vm's snapshot", "vm", spec.ID, "pid", p.PID, "socket", p.Socket, "snapshot", s.StatePath, "tap", spec.TAP)

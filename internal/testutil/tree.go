@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,4 +75,19 @@ func RemoveTree(t testing.TB, root string) {
 	if err := os.RemoveAll(root); err != nil {
 		t.Fatalf("removing %s: %v", root, err)
 	}
+}
+
+// FileSHA256 is the hex SHA-256 of the file at path, streamed.
+func FileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
