@@ -35,7 +35,9 @@ printf '%s\n' "$pub" >/etc/ssh/ssh_host_ed25519_key.pub
 dev=$(ip -o route show default 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)
 [ -n "$dev" ] || dev=eth0
 # The address moves after this session has ended: the daemon waits for
-# the new host key on the new address.
+# the new host key on the new address. sshd needs no restart: each
+# connection's sshd is a fresh exec (OpenSSH's re-exec) that reads the
+# host key files anew.
 setsid sh -c '
 	sleep 0.2
 	ip link set dev "$1" down
@@ -45,6 +47,5 @@ setsid sh -c '
 	ip link set dev "$1" up
 	ip addr add "$3" dev "$1"
 	ip route replace default via "$4" dev "$1"
-	systemctl restart ssh.service 2>/dev/null || systemctl restart sshd.service
 ' banger-reidentify-net "$dev" "$mac" "$cidr" "$gw" </dev/null >/dev/null 2>&1 &
 echo "banger-reidentify: $name takes $cidr ($mac) on $dev"
