@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 status=0
 for s in *.sh; do
 	[ "$s" = run.sh ] && continue
-	echo "== $s"
+	# When and under what load each script ran: figures under TCG swing
+	# with other work on the host.
+	echo "== $s ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
 	sh "./$s" || { echo "!! $s failed"; status=1; }
 	echo
 done

@@ -95,6 +95,15 @@ func (app *App) forEach(names []string, fn func(name string) error) error {
 }
 
 // completeVMNames offers VM names for shell completion.
+// completeOneVMName completes the first argument only (vm clone SRC NEW:
+// NEW is a name of the user's choosing).
+func (app *App) completeOneVMName(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return app.completeVMNames(cmd, args, toComplete)
+}
+
 func (app *App) completeVMNames(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	c, err := app.connect(cmd.Context())
 	if err != nil {

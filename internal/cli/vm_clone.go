@@ -23,7 +23,7 @@ Connections the source had open do not carry over to the clone.`,
 		Example: `  banger vm clone dev dev2
   banger vm exec dev2 -- hostname`,
 		Args:              cobra.ExactArgs(2),
-		ValidArgsFunction: app.completeVMNames,
+		ValidArgsFunction: app.completeOneVMName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runVMClone(cmd.Context(), args[0], args[1])
 		},
