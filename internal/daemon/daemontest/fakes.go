@@ -63,7 +63,8 @@ func NewHost() *Host {
 }
 
 // FailNext makes the next call of op ("clone", "layer", "identity", "workdisk",
-// "tap", "boot", "shutdown", "grow", "ssh") fail with err.
+// "tap", "boot", "shutdown", "grow", "ssh") fail with err; "op arg" (as
+// "exec sh") only the next call whose first argument is arg.
 func (h *Host) FailNext(op string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -99,8 +100,16 @@ func (h *Host) record(op string, args ...string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, strings.TrimSpace(op+" "+strings.Join(args, " ")))
-	if err, ok := h.failAt[op]; ok {
-		delete(h.failAt, op)
+	key := op
+	if len(args) > 0 {
+		// "exec sh" fails only an exec of sh, not one a background
+		// task makes meanwhile.
+		if _, ok := h.failAt[op+" "+args[0]]; ok {
+			key = op + " " + args[0]
+		}
+	}
+	if err, ok := h.failAt[key]; ok {
+		delete(h.failAt, key)
 		return err
 	}
 	return nil
