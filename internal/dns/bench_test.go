@@ -224,3 +224,30 @@ func BenchmarkRespond(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAnswerCache measures answering one raw query asked before, as
+// the UDP reader does: from the cache, with the query's ID.
+func BenchmarkAnswerCache(b *testing.B) {
+	s, err := New(Config{Subnet: testSubnet}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Set("bench", netip.MustParseAddr("172.16.0.2")); err != nil {
+		b.Fatal(err)
+	}
+	pkt := packed(b, q(benchName, mdns.TypeA))
+	local := netip.MustParseAddr("127.0.0.1")
+	c := newAnswerCache()
+	snap := s.recs.load()
+	c.answer(pkt, snap, nil)
+	ans, _ := s.respond(pkt, Authoritative, local, nil)
+	c.add(pkt, ans)
+	buf := make([]byte, 0, maxUDPPayload)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := c.answer(pkt, snap, buf); !ok {
+			b.Fatal("no cached answer")
+		}
+	}
+}
