@@ -12,14 +12,7 @@ import (
 // TestAnswerCacheAnswersAsRespondDoes: a cached answer, given to the same
 // query with another ID, is byte for byte what respond builds for it.
 func TestAnswerCacheAnswersAsRespondDoes(t *testing.T) {
-	s, err := New(Config{Subnet: testSubnet}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Set("dev", netip.MustParseAddr("172.16.0.2")); err != nil {
-		t.Fatal(err)
-	}
+	s := newRecordServer(t, "dev")
 	local := netip.MustParseAddr("127.0.0.1")
 	withEDNS := func(m *mdns.Msg, size uint16, do bool) *mdns.Msg {
 		m.SetEdns0(size, do)
@@ -88,11 +81,7 @@ func TestAnswerCacheAnswersAsRespondDoes(t *testing.T) {
 // TestAnswerCacheHoldsOneSnapshot: after a record change the cache
 // answers nothing it held, so the next query sees the change.
 func TestAnswerCacheHoldsOneSnapshot(t *testing.T) {
-	s, err := New(Config{Subnet: testSubnet}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newRecordServer(t, "dev")
 	local := netip.MustParseAddr("127.0.0.1")
 	c := newAnswerCache()
 	pkt := packed(t, q("dev.vm.", mdns.TypeA))
@@ -102,7 +91,7 @@ func TestAnswerCacheHoldsOneSnapshot(t *testing.T) {
 	if _, ok := c.answer(pkt, s.recs.load(), nil); !ok {
 		t.Fatal("the cache did not answer a query it holds")
 	}
-	if err := s.Set("dev", netip.MustParseAddr("172.16.0.2")); err != nil {
+	if err := s.Set("dev", netip.MustParseAddr("172.16.0.3")); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok := c.answer(pkt, s.recs.load(), nil); ok {
