@@ -42,6 +42,21 @@ func newTestServer(t *testing.T, cfg Config, mode Mode) (*Server, string) {
 	return s, addr.String()
 }
 
+// newRecordServer returns a server with name registered at 172.16.0.2
+// and no listener, closed when the test ends.
+func newRecordServer(t testing.TB, name string) *Server {
+	t.Helper()
+	s, err := New(Config{Subnet: testSubnet}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Set(name, netip.MustParseAddr("172.16.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // warnLogger returns a logger that fails the test, after the server has
 // closed, when anything was logged at warning level or above (a listener
 // that died, a handler that panicked).

@@ -180,14 +180,7 @@ func TestUDPSocketShutdownWakesReader(t *testing.T) {
 
 // TestListenIPv6 serves a query on the IPv6 loopback, UDP and TCP.
 func TestListenIPv6(t *testing.T) {
-	s, err := New(Config{Subnet: testSubnet}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Set("dev", netip.MustParseAddr("172.16.0.2")); err != nil {
-		t.Fatal(err)
-	}
+	s := newRecordServer(t, "dev")
 	a, err := s.Listen("[::1]:0", Authoritative)
 	if err != nil {
 		t.Skipf("no IPv6 loopback here: %v", err)

@@ -11,20 +11,21 @@ import (
 )
 
 // udpServer serves one UDP socket with one reader goroutine. The reader
-// takes the queued queries in one recvmmsg, answers them from memory in
-// one sendmmsg, and waits for more in poll(2) on its own thread (see
-// udpSocket). Only forwarded queries, which wait on an upstream, get a
-// goroutine of their own.
+// takes the queued queries in one recvmmsg, answers them from memory (a
+// query asked before from answerCache) in one sendmmsg, and waits for
+// more in poll(2) on its own thread (see udpSocket). Only forwarded
+// queries, which wait on an upstream, get a goroutine of their own.
 type udpServer struct {
 	s     *Server
 	sock  *udpSocket
 	mode  Mode
 	local netip.Addr
+	cache *answerCache // the reader's own
 	wg    sync.WaitGroup
 }
 
 func (s *Server) startUDP(sock *udpSocket, mode Mode) *udpServer {
-	u := &udpServer{s: s, sock: sock, mode: mode, local: sock.local.Addr()}
+	u := &udpServer{s: s, sock: sock, mode: mode, local: sock.local.Addr(), cache: newAnswerCache()}
 	u.wg.Add(1)
 	go u.serve()
 	return u
@@ -99,13 +100,22 @@ func (u *udpServer) serve() {
 	}
 }
 
-// answer answers the n datagrams of b, forwarding what must be forwarded.
+// answer answers the n datagrams of b, from the cache when it can,
+// forwarding what must be forwarded.
 func (u *udpServer) answer(b *batch, n int, bufs, outs [][]byte) {
+	snap := u.s.recs.load()
 	for i := range n {
-		ans, fwd := u.s.respond(b.datagram(i), u.mode, u.local, bufs[i][:0])
+		pkt := b.datagram(i)
+		if ans, ok := u.cache.answer(pkt, snap, bufs[i]); ok {
+			outs[i] = ans
+			continue
+		}
+		ans, fwd := u.s.respond(pkt, u.mode, u.local, bufs[i][:0])
 		outs[i] = ans
 		if fwd != nil {
 			u.forward(fwd, b.sender(i))
+		} else if ans != nil {
+			u.cache.add(pkt, ans)
 		}
 	}
 	u.sock.reply(b, outs[:n])
