@@ -75,7 +75,7 @@ func (h *hostVMM) snapshot(ctx context.Context, v *vm.VM, s firecracker.Snapshot
 // spec maps a VM and its image to the driver's launch spec.
 func (h *hostVMM) spec(v *vm.VM, img *image.Image, n NetInfo) firecracker.Spec {
 	// The ELF vmlinux: Firecracker before bzImage support needs it, and
-	// QEMU (microvm, PVH entry) reaches the initramfs ~0.6 s sooner with
+	// QEMU (microvm, PVH entry) reaches the initramfs ~0.3 s sooner with
 	// it under TCG than with the bzImage, which the guest first
 	// decompresses (measured side by side, docs/images.md). An image
 	// without one boots its bzImage.
