@@ -356,6 +356,13 @@ func (c *Client) CloneVM(ctx context.Context, src, name string, onProgress func(
 	return vmOf(line), err
 }
 
+// WarmImage makes the warm template of an image and shape (a VM booted
+// once and suspended) that vm create of that shape restores from.
+func (c *Client) WarmImage(ctx context.Context, name string, req WarmImageRequest, onProgress func(Progress)) (VM, error) {
+	line, err := c.stream(ctx, http.MethodPost, "/images/"+esc(name)+"/warm", req, onProgress)
+	return vmOf(line), err
+}
+
 // RestartVM stops and starts a VM.
 func (c *Client) RestartVM(ctx context.Context, name string, waitSSH bool, onProgress func(Progress)) (VM, error) {
 	path := "/vms/" + esc(name) + "/restart"

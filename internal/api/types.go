@@ -118,6 +118,14 @@ type CreateVMRequest struct {
 	Hidden bool `json:"-"`
 }
 
+// WarmImageRequest is the shape of the template `image warm` makes; zero
+// fields take the configured defaults, as vm create does.
+type WarmImageRequest struct {
+	CPUs      int   `json:"cpus,omitempty"`
+	MemoryMiB int   `json:"memory_mib,omitempty"`
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
+}
+
 // CloneVMRequest names the VM a clone makes.
 type CloneVMRequest struct {
 	Name string `json:"name"`
@@ -397,6 +405,7 @@ const (
 	PruneCache    = "cache"    // a bootstrap cache entry or package download
 	PruneTemplate = "template" // a blank disk template
 	PruneLog      = "log"      // an old build log
+	PruneWarm     = "warm"     // a warm template VM whose image changed or went
 )
 
 // PruneItem is one file or directory prune removed (or would remove).

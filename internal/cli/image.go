@@ -18,6 +18,7 @@ func (app *App) newImageCommand() *cobra.Command {
 		app.newImageShowCommand(),
 		app.newImageRemoveCommand(),
 		app.newImagePruneCommand(),
+		app.newImageWarmCommand(),
 	)
 	return cmd
 }

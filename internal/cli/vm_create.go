@@ -35,7 +35,12 @@ changes takes space either way). It also gets a work disk mounted at /work in
 the guest, an address on banger's bridge that it keeps across restarts, and
 the DNS name NAME.vm. create returns when the guest's SSH server answers
 (--no-wait: once the VMM booted), on a terminal or in a script, so the next
-command can reach the guest.`,
+command can reach the guest.
+
+When 'banger image warm' made a template of the same image, vCPUs, memory and
+disk, the VM is restored from it with its own identity instead of booting
+(see 'banger vm clone'); a template that cannot be used is reported and the
+VM boots.`,
 		Example: `  banger vm create dev
   banger vm create web --image base --cpus 4 --memory 2G --disk 20G`,
 		Args: cobra.ExactArgs(1),
@@ -63,19 +68,9 @@ func (app *App) runVMCreate(ctx context.Context, cmd *cobra.Command, name string
 		return &api.Error{Code: api.CodeInvalid, Message: err.Error()}
 	}
 	req := api.CreateVMRequest{Name: name, Image: o.image, CPUs: o.cpus, NoStart: o.noStart, WaitSSH: o.wait.enabled() && !o.noStart}
-	if o.memory != "" {
-		b, err := vm.ParseSize(o.memory)
-		if err != nil {
-			return usageError(cmd, "--memory: %v", err)
-		}
-		req.MemoryMiB = int(b / vm.MiB)
-	}
-	if o.disk != "" {
-		b, err := vm.ParseSize(o.disk)
-		if err != nil {
-			return usageError(cmd, "--disk: %v", err)
-		}
-		req.DiskBytes = b
+	var err error
+	if req.MemoryMiB, req.DiskBytes, err = shapeSizes(cmd, o.memory, o.disk); err != nil {
+		return err
 	}
 	if o.root != "" {
 		b, err := vm.ParseSize(o.root)
@@ -106,4 +101,26 @@ func (app *App) runVMCreate(ctx context.Context, cmd *cobra.Command, name string
 	}
 	fmt.Fprintf(app.Stdout, "created %s: %s at %s\n  connect: banger vm ssh %s\n", v.Name, v.DNSName, v.IP, v.Name)
 	return nil
+}
+
+// shapeSizes parses --memory (to MiB) and --disk (to bytes); empty ones
+// are zero, the configured defaults.
+func shapeSizes(cmd *cobra.Command, memory, disk string) (int, int64, error) {
+	var mem int
+	var d int64
+	if memory != "" {
+		b, err := vm.ParseSize(memory)
+		if err != nil {
+			return 0, 0, usageError(cmd, "--memory: %v", err)
+		}
+		mem = int(b / vm.MiB)
+	}
+	if disk != "" {
+		b, err := vm.ParseSize(disk)
+		if err != nil {
+			return 0, 0, usageError(cmd, "--disk: %v", err)
+		}
+		d = b
+	}
+	return mem, d, nil
 }

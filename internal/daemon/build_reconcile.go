@@ -9,7 +9,7 @@ import (
 // orphanBuildVM reports whether v is a temporary build VM that no build in
 // this daemon owns: a daemon crash or restart interrupted its build.
 func (d *Daemon) orphanBuildVM(v *vm.VM) bool {
-	return v.Hidden && !d.locks.busy(buildKey(v.Name)) && !d.locks.busy(vmKey(v.Name))
+	return v.Hidden && !isTemplate(v) && !d.locks.busy(buildKey(v.Name)) && !d.locks.busy(vmKey(v.Name))
 }
 
 // removeOrphanBuildVM removes an orphaned build VM and everything it holds.

@@ -80,6 +80,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/prune", d.handlePruneImages)
 	mux.HandleFunc("GET /v1/images/{name}", d.handleShowImage)
 	mux.HandleFunc("DELETE /v1/images/{name}", d.handleRemoveImage)
+	mux.HandleFunc("POST /v1/images/{name}/warm", d.handleWarmImage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeNotFound, "no route %s %s", r.Method, r.URL.Path).
 			WithHint("the CLI and daemon may be different versions: `banger daemon restart`"))

@@ -73,9 +73,13 @@ func (d *Daemon) handleRemoveImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var users []string
+	var users, warm []string
 	for _, v := range vms {
-		if v.ImageID == img.ID {
+		switch {
+		case v.ImageID != img.ID:
+		case isTemplate(&v):
+			warm = append(warm, v.Name)
+		default:
 			users = append(users, v.Name)
 		}
 	}
@@ -83,6 +87,13 @@ func (d *Daemon) handleRemoveImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeConflict, "image %s is used by %s", name, strings.Join(users, ", ")).
 			WithHint("remove those VMs first (`banger vm rm %s`)", strings.Join(users, " ")))
 		return
+	}
+	// Warm templates are the image's caches: they go with it.
+	for _, t := range warm {
+		if err := d.removeVM(ctx, t, true, nil); err != nil {
+			writeError(w, fmt.Errorf("removing warm template %s of image %s: %w", t, name, err))
+			return
+		}
 	}
 	if err := d.store.DeleteImage(ctx, img.ID); err != nil {
 		writeError(w, err)

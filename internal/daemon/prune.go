@@ -115,6 +115,19 @@ func (d *Daemon) prune(ctx context.Context, req api.PruneRequest) (api.PruneResu
 	})
 	add(api.PruneLog, removed, err)
 
+	for _, t := range staleTemplates(imgs, vms) {
+		item := api.PruneItem{Kind: api.PruneWarm, Path: t.Dir, Why: "warm template " + t.Name + " of an image that was rebuilt or removed, or left " + string(t.State),
+			Bytes: allocated(t.LayerDisk()) + allocated(t.RootDisk()) + allocated(t.WorkDisk()) + suspendBytes(&t)}
+		if !req.DryRun {
+			if err := d.removeVM(ctx, t.Name, true, nil); err != nil {
+				errs = append(errs, fmt.Errorf("removing warm template %s: %w", t.Name, err))
+				continue
+			}
+		}
+		res.Items = append(res.Items, item)
+		res.Bytes += item.Bytes
+	}
+
 	sort.SliceStable(res.Items, func(i, j int) bool { return res.Items[i].Kind < res.Items[j].Kind })
 	if !req.DryRun {
 		d.log.Info("pruned", "items", len(res.Items), "bytes", res.Bytes)

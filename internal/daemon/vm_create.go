@@ -38,6 +38,9 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, progress
 	if err := d.preflight(ctx, createChecks(req)...); err != nil {
 		return nil, nil, err
 	}
+	if v, done, err := d.fromTemplate(ctx, req, progress); done {
+		return v, nil, err
+	}
 	unlock, err := d.locks.take(vmKey(req.Name), "create")
 	if err != nil {
 		return nil, nil, err
@@ -144,9 +147,10 @@ func (d *Daemon) newCreation(ctx context.Context, req api.CreateVMRequest, progr
 		Dir: paths.VMDataDir(id), StateDir: paths.VMStateDir(id), Socket: paths.VMSocket(id),
 		Hidden: req.Hidden, CreatedAt: d.deps.Now().UTC(), Layout: d.deps.Disks.Layout(), Base: img.Rootfs,
 	}
-	if req.Hidden {
+	if req.Hidden && !isTemplate(c.v) {
 		// The image builder's VM: its whole root becomes the image, so it
 		// takes a copy up front (flattening a layer would cost the same).
+		// A warm template keeps the host's layout: its clones copy it.
 		c.v.Layout = vm.Clone
 	}
 	return c, nil

@@ -134,6 +134,18 @@ func (d *Daemon) handleStartVM(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+func (d *Daemon) handleWarmImage(w http.ResponseWriter, r *http.Request) {
+	var req api.WarmImageRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
+		v, err := d.warmImage(r.Context(), r.PathValue("name"), req, progress)
+		return v, nil, err
+	})
+}
+
 func (d *Daemon) handleCloneVM(w http.ResponseWriter, r *http.Request) {
 	var req api.CloneVMRequest
 	if err := decodeBody(r, &req); err != nil {

@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// TestCloneGivesANewIdentity is `banger vm clone` as a user runs it: a
-// running VM with a process in it is cloned (and runs on), then suspended
-// and cloned twice from the same saved state. Every clone and the source
-// must differ in address, MAC, hostname, machine-id, host key and the
-// bytes /dev/urandom gives right after the clone; reach each other by
-// name; keep the host's time; keep their files to themselves. Refusals
-// (an existing name, a stopped source) change nothing.
+// TestCloneGivesANewIdentity is `banger vm clone` and fast create as a
+// user runs them: a running VM with a process in it is cloned (and runs
+// on), then suspended and cloned again; then two VMs are created from one
+// warm template (`banger image warm`). Every VM must differ in address,
+// MAC, hostname, machine-id and host key, and the two restored from one
+// template in the bytes /dev/urandom gives right after; they reach each
+// other by name, keep the host's time and keep their files to themselves.
+// Refusals (an existing name, a stopped source) change nothing.
 func TestCloneGivesANewIdentity(t *testing.T) {
 	e := newGuestEnv(t)
 	e.must("image", "bootstrap", "base")
@@ -36,25 +37,34 @@ func TestCloneGivesANewIdentity(t *testing.T) {
 	}
 
 	e.must("vm", "suspend", "src")
-	for _, name := range []string{"c2", "c3"} {
-		start := time.Now()
-		e.must("vm", "clone", "src", name)
-		t.Logf("clone of a suspended vm to ssh ready: %s", time.Since(start).Round(time.Millisecond))
-	}
+	start = time.Now()
+	e.must("vm", "clone", "src", "c2")
+	t.Logf("clone of a suspended vm to ssh ready: %s", time.Since(start).Round(time.Millisecond))
 	if v := e.vm("src"); v.State != "suspended" {
 		t.Fatalf("the source is %s after cloning it suspended, want suspended", v.State)
 	}
-	// Right after the restore: c2 and c3 left the same saved state.
-	random := map[string]string{}
-	for _, name := range []string{"c2", "c3"} {
-		random[name] = e.ssh(name, "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'")
-	}
-	if random["c2"] == random["c3"] || len(random["c2"]) != 32 {
-		t.Errorf("/dev/urandom right after the clone: c2 %s, c3 %s; want 16 bytes that differ", random["c2"], random["c3"])
-	}
 	e.must("vm", "start", "src", "--wait")
 
-	all := []string{"src", "c1", "c2", "c3"}
+	// Fast create: two VMs restored from one warm template.
+	start = time.Now()
+	e.must("image", "warm", "base", "--cpus", "1", "--memory", "384M", "--disk", "256M")
+	t.Logf("image warm: %s", time.Since(start).Round(time.Millisecond))
+	random := map[string]string{}
+	for _, name := range []string{"f1", "f2"} {
+		start := time.Now()
+		_, errOut, code := e.banger("vm", "create", name, "--cpus", "1", "--memory", "384M", "--disk", "256M")
+		if code != 0 || !strings.Contains(errOut, "restoring from warm template") {
+			t.Fatalf("vm create %s with a warm template: exit %d\n%s", name, code, errOut)
+		}
+		t.Logf("vm create from the warm template to ssh ready: %s", time.Since(start).Round(time.Millisecond))
+		// Right after the restore: both left the same saved state.
+		random[name] = e.ssh(name, "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'")
+	}
+	if random["f1"] == random["f2"] || len(random["f1"]) != 32 {
+		t.Errorf("/dev/urandom right after the restore: f1 %s, f2 %s; want 16 bytes that differ", random["f1"], random["f2"])
+	}
+
+	all := []string{"src", "c1", "c2", "f1", "f2"}
 	seen := map[string]map[string]string{} // what → value → vm
 	for _, name := range all {
 		v := e.vm(name)
@@ -111,8 +121,8 @@ func TestCloneGivesANewIdentity(t *testing.T) {
 		if _, errOut, code := e.banger("vm", "clone", "src", "c1"); code == 0 || !strings.Contains(errOut, "vm c1 already exists") {
 			t.Errorf("clone to an existing name: exit %d, %s", code, errOut)
 		}
-		e.must("vm", "stop", "c3")
-		if _, errOut, code := e.banger("vm", "clone", "c3", "c4"); code == 0 || !strings.Contains(errOut, "cannot clone vm c3: it is stopped") {
+		e.must("vm", "stop", "c2")
+		if _, errOut, code := e.banger("vm", "clone", "c2", "c4"); code == 0 || !strings.Contains(errOut, "cannot clone vm c2: it is stopped") {
 			t.Errorf("clone of a stopped vm: exit %d, %s", code, errOut)
 		}
 		if _, _, code := e.banger("vm", "show", "c4"); code == 0 {
