@@ -115,17 +115,10 @@ func (d *Daemon) prune(ctx context.Context, req api.PruneRequest) (api.PruneResu
 	})
 	add(api.PruneLog, removed, err)
 
-	for _, t := range staleTemplates(imgs, vms) {
-		item := api.PruneItem{Kind: api.PruneWarm, Path: t.Dir, Why: "warm template " + t.Name + " of an image that was rebuilt or removed, or left " + string(t.State),
-			Bytes: allocated(t.LayerDisk()) + allocated(t.RootDisk()) + allocated(t.WorkDisk()) + suspendBytes(&t)}
-		if !req.DryRun {
-			if err := d.removeVM(ctx, t.Name, true, nil); err != nil {
-				errs = append(errs, fmt.Errorf("removing warm template %s: %w", t.Name, err))
-				continue
-			}
-		}
-		res.Items = append(res.Items, item)
-		res.Bytes += item.Bytes
+	items, err := d.pruneTemplates(ctx, imgs, vms, req.DryRun)
+	res.Items, errs = append(res.Items, items...), append(errs, err) // errors.Join drops a nil
+	for _, it := range items {
+		res.Bytes += it.Bytes
 	}
 
 	sort.SliceStable(res.Items, func(i, j int) bool { return res.Items[i].Kind < res.Items[j].Kind })
@@ -190,3 +183,23 @@ func bootstrapCacheDir(p config.Paths) string { return filepath.Join(p.CacheDir,
 // buildLogDir holds the logs of builds and bootstraps that failed (a
 // finished image keeps its log in its own directory).
 func buildLogDir(p config.Paths) string { return filepath.Join(p.StateDir, "builds") }
+
+// pruneTemplates removes the stale warm templates (staleTemplates), or
+// lists them in a dry run.
+func (d *Daemon) pruneTemplates(ctx context.Context, imgs []image.Image, vms []vm.VM, dryRun bool) ([]api.PruneItem, error) {
+	var items []api.PruneItem
+	var errs []error
+	for _, t := range staleTemplates(imgs, vms) {
+		item := api.PruneItem{Kind: api.PruneWarm, Path: t.Dir,
+			Why:   "warm template " + t.Name + " of an image that was rebuilt or removed, or left " + string(t.State),
+			Bytes: allocated(t.LayerDisk()) + allocated(t.RootDisk()) + allocated(t.WorkDisk()) + suspendBytes(&t)}
+		if !dryRun {
+			if err := d.removeVM(ctx, t.Name, true, nil); err != nil {
+				errs = append(errs, fmt.Errorf("removing warm template %s: %w", t.Name, err))
+				continue
+			}
+		}
+		items = append(items, item)
+	}
+	return items, errors.Join(errs...)
+}
