@@ -37,15 +37,19 @@ dev=$(ip -o route show default 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' 
 # The address moves after this session has ended: the daemon waits for
 # the new host key on the new address. sshd needs no restart: each
 # connection's sshd is a fresh exec (OpenSSH's re-exec) that reads the
-# host key files anew.
+# host key files anew. The address is in place before the link comes up,
+# and arp_notify makes the kernel announce it then (gratuitous ARP): the
+# host may still map this address to the MAC of a VM that had it before,
+# and would send the daemon's SSH there until that entry expired (~50 s).
 setsid sh -c '
 	sleep 0.2
 	ip link set dev "$1" down
 	ip link set dev "$1" address "$2"
 	ip addr flush dev "$1"
 	ip neigh flush dev "$1" 2>/dev/null
-	ip link set dev "$1" up
 	ip addr add "$3" dev "$1"
+	echo 1 >"/proc/sys/net/ipv4/conf/$1/arp_notify" 2>/dev/null || :
+	ip link set dev "$1" up
 	ip route replace default via "$4" dev "$1"
 ' banger-reidentify-net "$dev" "$mac" "$cidr" "$gw" </dev/null >/dev/null 2>&1 &
 echo "banger-reidentify: $name takes $cidr ($mac) on $dev"
