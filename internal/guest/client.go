@@ -118,6 +118,12 @@ func withPort(addr string) string {
 // Dial makes one connection attempt to addr ("host" or "host:port") and
 // completes the SSH handshake, bounded by ctx and cfg.HandshakeTimeout.
 func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
+	return dialWithin(ctx, addr, cfg, 0)
+}
+
+// dialWithin is Dial with the TCP connect bounded by connectTimeout (when not
+// zero) as well.
+func dialWithin(ctx context.Context, addr string, cfg Config, connectTimeout time.Duration) (*Client, error) {
 	cc, err := cfg.clientConfig()
 	if err != nil {
 		return nil, err
@@ -125,7 +131,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	addr = withPort(addr)
 	ctx, cancel := context.WithTimeout(ctx, cfg.handshakeTimeout())
 	defer cancel()
-	var d net.Dialer
+	d := net.Dialer{Timeout: connectTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ssh at %s: %w", addr, err)
@@ -161,6 +167,16 @@ func isHostKeyError(err error) bool {
 	return errors.As(err, &ke) || errors.As(err, &re)
 }
 
+// A connection attempt of WaitReady that nothing answers is given up
+// after firstConnectTimeout, then twice as long each time up to
+// maxConnectTimeout. The kernel resends an unanswered SYN only after a
+// second: a guest that takes its address a moment after the first SYN
+// (a clone moving to its own) answers the next attempt at once instead.
+const (
+	firstConnectTimeout = 250 * time.Millisecond
+	maxConnectTimeout   = 8 * time.Second
+)
+
 // WaitReady polls addr until the guest's SSH server completes a handshake,
 // and returns that connection. It retries refused, reset and timed-out
 // attempts every cfg.PollInterval until ctx ends, but stops at once when the
@@ -175,8 +191,9 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	start := time.Now()
 	var last error // the last failure not caused by ctx ending
 	refused := false
+	connect := firstConnectTimeout
 	for attempt := 1; ; attempt++ {
-		c, err := Dial(ctx, addr, cfg)
+		c, err := dialWithin(ctx, addr, cfg, connect)
 		if err == nil {
 			c.ready.Attempts, c.ready.Refused = attempt, refused
 			log.Debug("ssh ready", "addr", addr, "attempts", attempt, "elapsed", time.Since(start))
@@ -184,6 +201,11 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			refused = true
+		}
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !ctxEnded(ctx) {
+			// Nothing answered the SYN in time: give the next attempt
+			// longer, up to the kernel's own retries.
+			connect = min(2*connect, maxConnectTimeout)
 		}
 		if isHostKeyError(err) {
 			return nil, fmt.Errorf("waiting for ssh: the guest at %s presented a host key banger did not pin for it (was the VM re-created outside banger?): %w", addr, err)
