@@ -1,13 +1,17 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/store"
 	"banger/internal/vm"
@@ -61,6 +65,7 @@ func (d *Daemon) warmImage(ctx context.Context, imageName string, req api.WarmIm
 	}
 	v, _, err := d.createVM(ctx, create, progress)
 	if err == nil {
+		d.settle(ctx, v, progress)
 		v, err = d.suspendVM(ctx, create.Name, progress)
 	}
 	if err != nil {
@@ -71,6 +76,51 @@ func (d *Daemon) warmImage(ctx context.Context, imageName string, req api.WarmIm
 	}
 	return v, nil
 }
+
+// settleTimeout bounds the wait for a template's boot to finish.
+const settleTimeout = 2 * time.Minute
+
+// settle waits, before a template is saved, until the guest's boot has
+// finished (systemd's jobs are done) and its disks are synced, then ends
+// the daemon's SSH connection and lets the guest's sshd see it go. Every
+// VM restored from the template starts from that quiet state: saved just
+// after SSH answered, each would redo the rest of the boot, at the cost
+// of seconds under emulation, and hold an SSH session to nobody. A guest
+// that does not settle is saved as it is, with a notice.
+func (d *Daemon) settle(ctx context.Context, v *vm.VM, progress func(api.Progress)) {
+	note(progress, "settle", "waiting for the guest's boot to finish")
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	var stderr bytes.Buffer
+	// is-system-running exits non-zero for a degraded system, which is
+	// settled too.
+	req := guest.ExecRequest{Argv: []string{"sh", "-c", "systemctl is-system-running --wait >/dev/null 2>&1; sync"}}
+	err := d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
+		p, err := d.deps.Guest.Exec(ctx, v, req, nil, io.Discard, &stderr)
+		if err != nil {
+			return err
+		}
+		if code, err := p.Wait(); err != nil || code != 0 {
+			return errors.Join(err, fmt.Errorf("exited %d: %s", code, strings.TrimSpace(stderr.String())))
+		}
+		return nil
+	})
+	d.deps.Guest.Forget(v)
+	if err != nil {
+		d.log.Warn("template did not settle", "vm", v.Name, "err", err)
+		note(progress, "settle", fmt.Sprintf("the guest did not settle (%v); saving it as it is", err))
+		return
+	}
+	// The guest's sshd ends the session of the connection just closed.
+	select {
+	case <-ctx.Done():
+	case <-time.After(settleGrace):
+	}
+}
+
+// settleGrace is how long a settled template runs on after the daemon's
+// SSH connection ended.
+const settleGrace = 300 * time.Millisecond
 
 // fromTemplate makes the VM req asks for by cloning a warm template of
 // its image and shape, when there is a current one. It reports whether it

@@ -22,12 +22,22 @@ func hasCall(calls []string, prefix string) bool {
 func TestWarmTemplateServesCreates(t *testing.T) {
 	ctx := context.Background()
 	inst := suspendInstance(t)
+	n0 := len(inst.Host.Calls())
 	tmpl, err := inst.Client.WarmImage(ctx, "base", api.WarmImageRequest{CPUs: 1, MemoryMiB: 512, DiskBytes: 1 << 30}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tmpl.State != "suspended" || !tmpl.Hidden || !strings.HasPrefix(tmpl.Name, "template-") {
 		t.Fatalf("warm template = %+v; want a hidden suspended template", tmpl)
+	}
+	// The template is saved once its boot has finished, not as soon as
+	// SSH answers: every VM made from it would redo the rest.
+	warm := callsSince(inst, n0)
+	settled := slices.IndexFunc(warm, func(c string) bool {
+		return strings.HasPrefix(c, "exec ") && strings.Contains(c, "is-system-running --wait")
+	})
+	if paused := slices.Index(warm, "pause "+tmpl.Name); settled < 0 || paused < settled {
+		t.Errorf("warm calls %q: want the guest's boot waited for (systemctl is-system-running --wait) before the pause", warm)
 	}
 	if again, err := inst.Client.WarmImage(ctx, "base", api.WarmImageRequest{CPUs: 1, MemoryMiB: 512, DiskBytes: 1 << 30}, nil); err != nil || again.Name != tmpl.Name || again.State != "suspended" {
 		t.Errorf("warming again = %+v, %v; want the same template kept", again, err)

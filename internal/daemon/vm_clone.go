@@ -102,9 +102,8 @@ func (d *Daemon) cloneVM(ctx context.Context, srcName, name string, progress fun
 		{name: "tap", message: "creating the clone's tap", do: c.boot.createTAP, undo: c.boot.deleteTAP},
 		{name: "restore", message: "restoring the clone from the snapshot", do: c.restore, undo: c.boot.killVMM},
 		{name: "resume", message: "letting the clone run", do: c.resume},
-		{name: "identity", message: "giving the clone its own address, names and keys", do: c.reidentify},
+		{name: "identity", message: "giving the clone the host's time and its own address, names and keys", do: c.reidentify},
 		{name: "ssh", message: "waiting for SSH at the clone's own address", do: c.boot.waitSSH},
-		{name: "clock", message: "setting the clone's clock to the host's", do: c.boot.syncClock},
 		{name: "running", message: "recording the clone running", do: c.markRunning},
 	}}, progress)
 	if err != nil {
@@ -205,16 +204,23 @@ func (c *cloning) reidentify(ctx context.Context) error {
 	n := d.deps.Network.Info(v.IP)
 	entropy := make([]byte, 64)
 	_, _ = rand.Read(entropy)
-	req, key, err := guest.ReidentifyRequest(guest.Identity{
+	id := guest.Identity{
 		Hostname: v.Name, Domain: "vm", Address: netip.PrefixFrom(v.IP, n.PrefixLen), Gateway: n.Gateway,
 		MAC: v.MAC, MachineID: disk.NewMachineID(), Entropy: entropy, HostKey: c.key,
-	})
-	if err != nil {
-		return err
 	}
 	defer d.deps.Guest.Forget(c.src)
 	var stdout, stderr bytes.Buffer
-	err = d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
+	err := d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
+		// Connected first, so that the time the guest's clock is set
+		// to is taken right before the command runs.
+		if _, err := d.deps.Guest.WaitSSH(ctx, c.src); err != nil {
+			return err
+		}
+		id.Time = d.deps.Now()
+		req, key, err := guest.ReidentifyRequest(id)
+		if err != nil {
+			return err
+		}
 		p, err := d.deps.Guest.Exec(ctx, c.src, req, bytes.NewReader(key), &stdout, &stderr)
 		if err != nil {
 			return err
