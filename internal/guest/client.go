@@ -168,12 +168,13 @@ func isHostKeyError(err error) bool {
 }
 
 // A connection attempt of WaitReady that nothing answers is given up
-// after firstConnectTimeout, then twice as long each time up to
-// maxConnectTimeout. The kernel resends an unanswered SYN only after a
+// after firstConnectTimeout, quickConnects times, then twice as long each
+// time up to maxConnectTimeout. The kernel resends an unanswered SYN only after a
 // second: a guest that takes its address a moment after the first SYN
 // (a clone moving to its own) answers the next attempt at once instead.
 const (
-	firstConnectTimeout = 250 * time.Millisecond
+	firstConnectTimeout = 100 * time.Millisecond
+	quickConnects       = 8
 	maxConnectTimeout   = 8 * time.Second
 )
 
@@ -191,7 +192,7 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	start := time.Now()
 	var last error // the last failure not caused by ctx ending
 	refused := false
-	connect := firstConnectTimeout
+	connect, timeouts := firstConnectTimeout, 0
 	for attempt := 1; ; attempt++ {
 		c, err := dialWithin(ctx, addr, cfg, connect)
 		if err == nil {
@@ -203,9 +204,11 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 			refused = true
 		}
 		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !ctxEnded(ctx) {
-			// Nothing answered the SYN in time: give the next attempt
-			// longer, up to the kernel's own retries.
-			connect = min(2*connect, maxConnectTimeout)
+			// Nothing answered the SYN in time: after a few such
+			// attempts, give each next one longer.
+			if timeouts++; timeouts >= quickConnects {
+				connect = min(2*connect, maxConnectTimeout)
+			}
 		}
 		if isHostKeyError(err) {
 			return nil, fmt.Errorf("waiting for ssh: the guest at %s presented a host key banger did not pin for it (was the VM re-created outside banger?): %w", addr, err)

@@ -6,9 +6,9 @@
 # Arguments: hostname domain address/prefix gateway mac machine-id
 # entropy(hex) host-public-key time(unix seconds with nanoseconds); the
 # host private key comes on stdin.
-use strict;
-use warnings;
-use Fcntl qw(O_WRONLY O_CREAT O_TRUNC);
+# It loads no module (not even strict or warnings, which the tests turn
+# on): each costs more than the rest of the program in a guest just
+# restored under emulation.
 my ($name, $domain, $cidr, $gw, $mac, $mid, $entropy, $pub, $when) = @ARGV;
 defined $when or die "banger-reidentify: 9 arguments expected\n";
 my ($addr) = split m{/}, $cidr;
@@ -45,30 +45,59 @@ if (open(my $r, "<", "/proc/net/route")) {
 		if (@f > 2 && $f[1] eq "00000000") { $dev = $f[0]; last }
 	}
 }
-# The kernel announces the address when the link comes up (gratuitous
+# The kernel announces the address when the MAC changes (gratuitous
 # ARP): the host may still map it to the MAC of a VM that had it before,
 # and would send the daemon's SSH there until that entry expired (~50 s).
-put("/proc/sys/net/ipv4/conf/$dev/arp_notify", undef, "1");
+poke("/proc/sys/net/ipv4/conf/$dev/arp_notify", "1");
 
-# The address moves after this session has ended: the daemon waits for
-# the new host key at the new address. sshd needs no restart: each
-# connection's sshd is a fresh exec (OpenSSH's re-exec) that reads the
-# host key files anew.
+# The address moves once the daemon has closed this connection, having
+# read this command's exit status; then the daemon waits for the new host
+# key at the new address. sshd needs no restart: each connection's sshd is
+# a fresh exec (OpenSSH's re-exec) that reads the host key files anew.
 my $pid = fork() // die "banger-reidentify: fork: $!\n";
 if ($pid == 0) {
 	setpgrp(0, 0);
 	open(STDIN, "<", "/dev/null");
 	open(STDOUT, ">", "/dev/null");
 	open(STDERR, ">", "/dev/null");
-	select(undef, undef, undef, 0.2);
-	open(my $ip, "|-", "ip", "-force", "-batch", "-") or exit 1;
-	print $ip "link set dev $dev down\n", "link set dev $dev address $mac\n",
-		"addr flush dev $dev\n", "neigh flush dev $dev\n", "addr add $cidr dev $dev\n",
-		"link set dev $dev up\n", "route replace default via $gw dev $dev\n";
+	wait_closed();
+	# IPv6 goes off meanwhile and comes back with a link-local address
+	# made from the new MAC: the old one is the source VM's.
+	my $v6 = "/proc/sys/net/ipv6/conf/$dev/disable_ipv6";
+	poke($v6, "1");
+	open(my $ip, "|-", "ip", "-4", "-force", "-batch", "-") or exit 1;
+	# The MAC changes with the link up (virtio-net allows it) and after
+	# the new address is in place, so that its announcement is of the
+	# new address only: the old one is the source VM's.
+	print $ip "addr flush dev $dev\n", "neigh flush dev $dev\n", "addr add $cidr dev $dev\n",
+		"link set dev $dev address $mac\n", "route replace default via $gw dev $dev\n";
 	close($ip);
+	poke($v6, "0");
 	exit 0;
 }
 print "banger-reidentify: $name takes $cidr ($mac) on $dev\n";
+
+# wait_closed returns once this SSH connection (SSH_CONNECTION) is no
+# longer established, or after 5 s; 0.2 s when it cannot tell.
+sub wait_closed {
+	my @conn = split " ", ($ENV{SSH_CONNECTION} // "");
+	if (@conn != 4) {
+		select(undef, undef, undef, 0.2);
+		return;
+	}
+	my ($peer, $port) = (sprintf(":%04X", $conn[1]), sprintf(":%04X", $conn[3]));
+	for (1 .. 500) {
+		open(my $t, "<", "/proc/net/tcp") or last;
+		my $open = 0;
+		while (<$t>) {
+			my @f = split;
+			if (@f > 3 && substr($f[1], -5) eq $port && substr($f[2], -5) eq $peer && $f[3] eq "01") { $open = 1; last }
+		}
+		close($t);
+		return unless $open;
+		select(undef, undef, undef, 0.01);
+	}
+}
 
 # put writes a file whole: through a temporary file renamed over it, or
 # in place when mode is undef (files under /proc).
@@ -79,7 +108,7 @@ sub put {
 	if (defined $mode) {
 		# Made with its final mode: a private key is never readable.
 		unlink($tmp);
-		sysopen($f, $tmp, O_WRONLY | O_CREAT | O_TRUNC, $mode) or die "banger-reidentify: writing $path: $!\n";
+		sysopen($f, $tmp, 01 | 0100 | 01000, $mode) # O_WRONLY | O_CREAT | O_TRUNC or die "banger-reidentify: writing $path: $!\n";
 	} else {
 		open($f, ">", $tmp) or die "banger-reidentify: writing $path: $!\n";
 	}
@@ -88,6 +117,14 @@ sub put {
 	return unless defined $mode;
 	chmod($mode, $tmp) or die "banger-reidentify: chmod $path: $!\n";
 	rename($tmp, $path) or die "banger-reidentify: renaming $tmp: $!\n";
+}
+
+# poke writes a kernel setting, if the kernel has it.
+sub poke {
+	my ($path, $value) = @_;
+	open(my $f, ">", $path) or return;
+	print $f $value;
+	close($f);
 }
 
 # run runs a program with its output discarded and fails when it does.
