@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -20,7 +21,14 @@ type hostGuest struct {
 
 	mu    sync.Mutex
 	conns map[string]*guest.Client // by VM id
+	// parked holds the connections of suspended VMs, by VM id, unused
+	// until the VM is restored (Park).
+	parked map[string]*guest.Client
 }
+
+// parkedPing bounds the check that a parked connection still answers
+// after its VM was restored; a connection that does not is replaced.
+const parkedPing = 2 * time.Second
 
 // dialTimeout bounds the wait for a guest's SSH server.
 const dialTimeout = 5 * time.Minute
@@ -47,6 +55,9 @@ func (h *hostGuest) dial(ctx context.Context, v *vm.VM, ciphers []string) (*gues
 // makes is kept for the commands that follow (exec, cp), so a create
 // that waited for SSH leaves the first exec nothing to dial.
 func (h *hostGuest) WaitSSH(ctx context.Context, v *vm.VM) (guest.Readiness, error) {
+	if h.unpark(ctx, v) {
+		return guest.Readiness{}, nil
+	}
 	c, fresh, err := h.conn(ctx, v)
 	if err != nil || !fresh {
 		return guest.Readiness{}, err
@@ -96,6 +107,9 @@ func (h *hostGuest) dropWhenClosed(id string, c *guest.Client) {
 	if h.conns[id] == c {
 		delete(h.conns, id)
 	}
+	if h.parked[id] == c {
+		delete(h.parked, id)
+	}
 }
 
 func (h *hostGuest) Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (api.ExecProcess, error) {
@@ -130,10 +144,67 @@ func (h *hostGuest) drop(id string, c *guest.Client) {
 
 func (h *hostGuest) Forget(v *vm.VM) {
 	h.mu.Lock()
-	c := h.conns[v.ID]
+	c, p := h.conns[v.ID], h.parked[v.ID]
 	delete(h.conns, v.ID)
+	delete(h.parked, v.ID)
 	h.mu.Unlock()
-	if c != nil {
-		c.Close()
+	for _, c := range []*guest.Client{c, p} {
+		if c != nil {
+			c.Close()
+		}
 	}
+}
+
+// Park sets aside the kept connection of a VM being saved, with TCP
+// keepalives off: its guest-side state is in the snapshot, so when the
+// VM is restored in this daemon's lifetime the connection answers again
+// and WaitSSH needs no handshake (seconds for a guest just restored under
+// emulation). Forget closes it.
+func (h *hostGuest) Park(v *vm.VM) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.conns[v.ID]
+	if c == nil {
+		return
+	}
+	delete(h.conns, v.ID)
+	if err := c.KeepAlive(false); err != nil {
+		c.Close()
+		return
+	}
+	if h.parked == nil {
+		h.parked = map[string]*guest.Client{}
+	}
+	if old := h.parked[v.ID]; old != nil {
+		old.Close()
+	}
+	h.parked[v.ID] = c
+}
+
+// unpark takes back v's parked connection and reports whether it still
+// answers; one that does not is closed.
+func (h *hostGuest) unpark(ctx context.Context, v *vm.VM) bool {
+	h.mu.Lock()
+	c := h.parked[v.ID]
+	delete(h.parked, v.ID)
+	h.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, parkedPing)
+	defer cancel()
+	if err := errors.Join(c.KeepAlive(true), c.Ping(ctx)); err != nil {
+		c.Close()
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
+		h.conns = map[string]*guest.Client{}
+	}
+	if old := h.conns[v.ID]; old != nil {
+		old.Close()
+	}
+	h.conns[v.ID] = c
+	return true
 }

@@ -148,6 +148,9 @@ type Guest interface {
 	Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (api.ExecProcess, error)
 	// Forget closes the kept connection to v's guest: it stopped.
 	Forget(v *vm.VM)
+	// Park sets the kept connection aside while v is suspended; the
+	// next WaitSSH after its restore takes it back if it still answers.
+	Park(v *vm.VM)
 }
 
 // GuestConn is one SSH connection to a guest.

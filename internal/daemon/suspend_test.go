@@ -51,7 +51,7 @@ func TestSuspendFreesTheHostAndStartResumes(t *testing.T) {
 	if v.State != "suspended" || v.SavedBytes <= 0 || v.SavedMemory == "" || v.PID != 0 {
 		t.Errorf("suspended vm = %+v; want state suspended, saved bytes and memory path, no pid", v)
 	}
-	if got := callsSince(inst, n); !slices.Equal(got, []string{"pause dev", "snapshot dev", "kill dev", "forget dev"}) {
+	if got := callsSince(inst, n); !slices.Equal(got, []string{"pause dev", "snapshot dev", "park dev", "kill dev"}) {
 		t.Errorf("host calls of suspend = %q", got)
 	}
 	if host := inst.Host.State(); strings.Contains(host, "vmm ") || strings.Contains(host, "tap ") || strings.Contains(host, "dns dev") {

@@ -106,6 +106,14 @@ func (d *Daemon) markStopped(ctx context.Context, v *vm.VM, reason string) error
 // and CPU samples. It changes nothing in the database; the DNS record
 // follows the state (setState).
 func (d *Daemon) freeHost(ctx context.Context, v *vm.VM) error {
+	if d.deps.Guest != nil {
+		d.deps.Guest.Forget(v)
+	}
+	return d.releaseHost(ctx, v)
+}
+
+// releaseHost is freeHost but for the kept SSH connection.
+func (d *Daemon) releaseHost(ctx context.Context, v *vm.VM) error {
 	var errs []error
 	if d.deps.Network != nil && v.TAP != "" {
 		if err := d.deps.Network.DeleteTAP(ctx, v.TAP); err != nil {
@@ -114,9 +122,6 @@ func (d *Daemon) freeHost(ctx context.Context, v *vm.VM) error {
 	}
 	if err := removeSockets(v.Socket); err != nil {
 		errs = append(errs, err)
-	}
-	if d.deps.Guest != nil {
-		d.deps.Guest.Forget(v)
 	}
 	d.stopForwards(v)
 	d.forgetStats(v.Process.PID)

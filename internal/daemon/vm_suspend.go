@@ -116,7 +116,12 @@ func (s *suspending) finish(ctx context.Context) error {
 		v.Process, v.StartedAt = held.Process, held.StartedAt
 		return err
 	}
-	if err := errors.Join(d.deps.VMM.Kill(ctx, &held), d.freeHost(ctx, &held)); err != nil {
+	// The kept SSH connection is parked, not closed: the guest's end of
+	// it is in the snapshot, and a restore finds it answering.
+	if d.deps.Guest != nil {
+		d.deps.Guest.Park(&held)
+	}
+	if err := errors.Join(d.deps.VMM.Kill(ctx, &held), d.releaseHost(ctx, &held)); err != nil {
 		d.log.Warn("ending the vmm of a suspended vm; reconcile retries", "vm", v.Name, "pid", held.Process.PID, "err", err)
 	}
 	return nil

@@ -17,7 +17,8 @@ import (
 // pause and resume keep it running; a suspended VM holds no VMM, TAP or
 // name, survives a daemon restart, and `vm start` resumes it with a
 // process that was running still running, its memory-only and disk data
-// intact, no reboot, and the host's time; a daemon killed in the middle of
+// intact, no reboot, and the host's time (with the daemon's SSH connection
+// kept when the daemon did not restart); a daemon killed in the middle of
 // a suspend leaves the host holding only what the database owns.
 func TestSuspendResumeKeepsTheGuest(t *testing.T) {
 	e := newGuestEnv(t)
@@ -78,6 +79,27 @@ func TestSuspendResumeKeepsTheGuest(t *testing.T) {
 			t.Fatalf("after resume: %s", v.State)
 		}
 		still(t, "after pause and resume")
+	})
+
+	// In one daemon's lifetime its SSH connection to the guest outlives a
+	// suspend (parked, its guest end in the snapshot): the start needs no
+	// handshake, and the guest still has that one connection from the
+	// daemon, not a second.
+	t.Run("suspend and start keep the daemon's connection", func(t *testing.T) {
+		e := e.with(t)
+		conns := func() string {
+			return strings.TrimSpace(e.must("vm", "exec", "dev", "--", "ss", "-Htn", "state", "established", "sport", "=", ":22"))
+		}
+		before := conns()
+		e.must("vm", "suspend", "dev")
+		start := time.Now()
+		e.must("vm", "start", "dev", "--wait")
+		t.Logf("start of the suspended vm to ssh ready, same daemon: %s", time.Since(start).Round(time.Millisecond))
+		clockNear(t, "after the start")
+		if after := conns(); before == "" || after != before {
+			t.Errorf("the guest's ssh connections before the suspend:\n%s\nafter the start:\n%s\nwant the daemon's one connection kept", before, after)
+		}
+		still(t, "after suspend and start")
 	})
 
 	t.Run("suspend, daemon restart, start", func(t *testing.T) {

@@ -84,6 +84,7 @@ func (c Config) log() *slog.Logger {
 // each Run, Upload or Download opens its own session on the connection.
 type Client struct {
 	conn  *ssh.Client
+	tcp   *net.TCPConn // nil when the connection is not TCP
 	addr  string
 	ready Readiness
 }
@@ -156,7 +157,19 @@ func dialWithin(ctx context.Context, addr string, cfg Config, connectTimeout tim
 	}
 	conn.SetDeadline(time.Time{})
 	ready := Readiness{Attempts: 1, Connected: connected, Answered: time.Now()}
-	return &Client{conn: ssh.NewClient(sc, chans, reqs), addr: addr, ready: ready}, nil
+	tcp, _ := conn.(*net.TCPConn)
+	return &Client{conn: ssh.NewClient(sc, chans, reqs), tcp: tcp, addr: addr, ready: ready}, nil
+}
+
+// KeepAlive turns the connection's TCP keepalive probes off or on again.
+// Off, a connection to a guest whose VM is saved (its TCP state is in the
+// snapshot) outlives the save: nothing is sent on it, so nothing times
+// out, and the restored guest answers on it as if nothing happened.
+func (c *Client) KeepAlive(on bool) error {
+	if c.tcp == nil {
+		return nil
+	}
+	return c.tcp.SetKeepAlive(on)
 }
 
 // isHostKeyError reports whether err says the guest presented a key other

@@ -776,6 +776,8 @@ func (f *Guest) Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin
 // Forget implements daemon.Guest.
 func (f *Guest) Forget(v *vm.VM) { _ = f.h.record("forget", v.Name) }
 
+func (f *Guest) Park(v *vm.VM) { _ = f.h.record("park", v.Name) }
+
 type fakeProcess struct {
 	done chan struct{}
 	code int
