@@ -6,7 +6,7 @@
 #   - vm start --wait of a stopped VM (cold boot to SSH ready)
 #   - vm pause, vm resume: <= 50 ms each
 #   - vm suspend, then vm start --wait of the suspended VM (restore to SSH
-#     ready): <= 1 s
+#     ready): <= 1 s; and the same with a daemon restart in between
 #   - vm clone of the running VM, to SSH ready at the clone's address
 #   - vm create --wait of the VM's shape from a warm template (image warm):
 #     <= 1.5 s and <= 0.15 x the cold boot

@@ -34,9 +34,10 @@ func BenchmarkSuspendResume(b *testing.B) {
 	}
 	// A warm template of the same shape, for the fast creates.
 	e.must("image", "warm", "base", "--cpus", "1", "--memory", "512M", "--disk", "64M")
-	var cold, pause, resume, suspend, warm, clone, fast []time.Duration
+	var cold, pause, resume, suspend, warm, restarted, clone, fast []time.Duration
 	var saved []int64
-	restoreSteps, cloneSteps := map[string][]time.Duration{}, map[string][]time.Duration{}
+	restoreSteps, restartSteps := map[string][]time.Duration{}, map[string][]time.Duration{}
+	cloneSteps, fastSteps := map[string][]time.Duration{}, map[string][]time.Duration{}
 	for i := 0; i < rounds; i++ {
 		e.must("vm", "stop", "s")
 		cold = append(cold, timed("vm", "start", "s", "--wait"))
@@ -52,6 +53,17 @@ func BenchmarkSuspendResume(b *testing.B) {
 			restoreSteps[st] = append(restoreSteps[st], d)
 		}
 		e.must("vm", "ssh", "s", "--", "true")
+		// The same after a daemon restart, which loses the daemon's
+		// parked SSH connection: the start makes a new one.
+		e.must("vm", "suspend", "s")
+		killDaemon(b, e.status().PID)
+		e.must("vm", "list") // the new daemon, reconciled
+		mark = logSize(logPath)
+		restarted = append(restarted, timed("vm", "start", "s", "--wait"))
+		for st, d := range opSteps(b, logPath, mark, "vm start") {
+			restartSteps[st] = append(restartSteps[st], d)
+		}
+		e.must("vm", "ssh", "s", "--", "true")
 		// A clone of the running VM, to SSH ready at its own address.
 		mark = logSize(logPath)
 		name := fmt.Sprintf("c%d", i)
@@ -62,7 +74,11 @@ func BenchmarkSuspendResume(b *testing.B) {
 		e.must("vm", "rm", "-f", name)
 		// A create of the template's shape: restored from it.
 		name = fmt.Sprintf("f%d", i)
+		mark = logSize(logPath)
 		fast = append(fast, timed("vm", "create", name, "--cpus", "1", "--memory", "512M", "--disk", "64M", "--wait"))
+		for st, d := range opSteps(b, logPath, mark, "vm clone") {
+			fastSteps[st] = append(fastSteps[st], d)
+		}
 		e.must("vm", "rm", "-f", name)
 	}
 	mc, mw := median(cold), median(warm)
@@ -74,6 +90,10 @@ func BenchmarkSuspendResume(b *testing.B) {
 	fmt.Printf("vm suspend: %s (median of %d), saved state on disk %.0f MiB (median) for a 512 MiB guest\n",
 		median(suspend).Round(time.Millisecond), rounds, float64(saved[len(saved)/2])/(1<<20))
 	fmt.Printf("  daemon step medians of the restoring start: %s\n", namedStepMedians(restoreSteps, "starting", "network", "tap", "restore", "discard", "resume", "forwards", "ssh", "clock"))
+	mr := median(restarted)
+	fmt.Printf("vm start --wait of a suspended vm after a daemon restart (no parked connection): %s vs cold boot %s: ratio %.3f\n",
+		mr.Round(time.Millisecond), mc.Round(time.Millisecond), float64(mr)/float64(mc))
+	fmt.Printf("  daemon step medians of that start: %s\n", namedStepMedians(restartSteps, "starting", "network", "tap", "restore", "discard", "resume", "forwards", "ssh", "clock"))
 	mk := median(clone)
 	fmt.Printf("vm clone of the running vm (to SSH ready at the clone's address): %s vs cold boot %s (medians of %d, same run): ratio %.3f\n",
 		mk.Round(time.Millisecond), mc.Round(time.Millisecond), rounds, float64(mk)/float64(mc))
@@ -81,7 +101,8 @@ func BenchmarkSuspendResume(b *testing.B) {
 	mf := median(fast)
 	fmt.Printf("vm create --wait from a warm template (to SSH ready at its own address): %s vs cold boot %s (medians of %d, same run): ratio %.3f (target <= 1.5 s, <= 0.15)\n",
 		mf.Round(time.Millisecond), mc.Round(time.Millisecond), rounds, float64(mf)/float64(mc))
-	fmt.Printf("  cold:    %v\n  restore: %v\n  pause:   %v\n  resume:  %v\n  clone:   %v\n  fast:    %v\n", cold, warm, pause, resume, clone, fast)
+	fmt.Printf("  daemon step medians of the fast create: %s\n", namedStepMedians(fastSteps, "record", "dirs", "disks", "hostkey", "network", "tap", "restore", "resume", "identity", "ssh", "running"))
+	fmt.Printf("  cold:    %v\n  restore: %v\n  restart: %v\n  pause:   %v\n  resume:  %v\n  clone:   %v\n  fast:    %v\n", cold, warm, restarted, pause, resume, clone, fast)
 	b.ReportMetric(float64(mw)/float64(mc), "ratio")
 	e.must("vm", "rm", "-f", "s")
 }

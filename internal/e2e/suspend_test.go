@@ -265,7 +265,7 @@ func servingUnder(dir string) map[string]bool {
 
 // killDaemon kills bangerd with SIGKILL and waits until it is gone, so
 // that the next CLI call starts a new one.
-func killDaemon(t *testing.T, pid int) {
+func killDaemon(t testing.TB, pid int) {
 	t.Helper()
 	if err := system.Signal(pid, 0, 9); err != nil {
 		t.Fatal(err)
