@@ -24,7 +24,28 @@ type hostGuest struct {
 	// parked holds the connections of suspended VMs, by VM id, unused
 	// until the VM is restored (Park).
 	parked map[string]*guest.Client
+	// clocks holds the commands waiting in guests for the host's time,
+	// by VM id (ArmClock).
+	clocks map[string]*armedClock
 }
+
+// armedClock is a command started in a guest before it was saved, which
+// reads the host's time from its stdin and sets the clock to it.
+type armedClock struct {
+	w      *io.PipeWriter
+	p      api.ExecProcess
+	cancel context.CancelFunc
+}
+
+// disarm ends the waiting command (its read fails) and what follows it.
+func (a *armedClock) disarm() {
+	_ = a.w.Close()
+	a.cancel()
+}
+
+// armedClockCommand waits for a line holding seconds.nanoseconds since
+// the epoch and sets the clock to it; an empty stdin ends it.
+const armedClockCommand = `read -r t && exec date -u -s "@$t" >/dev/null`
 
 // parkedPing bounds the check that a parked connection still answers
 // after its VM was restored; a connection that does not is replaced.
@@ -143,6 +164,7 @@ func (h *hostGuest) drop(id string, c *guest.Client) {
 }
 
 func (h *hostGuest) Forget(v *vm.VM) {
+	h.DisarmClock(v)
 	h.mu.Lock()
 	c, p := h.conns[v.ID], h.parked[v.ID]
 	delete(h.conns, v.ID)
@@ -207,4 +229,76 @@ func (h *hostGuest) unpark(ctx context.Context, v *vm.VM) bool {
 	}
 	h.conns[v.ID] = c
 	return true
+}
+
+// ArmClock starts, in v's running guest, a command that waits for the
+// host's time (a shell blocked in read), before v is saved. SetClock
+// after the restore then costs one line written to it, not an SSH session
+// and a shell started in a guest whose code is all cold (most of a second
+// under emulation). It replaces a command armed before.
+func (h *hostGuest) ArmClock(ctx context.Context, v *vm.VM) error {
+	c, _, err := h.conn(ctx, v)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	r, w := io.Pipe()
+	p, err := c.Start(pctx, guest.ExecRequest{Argv: []string{"sh", "-c", armedClockCommand}}, r, nil, nil)
+	if err != nil {
+		cancel()
+		return err
+	}
+	a := &armedClock{w: w, p: p, cancel: cancel}
+	h.mu.Lock()
+	if h.clocks == nil {
+		h.clocks = map[string]*armedClock{}
+	}
+	old := h.clocks[v.ID]
+	h.clocks[v.ID] = a
+	h.mu.Unlock()
+	if old != nil {
+		old.disarm()
+	}
+	return nil
+}
+
+// DisarmClock ends the command ArmClock started in v's guest, if any.
+func (h *hostGuest) DisarmClock(v *vm.VM) {
+	h.mu.Lock()
+	a := h.clocks[v.ID]
+	delete(h.clocks, v.ID)
+	h.mu.Unlock()
+	if a != nil {
+		a.disarm()
+	}
+}
+
+// SetClock sets v's clock to now() through the command ArmClock left
+// waiting in it. It reports false when there is none or it failed; the
+// caller then sets the clock another way.
+func (h *hostGuest) SetClock(ctx context.Context, v *vm.VM, now func() time.Time) bool {
+	h.mu.Lock()
+	a := h.clocks[v.ID]
+	delete(h.clocks, v.ID)
+	h.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	defer a.disarm()
+	t := now()
+	if _, err := fmt.Fprintf(a.w, "%d.%09d\n", t.Unix(), t.Nanosecond()); err != nil {
+		return false
+	}
+	_ = a.w.Close()
+	done := make(chan bool, 1)
+	go func() {
+		code, err := a.p.Wait()
+		done <- err == nil && code == 0
+	}()
+	select {
+	case ok := <-done:
+		return ok
+	case <-ctx.Done():
+		return false
+	}
 }

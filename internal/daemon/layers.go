@@ -151,6 +151,14 @@ type Guest interface {
 	// Park sets the kept connection aside while v is suspended; the
 	// next WaitSSH after its restore takes it back if it still answers.
 	Park(v *vm.VM)
+	// ArmClock leaves a command in v's running guest that sets the clock
+	// to a time it is given later (SetClock), for a guest about to be
+	// saved; DisarmClock ends it.
+	ArmClock(ctx context.Context, v *vm.VM) error
+	DisarmClock(v *vm.VM)
+	// SetClock sets v's clock to now() through the armed command and
+	// reports whether it did.
+	SetClock(ctx context.Context, v *vm.VM, now func() time.Time) bool
 }
 
 // GuestConn is one SSH connection to a guest.

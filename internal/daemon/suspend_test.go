@@ -51,7 +51,7 @@ func TestSuspendFreesTheHostAndStartResumes(t *testing.T) {
 	if v.State != "suspended" || v.SavedBytes <= 0 || v.SavedMemory == "" || v.PID != 0 {
 		t.Errorf("suspended vm = %+v; want state suspended, saved bytes and memory path, no pid", v)
 	}
-	if got := callsSince(inst, n); !slices.Equal(got, []string{"pause dev", "snapshot dev", "park dev", "kill dev"}) {
+	if got := callsSince(inst, n); !slices.Equal(got, []string{"armclock dev", "pause dev", "snapshot dev", "park dev", "kill dev"}) {
 		t.Errorf("host calls of suspend = %q", got)
 	}
 	if host := inst.Host.State(); strings.Contains(host, "vmm ") || strings.Contains(host, "tap ") || strings.Contains(host, "dns dev") {
@@ -76,18 +76,35 @@ func TestSuspendFreesTheHostAndStartResumes(t *testing.T) {
 	if v.State != "running" || !slices.Contains(got, "resume dev") || slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "boot ") }) {
 		t.Errorf("start of a suspended vm = %s, calls %q; want a restore and resume, no boot", v.State, got)
 	}
+	// The clock is set through the command armed before the suspend,
+	// not a new session.
 	if !slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "restore dev") }) ||
-		!slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "exec date -u -s @") }) {
-		t.Errorf("start of a suspended vm made calls %q; want restore and the clock set", got)
+		!slices.Contains(got, "setclock dev") || slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "exec date") }) {
+		t.Errorf("start of a suspended vm made calls %q; want restore and the clock set by the armed command", got)
 	}
 	if f := savedFiles(t, inst, "dev"); len(f) != 0 {
 		t.Errorf("saved state left after the resume: %v", f)
+	}
+
+	// A guest that refused the armed command is suspended all the same,
+	// and its clock set over a session of its own.
+	inst.Host.FailNext("armclock", errors.New("no session"))
+	if _, err := inst.Client.SuspendVM(ctx, "dev", nil); err != nil {
+		t.Fatalf("suspend with the clock not armed: %v", err)
+	}
+	n = len(inst.Host.Calls())
+	if _, err := inst.Client.StartVM(ctx, "dev", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := callsSince(inst, n); slices.Contains(got, "setclock dev") || !slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "exec date -u -s @") }) {
+		t.Errorf("start without an armed clock made calls %q; want the clock set by exec of date", got)
 	}
 
 	// A guest that cannot set its clock still runs; the start says so.
 	if _, err := inst.Client.SuspendVM(ctx, "dev", nil); err != nil {
 		t.Fatal(err)
 	}
+	inst.Host.FailNext("setclock", errors.New("date: cannot set date"))
 	inst.Host.FailNext("exec", errors.New("date: cannot set date"))
 	var said []string
 	v, err = inst.Client.StartVM(ctx, "dev", true, func(p api.Progress) { said = append(said, p.Message) })

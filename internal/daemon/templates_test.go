@@ -39,6 +39,9 @@ func TestWarmTemplateServesCreates(t *testing.T) {
 	if paused := slices.Index(warm, "pause "+tmpl.Name); settled < 0 || paused < settled {
 		t.Errorf("warm calls %q: want the guest's boot waited for (systemctl is-system-running --wait) before the pause", warm)
 	}
+	if slices.Contains(warm, "armclock "+tmpl.Name) {
+		t.Errorf("warm calls %q: a template is saved without an armed clock command, which every VM made from it would hold", warm)
+	}
 	if again, err := inst.Client.WarmImage(ctx, "base", api.WarmImageRequest{CPUs: 1, MemoryMiB: 512, DiskBytes: 1 << 30}, nil); err != nil || again.Name != tmpl.Name || again.State != "suspended" {
 		t.Errorf("warming again = %+v, %v; want the same template kept", again, err)
 	}

@@ -43,6 +43,7 @@ func (d *Daemon) suspendVM(ctx context.Context, name string, progress func(api.P
 	return d.suspendOp(ctx, name, vm.OpSuspend, progress, func(s *suspending) []step {
 		v := s.v
 		return []step{
+			{name: "clock", message: "readying the guest's clock for the resume", do: s.armClock, undo: s.disarmClock, skip: v.State != vm.Running || isTemplate(v)},
 			{name: "pause", message: "pausing the guest's vCPUs", do: s.pause, undo: s.resume, skip: v.State != vm.Running},
 			{name: "snapshot", message: "saving the guest's state and memory to " + v.Dir, do: s.snapshot, undo: s.discard},
 			{name: "suspended", message: "recording the vm suspended and ending its VMM", do: s.finish},
@@ -94,6 +95,32 @@ func (s *suspending) resume(ctx context.Context) error {
 	}
 	return s.d.setState(ctx, s.v, vm.Running, "")
 }
+
+// armClock leaves a command in the guest that the restoring start gives
+// the host's time (Guest.ArmClock). A guest that refuses is suspended all
+// the same; its clock is then set over a new SSH session. Templates are
+// saved without one: every VM made from them would hold it.
+func (s *suspending) armClock(ctx context.Context) error {
+	if s.d.deps.Guest == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, armClockTimeout)
+	defer cancel()
+	if err := s.d.deps.Guest.ArmClock(ctx, s.v); err != nil {
+		s.d.log.Warn("readying the clock of a vm being suspended", "vm", s.v.Name, "err", err)
+	}
+	return nil
+}
+
+func (s *suspending) disarmClock(context.Context) error {
+	if s.d.deps.Guest != nil {
+		s.d.deps.Guest.DisarmClock(s.v)
+	}
+	return nil
+}
+
+// armClockTimeout bounds ArmClock, which needs an SSH connection.
+const armClockTimeout = 10 * time.Second
 
 func (s *suspending) snapshot(ctx context.Context) error {
 	if err := s.d.deps.VMM.Snapshot(ctx, s.v); err != nil {
@@ -201,6 +228,9 @@ func (b *booting) syncClock(ctx context.Context) error {
 }
 
 func (d *Daemon) syncClock(ctx context.Context, v *vm.VM) error {
+	if d.deps.Guest.SetClock(ctx, v, d.deps.Now) {
+		return nil
+	}
 	now := d.deps.Now()
 	req := guest.ExecRequest{Argv: []string{"date", "-u", "-s", fmt.Sprintf("@%d.%09d", now.Unix(), now.Nanosecond())}}
 	var stderr bytes.Buffer

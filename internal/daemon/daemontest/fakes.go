@@ -27,6 +27,7 @@ import (
 // would hold (TAPs, processes, disks, DNS records), plus failure injection.
 type Host struct {
 	mu      sync.Mutex
+	armed   map[string]bool   // VM id → a clock armed (Guest.ArmClock)
 	taps    map[string]string // name → mac
 	procs   map[int]bool      // pid → alive
 	sockets map[int]string    // pid → API socket
@@ -777,6 +778,37 @@ func (f *Guest) Exec(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin
 func (f *Guest) Forget(v *vm.VM) { _ = f.h.record("forget", v.Name) }
 
 func (f *Guest) Park(v *vm.VM) { _ = f.h.record("park", v.Name) }
+
+// ArmClock records the call; SetClock then reports the clock set once.
+func (f *Guest) ArmClock(ctx context.Context, v *vm.VM) error {
+	if err := f.h.record("armclock", v.Name); err != nil {
+		return err
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	if f.h.armed == nil {
+		f.h.armed = map[string]bool{}
+	}
+	f.h.armed[v.ID] = true
+	return nil
+}
+
+func (f *Guest) DisarmClock(v *vm.VM) {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	delete(f.h.armed, v.ID)
+}
+
+func (f *Guest) SetClock(ctx context.Context, v *vm.VM, now func() time.Time) bool {
+	f.h.mu.Lock()
+	armed := f.h.armed[v.ID]
+	delete(f.h.armed, v.ID)
+	f.h.mu.Unlock()
+	if !armed {
+		return false
+	}
+	return f.h.record("setclock", v.Name) == nil
+}
 
 type fakeProcess struct {
 	done chan struct{}
