@@ -47,6 +47,10 @@ func (a *armedClock) disarm() {
 // the epoch and sets the clock to it; an empty stdin ends it.
 const armedClockCommand = `read -r t && exec date -u -s "@$t" >/dev/null`
 
+func newHostGuest(keys *sshKeys) *hostGuest {
+	return &hostGuest{keys: keys, conns: map[string]*guest.Client{}, parked: map[string]*guest.Client{}, clocks: map[string]*armedClock{}}
+}
+
 // parkedPing bounds the check that a parked connection still answers
 // after its VM was restored; a connection that does not is replaced.
 const parkedPing = 2 * time.Second
@@ -106,9 +110,6 @@ func (h *hostGuest) conn(ctx context.Context, v *vm.VM) (c *guest.Client, fresh 
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.conns == nil {
-		h.conns = map[string]*guest.Client{}
-	}
 	if old := h.conns[v.ID]; old != nil {
 		// Another caller dialled at the same time: keep one.
 		c.Close()
@@ -194,9 +195,6 @@ func (h *hostGuest) Park(v *vm.VM) {
 		c.Close()
 		return
 	}
-	if h.parked == nil {
-		h.parked = map[string]*guest.Client{}
-	}
 	if old := h.parked[v.ID]; old != nil {
 		old.Close()
 	}
@@ -221,9 +219,6 @@ func (h *hostGuest) unpark(ctx context.Context, v *vm.VM) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.conns == nil {
-		h.conns = map[string]*guest.Client{}
-	}
 	if old := h.conns[v.ID]; old != nil {
 		old.Close()
 	}
@@ -250,9 +245,6 @@ func (h *hostGuest) ArmClock(ctx context.Context, v *vm.VM) error {
 	}
 	a := &armedClock{w: w, p: p, cancel: cancel}
 	h.mu.Lock()
-	if h.clocks == nil {
-		h.clocks = map[string]*armedClock{}
-	}
 	old := h.clocks[v.ID]
 	h.clocks[v.ID] = a
 	h.mu.Unlock()
