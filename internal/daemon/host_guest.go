@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,9 +44,28 @@ func (a *armedClock) disarm() {
 	a.cancel()
 }
 
-// armedClockCommand waits for a line holding seconds.nanoseconds since
-// the epoch and sets the clock to it; an empty stdin ends it.
-const armedClockCommand = `read -r t && exec date -u -s "@$t" >/dev/null`
+// armedClockCommand says it is ready, then waits for a line holding
+// seconds.nanoseconds since the epoch and sets the clock to it; an empty
+// stdin ends it.
+const armedClockCommand = `echo ready; read -r t && exec date -u -s "@$t" >/dev/null`
+
+// readySignal closes ready at the first "ready" line written to it.
+type readySignal struct {
+	ready chan struct{}
+	seen  bool
+	buf   []byte
+}
+
+func (r *readySignal) Write(p []byte) (int, error) {
+	if !r.seen {
+		r.buf = append(r.buf, p...)
+		if bytes.Contains(r.buf, []byte("ready\n")) {
+			r.seen = true
+			close(r.ready)
+		}
+	}
+	return len(p), nil
+}
 
 func newHostGuest(keys *sshKeys) *hostGuest {
 	return &hostGuest{keys: keys, conns: map[string]*guest.Client{}, parked: map[string]*guest.Client{}, clocks: map[string]*armedClock{}}
@@ -238,12 +258,33 @@ func (h *hostGuest) ArmClock(ctx context.Context, v *vm.VM) error {
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
-	p, err := c.Start(pctx, guest.ExecRequest{Argv: []string{"sh", "-c", armedClockCommand}}, r, nil, nil)
+	sig := &readySignal{ready: make(chan struct{})}
+	p, err := c.Start(pctx, guest.ExecRequest{Argv: []string{"sh", "-c", armedClockCommand}}, r, sig, nil)
 	if err != nil {
 		cancel()
 		return err
 	}
 	a := &armedClock{w: w, p: p, cancel: cancel}
+	// Armed only once the shell waits in read: saved any earlier, the
+	// restored guest would still have to start it, which is the cost
+	// this spares.
+	exited := make(chan error, 1)
+	go func() {
+		code, err := p.Wait()
+		if err == nil {
+			err = fmt.Errorf("exited %d", code)
+		}
+		exited <- err
+	}()
+	select {
+	case <-sig.ready:
+	case err := <-exited:
+		a.disarm()
+		return fmt.Errorf("the clock command ended before it was ready: %w", err)
+	case <-ctx.Done():
+		a.disarm()
+		return fmt.Errorf("waiting for the clock command to start: %w", ctx.Err())
+	}
 	h.mu.Lock()
 	old := h.clocks[v.ID]
 	h.clocks[v.ID] = a
