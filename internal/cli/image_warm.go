@@ -21,7 +21,7 @@ func (app *App) newImageWarmCommand() *cobra.Command {
 		Use:   "warm IMAGE",
 		Short: "Boot a template of an image once, so that vm create restores it",
 		Long: `Make the warm template of IMAGE for one shape (vCPUs, memory, work disk): a
-hidden VM booted once and suspended. A later 'banger vm create' of the same
+hidden VM booted once, left to finish its boot, and suspended. A later 'banger vm create' of the same
 image and shape restores it and gives it its own identity (address, MAC,
 hostname, machine-id, host key, entropy, clock) instead of booting, as
 'banger vm clone' does. A template that is current is kept; one whose image
@@ -29,8 +29,10 @@ was rebuilt is made again here, skipped by vm create, and removed by
 'banger image prune' and 'banger image rm'. Templates are listed by
 'banger vm list -a' (suspended, their saved memory in MEM).
 
-Under QEMU's software emulation a restore and re-identification take about
-as long as a cold boot; with KVM or Firecracker they take a fraction of it.`,
+Under QEMU's software emulation such a create takes 2-3 s to SSH, about a
+third of a cold boot (most of it the guest's first SSH handshakes, run
+with its code not yet translated); with KVM or Firecracker a fraction of
+that.`,
 		Example: `  banger image warm base
   banger image warm base --cpus 2 --memory 1G --disk 8G`,
 		Args: cobra.ExactArgs(1),
