@@ -71,6 +71,15 @@ func newHostGuest(keys *sshKeys) *hostGuest {
 	return &hostGuest{keys: keys, conns: map[string]*guest.Client{}, parked: map[string]*guest.Client{}, clocks: map[string]*armedClock{}}
 }
 
+// take removes and returns m[id] under mu.
+func take[T any](mu *sync.Mutex, m map[string]T, id string) T {
+	mu.Lock()
+	defer mu.Unlock()
+	v := m[id]
+	delete(m, id)
+	return v
+}
+
 // parkedPing bounds the check that a parked connection still answers
 // after its VM was restored; a connection that does not is replaced.
 const parkedPing = 2 * time.Second
@@ -224,10 +233,7 @@ func (h *hostGuest) Park(v *vm.VM) {
 // unpark takes back v's parked connection and reports whether it still
 // answers; one that does not is closed.
 func (h *hostGuest) unpark(ctx context.Context, v *vm.VM) bool {
-	h.mu.Lock()
-	c := h.parked[v.ID]
-	delete(h.parked, v.ID)
-	h.mu.Unlock()
+	c := take(&h.mu, h.parked, v.ID)
 	if c == nil {
 		return false
 	}
@@ -297,10 +303,7 @@ func (h *hostGuest) ArmClock(ctx context.Context, v *vm.VM) error {
 
 // DisarmClock ends the command ArmClock started in v's guest, if any.
 func (h *hostGuest) DisarmClock(v *vm.VM) {
-	h.mu.Lock()
-	a := h.clocks[v.ID]
-	delete(h.clocks, v.ID)
-	h.mu.Unlock()
+	a := take(&h.mu, h.clocks, v.ID)
 	if a != nil {
 		a.disarm()
 	}
@@ -310,10 +313,7 @@ func (h *hostGuest) DisarmClock(v *vm.VM) {
 // waiting in it. It reports false when there is none or it failed; the
 // caller then sets the clock another way.
 func (h *hostGuest) SetClock(ctx context.Context, v *vm.VM, now func() time.Time) bool {
-	h.mu.Lock()
-	a := h.clocks[v.ID]
-	delete(h.clocks, v.ID)
-	h.mu.Unlock()
+	a := take(&h.mu, h.clocks, v.ID)
 	if a == nil {
 		return false
 	}
