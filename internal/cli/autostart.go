@@ -15,6 +15,7 @@ import (
 	"banger/internal/allocation"
 	"banger/internal/api"
 	"banger/internal/buildinfo"
+	"banger/internal/system"
 )
 
 // startTimeout bounds how long the CLI waits for a new bangerd to answer.
@@ -175,19 +176,26 @@ func (app *App) restartDaemon(ctx context.Context, c *api.Client) error {
 		}
 		return waitAnswer(ctx, c, st.PID, "see `journalctl --user -u "+st.Service+"`")
 	}
+	pid := 0
+	if st, err := c.Status(ctx); err == nil {
+		pid = st.PID
+	}
 	if err := c.Shutdown(ctx); err != nil && !api.IsDialError(err) {
 		return fmt.Errorf("stopping bangerd: %w", err)
 	}
-	if err := waitGone(ctx, c); err != nil {
+	if err := waitGone(ctx, c, pid); err != nil {
 		return err
 	}
 	return app.startDaemon(ctx, c)
 }
 
-func waitGone(ctx context.Context, c *api.Client) error {
+// waitGone waits until the daemon no longer answers and its process, pid
+// (0: unknown), has exited: it holds the one-daemon-per-user lock until
+// then, and a new daemon started earlier would find it held.
+func waitGone(ctx context.Context, c *api.Client, pid int) error {
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
-		if _, err := c.Status(ctx); api.IsDialError(err) {
+		if _, err := c.Status(ctx); api.IsDialError(err) && !system.ProcessAlive(pid, 0) {
 			return nil
 		}
 		select {

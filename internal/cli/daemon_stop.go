@@ -26,6 +26,10 @@ func (app *App) runDaemonStop(ctx context.Context) error {
 		return err
 	}
 	c := api.NewClient(cfg.Paths.Socket())
+	pid := 0
+	if st, err := c.Status(ctx); err == nil {
+		pid = st.PID
+	}
 	if err := c.Shutdown(ctx); err != nil {
 		if api.IsDialError(err) {
 			fmt.Fprintln(app.Stdout, "bangerd is not running")
@@ -33,7 +37,7 @@ func (app *App) runDaemonStop(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := waitGone(ctx, c); err != nil {
+	if err := waitGone(ctx, c, pid); err != nil {
 		return err
 	}
 	fmt.Fprintln(app.Stdout, "bangerd stopped; running VMs were left running")
