@@ -27,9 +27,10 @@ func TestSuspendResumeKeepsTheGuest(t *testing.T) {
 	e.must("vm", "create", "dev", "--cpus", "1", "--memory", "512M", "--disk", "256M", "--wait")
 	t.Logf("create to ssh ready: %s", time.Since(start).Round(time.Millisecond))
 
-	// A process that counts, data only in memory (tmpfs), data on disk, and
+	// A process that counts (its count file replaced whole, never seen
+	// empty), data only in memory (tmpfs), data on disk, and
 	// the kernel's boot id, which a reboot would change.
-	pid := e.ssh("dev", "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.2; done' >/dev/null 2>&1 & echo $!")
+	pid := e.ssh("dev", "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count.new; mv /dev/shm/count.new /dev/shm/count; sleep 0.2; done' >/dev/null 2>&1 & echo $!")
 	if _, err := strconv.Atoi(pid); err != nil {
 		t.Fatalf("background process pid = %q", pid)
 	}
