@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,19 +90,11 @@ func (d *Daemon) settle(ctx context.Context, v *vm.VM, progress func(api.Progres
 	note(progress, "settle", "waiting for the guest's boot to finish")
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
-	var stderr bytes.Buffer
 	// is-system-running exits non-zero for a degraded system, which is
 	// settled too.
 	req := guest.ExecRequest{Argv: []string{"sh", "-c", "systemctl is-system-running --wait >/dev/null 2>&1; sync"}}
 	err := d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
-		p, err := d.deps.Guest.Exec(ctx, v, req, nil, io.Discard, &stderr)
-		if err != nil {
-			return err
-		}
-		if code, err := p.Wait(); err != nil || code != 0 {
-			return errors.Join(err, fmt.Errorf("exited %d: %s", code, strings.TrimSpace(stderr.String())))
-		}
-		return nil
+		return d.runInGuest(ctx, v, req, nil, io.Discard)
 	})
 	d.deps.Guest.Forget(v)
 	if err != nil {

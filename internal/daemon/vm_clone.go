@@ -209,7 +209,7 @@ func (c *cloning) reidentify(ctx context.Context) error {
 		MAC: v.MAC, MachineID: disk.NewMachineID(), Entropy: entropy, HostKey: c.key,
 	}
 	defer d.deps.Guest.Forget(c.src)
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
 	err := d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
 		// Connected first, so that the time the guest's clock is set
 		// to is taken right before the command runs.
@@ -221,15 +221,7 @@ func (c *cloning) reidentify(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p, err := d.deps.Guest.Exec(ctx, c.src, req, bytes.NewReader(key), &stdout, &stderr)
-		if err != nil {
-			return err
-		}
-		code, err := p.Wait()
-		if err == nil && code != 0 {
-			err = fmt.Errorf("exited %d: %s", code, strings.TrimSpace(stderr.String()))
-		}
-		return err
+		return d.runInGuest(ctx, c.src, req, bytes.NewReader(key), &stdout)
 	})
 	if err != nil {
 		return fmt.Errorf("re-identifying the clone (at %s, as vm %s): %w", c.src.IP, c.src.Name, err)

@@ -233,19 +233,26 @@ func (d *Daemon) syncClock(ctx context.Context, v *vm.VM) error {
 	}
 	now := d.deps.Now()
 	req := guest.ExecRequest{Argv: []string{"date", "-u", "-s", fmt.Sprintf("@%d.%09d", now.Unix(), now.Nanosecond())}}
-	var stderr bytes.Buffer
-	p, err := d.deps.Guest.Exec(ctx, v, req, nil, io.Discard, &stderr)
-	if err != nil {
-		return fmt.Errorf("setting the guest's clock: %w", err)
-	}
-	code, err := p.Wait()
-	if err == nil && code != 0 {
-		err = fmt.Errorf("date exited %d: %s", code, strings.TrimSpace(stderr.String()))
-	}
-	if err != nil {
+	if err := d.runInGuest(ctx, v, req, nil, io.Discard); err != nil {
 		return fmt.Errorf("setting the guest's clock: %w", err)
 	}
 	return nil
+}
+
+// runInGuest runs req in v's guest over the kept connection and waits for
+// it; a command that exits non-zero is an error carrying its code and its
+// standard error.
+func (d *Daemon) runInGuest(ctx context.Context, v *vm.VM, req guest.ExecRequest, stdin io.Reader, stdout io.Writer) error {
+	var stderr bytes.Buffer
+	p, err := d.deps.Guest.Exec(ctx, v, req, stdin, stdout, &stderr)
+	if err != nil {
+		return err
+	}
+	code, err := p.Wait()
+	if err == nil && code != 0 {
+		err = fmt.Errorf("%s exited %d: %s", req.Argv[0], code, strings.TrimSpace(stderr.String()))
+	}
+	return err
 }
 
 // syncClockLater sets the clock of a resumed VM without holding up the
