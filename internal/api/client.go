@@ -92,13 +92,22 @@ func IsDialError(err error) bool {
 	return errors.As(err, &d)
 }
 
-// noRetry marks a context whose requests are not retried: Reconnect's own.
+// noRetry marks a context whose requests are not retried: Reconnect's own,
+// and WithoutReconnect's.
 type noRetry struct{}
+
+// WithoutReconnect returns ctx marked so that a broken connection fails the
+// request instead of calling Reconnect. Code that stops, starts or waits
+// for the daemon probes it this way: a probe that met a daemon on its way
+// out must see it go, not start another one.
+func WithoutReconnect(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRetry{}, true)
+}
 
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	resp, err := c.send(ctx, method, path, body)
 	if err != nil && c.Reconnect != nil && method == http.MethodGet && brokenConn(err) && ctx.Value(noRetry{}) == nil {
-		if rerr := c.Reconnect(context.WithValue(ctx, noRetry{}, true)); rerr != nil {
+		if rerr := c.Reconnect(WithoutReconnect(ctx)); rerr != nil {
 			return nil, fmt.Errorf("%w; restarting bangerd to retry: %w", err, rerr)
 		}
 		return c.send(ctx, method, path, body)

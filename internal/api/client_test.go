@@ -212,4 +212,15 @@ func TestClientRetriesOnlyRequestsThatChangeNothing(t *testing.T) {
 	if n := reconnects.Load(); n != 1 {
 		t.Errorf("reconnected %d times after the POST, want still 1", n)
 	}
+	// A probe made WithoutReconnect sees the broken connection itself.
+	status.calls.Store(0)
+	if _, err := c.Status(WithoutReconnect(ctx)); err == nil || IsDialError(err) {
+		t.Errorf("status without reconnect across a broken connection: %v, want the broken connection's error", err)
+	}
+	if n := status.calls.Load(); n != 1 {
+		t.Errorf("GET /status without reconnect sent %d times, want 1", n)
+	}
+	if n := reconnects.Load(); n != 1 {
+		t.Errorf("reconnected %d times for a probe without reconnect, want still 1", n)
+	}
 }

@@ -110,6 +110,8 @@ func (app *App) staleDaemon(st api.Status) (bool, string) {
 // when the user enabled its unit (`systemctl --user enable bangerd`), else
 // detached, in its own session, with its output appended to the daemon log.
 func (app *App) startDaemon(ctx context.Context, c *api.Client) error {
+	// Its probes must not start a daemon themselves (see restartDaemon).
+	ctx = api.WithoutReconnect(ctx)
 	if serviceEnabled() {
 		err := systemctlUser(ctx, "start", serviceUnit)
 		if err == nil {
@@ -170,6 +172,10 @@ func (app *App) startDaemon(ctx context.Context, c *api.Client) error {
 // answering, and starts it again; a daemon systemd runs as a service is
 // restarted by systemd, so the service stays in charge of it.
 func (app *App) restartDaemon(ctx context.Context, c *api.Client) error {
+	// A probe that meets the old daemon closing its connections must see
+	// it go: through c's Reconnect it would start the new daemon early,
+	// and the wait for the old one to go would then never end.
+	ctx = api.WithoutReconnect(ctx)
 	if st, err := c.Status(ctx); err == nil && st.Service != "" {
 		if err := systemctlUser(ctx, "restart", st.Service); err != nil {
 			return err
