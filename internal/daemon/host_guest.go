@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"banger/internal/api"
@@ -334,4 +337,32 @@ func (h *hostGuest) SetClock(ctx context.Context, v *vm.VM, now func() time.Time
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// ErrNoAgent says a template's clone has no identity agent waiting: the
+// guest refused the connection (a template saved before agents existed).
+var ErrNoAgent = errors.New("no identity agent answers")
+
+// agentWait bounds the wait for a clone's identity agent to accept.
+const agentWait = 10 * time.Second
+
+func (h *hostGuest) GiveIdentity(ctx context.Context, t *vm.VM, token string, id guest.Identity, now func() time.Time) (string, error) {
+	addr := netip.AddrPortFrom(t.IP, guest.AgentPort).String()
+	ctx, cancel := context.WithTimeout(ctx, agentWait)
+	defer cancel()
+	var conn net.Conn
+	for connect := 100 * time.Millisecond; conn == nil; connect = min(2*connect, time.Second) {
+		d := net.Dialer{Timeout: connect}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		switch {
+		case err == nil:
+			conn = c
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return "", fmt.Errorf("%w at %s", ErrNoAgent, addr)
+		case ctx.Err() != nil:
+			return "", fmt.Errorf("waiting for the identity agent at %s: %w (last failure: %v)", addr, ctx.Err(), err)
+		}
+	}
+	defer conn.Close()
+	return guest.GiveIdentity(ctx, conn, token, id, now)
 }

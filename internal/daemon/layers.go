@@ -159,6 +159,12 @@ type Guest interface {
 	// SetClock sets v's clock to now() through the armed command and
 	// reports whether it did.
 	SetClock(ctx context.Context, v *vm.VM, now func() time.Time) bool
+	// GiveIdentity gives a VM just restored from the warm template t its
+	// identity through the agent armed in t before it was saved
+	// (guest.ArmAgentRequest), which waits at t's address, and returns
+	// what the agent said; ErrNoAgent when nothing listens there. The
+	// identity's time is taken from now once connected.
+	GiveIdentity(ctx context.Context, t *vm.VM, token string, id guest.Identity, now func() time.Time) (string, error)
 }
 
 // GuestConn is one SSH connection to a guest.

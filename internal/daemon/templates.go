@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -96,17 +98,57 @@ func (d *Daemon) settle(ctx context.Context, v *vm.VM, progress func(api.Progres
 	err := d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
 		return d.runInGuest(ctx, v, req, nil, io.Discard)
 	})
-	d.deps.Guest.Forget(v)
 	if err != nil {
+		d.deps.Guest.Forget(v)
 		d.log.Warn("template did not settle", "vm", v.Name, "err", err)
 		note(progress, "settle", fmt.Sprintf("the guest did not settle (%v); saving it as it is", err))
 		return
 	}
+	d.armAgent(ctx, v, progress)
+	d.deps.Guest.Forget(v)
 	// The guest's sshd ends the session of the connection just closed.
 	select {
 	case <-ctx.Done():
 	case <-time.After(settleGrace):
 	}
+}
+
+// armAgent leaves banger's identity agent waiting in a settled template
+// (guest.ArmAgentRequest) and keeps its token beside the template's
+// disks: every VM restored from the template is then given its identity
+// without an SSH handshake. A template without an agent still serves:
+// its clones are re-identified over SSH.
+func (d *Daemon) armAgent(ctx context.Context, v *vm.VM, progress func(api.Progress)) {
+	token, err := guest.NewAgentToken()
+	if err == nil {
+		err = d.whileVMMRuns(ctx, v, func(ctx context.Context) error {
+			return d.runInGuest(ctx, v, guest.ArmAgentRequest(v.IP), strings.NewReader(token+"\n"), io.Discard)
+		})
+	}
+	if err == nil {
+		err = os.WriteFile(agentTokenPath(v), []byte(token+"\n"), 0o600)
+	}
+	if err != nil {
+		d.log.Warn("arming the identity agent of a template", "vm", v.Name, "err", err)
+		note(progress, "settle", fmt.Sprintf("no identity agent in the template (%v); its clones are re-identified over SSH", err))
+	}
+}
+
+// agentTokenPath holds the token of the identity agent armed in template
+// v, which only the daemon may read.
+func agentTokenPath(v *vm.VM) string { return filepath.Join(v.Dir, "identity-agent.token") }
+
+// agentToken returns the token of the agent armed in v, or "" when v is
+// not a template with one.
+func agentToken(v *vm.VM) string {
+	if !isTemplate(v) {
+		return ""
+	}
+	b, err := os.ReadFile(agentTokenPath(v))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // settleGrace is how long a settled template runs on after the daemon's

@@ -39,6 +39,12 @@ func TestWarmTemplateServesCreates(t *testing.T) {
 	if paused := slices.Index(warm, "pause "+tmpl.Name); settled < 0 || paused < settled {
 		t.Errorf("warm calls %q: want the guest's boot waited for (systemctl is-system-running --wait) before the pause", warm)
 	}
+	armed := slices.IndexFunc(warm, func(c string) bool {
+		return strings.HasPrefix(c, "exec ") && strings.Contains(c, "--listen")
+	})
+	if paused := slices.Index(warm, "pause "+tmpl.Name); armed < settled || paused < armed {
+		t.Errorf("warm calls %q: want the identity agent armed after the guest settled and before the pause", warm)
+	}
 	if slices.Contains(warm, "armclock "+tmpl.Name) {
 		t.Errorf("warm calls %q: a template is saved without an armed clock command, which every VM made from it would hold", warm)
 	}
@@ -57,6 +63,10 @@ func TestWarmTemplateServesCreates(t *testing.T) {
 		calls := callsSince(inst, n)
 		if !hasCall(calls, "restore-as "+name) || hasCall(calls, "boot") {
 			t.Errorf("create of the template's shape: calls %q, want a restore and no boot", calls)
+		}
+		// The identity goes to the template's agent, not over SSH.
+		if !slices.Contains(calls, "identity "+tmpl.Name+" "+name) || hasCall(calls, "exec sh -c") {
+			t.Errorf("create of the template's shape: calls %q, want the identity given to the template's agent and no command over SSH", calls)
 		}
 		if !slices.ContainsFunc(notes, func(m string) bool { return strings.Contains(m, "restoring from warm template "+tmpl.Name) }) {
 			t.Errorf("create of the template's shape did not say so: %q", notes)

@@ -34,6 +34,8 @@ type cloning struct {
 	// is suspended, or files the clone writes in its own directory.
 	state, mem string
 	key        guest.HostKey
+	// token is the identity agent's of a template source ("" for none).
+	token string
 }
 
 // cloneVM forks the running, paused or suspended VM srcName into a new VM
@@ -83,6 +85,11 @@ func (d *Daemon) cloneVM(ctx context.Context, srcName, name string, progress fun
 	}
 	c := &cloning{d: d, src: src, v: v, img: &img, progress: progress,
 		boot: &booting{d: d, v: v, progress: progress}, state: src.SuspendState(), mem: src.SuspendMemory()}
+	c.token = agentToken(src)
+	identity := "giving the clone the host's time and its own address, names and keys"
+	if c.token != "" {
+		identity += " (through the template's identity agent)"
+	}
 	suspended := src.State == vm.Suspended
 	if !suspended {
 		c.state, c.mem = filepath.Join(v.Dir, "clone.state"), filepath.Join(v.Dir, "clone.mem")
@@ -102,7 +109,7 @@ func (d *Daemon) cloneVM(ctx context.Context, srcName, name string, progress fun
 		{name: "tap", message: "creating the clone's tap", do: c.boot.createTAP, undo: c.boot.deleteTAP},
 		{name: "restore", message: "restoring the clone from the snapshot", do: c.restore, undo: c.boot.killVMM},
 		{name: "resume", message: "letting the clone run", do: c.resume},
-		{name: "identity", message: "giving the clone the host's time and its own address, names and keys", do: c.reidentify},
+		{name: "identity", message: identity, do: c.reidentify},
 		{name: "ssh", message: "waiting for SSH at the clone's own address", do: c.boot.waitSSH},
 		{name: "running", message: "recording the clone running", do: c.markRunning},
 	}}, progress)
@@ -207,6 +214,22 @@ func (c *cloning) reidentify(ctx context.Context) error {
 	id := guest.Identity{
 		Hostname: v.Name, Domain: "vm", Address: netip.PrefixFrom(v.IP, n.PrefixLen), Gateway: n.Gateway,
 		MAC: v.MAC, MachineID: disk.NewMachineID(), Entropy: entropy, HostKey: c.key,
+	}
+	if c.token != "" {
+		var said string
+		err := d.whileVMMRuns(ctx, v, func(ctx context.Context) (err error) {
+			said, err = d.deps.Guest.GiveIdentity(ctx, c.src, c.token, id, d.deps.Now)
+			return err
+		})
+		if err == nil {
+			d.log.Info("clone re-identified", "vm", v.Name, "from", c.src.Name, "through", "agent", "said", said)
+			return nil
+		}
+		if !errors.Is(err, ErrNoAgent) {
+			return fmt.Errorf("re-identifying the clone (at %s, as vm %s): %w", c.src.IP, c.src.Name, err)
+		}
+		d.log.Warn("no identity agent in a template's clone; re-identifying it over SSH", "vm", v.Name, "template", c.src.Name)
+		note(c.progress, "identity", fmt.Sprintf("template %s has no identity agent waiting; going over SSH", c.src.Name))
 	}
 	defer d.deps.Guest.Forget(c.src)
 	var stdout bytes.Buffer

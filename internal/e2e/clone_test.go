@@ -56,6 +56,10 @@ func TestCloneGivesANewIdentity(t *testing.T) {
 		if code != 0 || !strings.Contains(errOut, "restoring from warm template") {
 			t.Fatalf("vm create %s with a warm template: exit %d\n%s", name, code, errOut)
 		}
+		// The template's identity agent gave the identity, not SSH.
+		if !strings.Contains(errOut, "through the template's identity agent") || strings.Contains(errOut, "going over SSH") {
+			t.Errorf("vm create %s did not take its identity from the template's agent:\n%s", name, errOut)
+		}
 		t.Logf("vm create from the warm template to ssh ready: %s", time.Since(start).Round(time.Millisecond))
 		// Right after the restore: both left the same saved state.
 		random[name] = e.ssh(name, "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'")

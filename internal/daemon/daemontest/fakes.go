@@ -810,6 +810,18 @@ func (f *Guest) SetClock(ctx context.Context, v *vm.VM, now func() time.Time) bo
 	return f.h.record("setclock", v.Name) == nil
 }
 
+// GiveIdentity implements daemon.Guest: it records "identity TEMPLATE
+// HOSTNAME" and says what a real agent says.
+func (f *Guest) GiveIdentity(ctx context.Context, t *vm.VM, token string, id guest.Identity, now func() time.Time) (string, error) {
+	if token == "" {
+		return "", fmt.Errorf("fake identity agent: no token")
+	}
+	if err := f.h.record("identity", t.Name, id.Hostname); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("banger-reidentify: %s takes %s (%s) on eth0", id.Hostname, id.Address, id.MAC), nil
+}
+
 type fakeProcess struct {
 	done chan struct{}
 	code int
