@@ -35,7 +35,7 @@ my $pid = fork() // die "banger-reidentify: fork: $!\n";
 if ($pid == 0) {
 	detach();
 	wait_closed();
-	move(@new);
+	move(undef, @new);
 	exit 0;
 }
 exit 0;
@@ -63,6 +63,10 @@ sub agent {
 	}
 	detach();
 	$SIG{PIPE} = "IGNORE";
+	# The ip process that moves the address starts now, in the template:
+	# started in a clone just restored under emulation it would take a
+	# quarter of a second more (loading and linking a program).
+	my $ip = $dry ? undef : ip_batch();
 	while (1) {
 		accept(my $c, $l) or next;
 		select((select($c), $| = 1)[0]);
@@ -105,7 +109,7 @@ sub agent {
 		print $c "ok\n";
 		close($c);
 		close($l);
-		move(@new);
+		move($ip, @new);
 		exit 0;
 	}
 }
@@ -167,15 +171,22 @@ sub reidentify {
 	return ($dev, $cidr, $mac, $gw);
 }
 
-# move gives the interface its new address and MAC, in one ip process.
+# ip_batch starts `ip -batch` reading commands from the returned handle.
+sub ip_batch {
+	open(my $ip, "|-", "ip", "-4", "-force", "-batch", "-") or return undef;
+	return $ip;
+}
+
+# move gives the interface its new address and MAC, in one ip process:
+# $ip when one was started already.
 sub move {
-	my ($dev, $cidr, $mac, $gw) = @_;
+	my ($ip, $dev, $cidr, $mac, $gw) = @_;
 	return if $dry;
 	# IPv6 goes off meanwhile and comes back with a link-local address
 	# made from the new MAC: the old one is the source VM's.
 	my $v6 = "/proc/sys/net/ipv6/conf/$dev/disable_ipv6";
 	poke(undef, $v6, "1");
-	open(my $ip, "|-", "ip", "-4", "-force", "-batch", "-") or exit 1;
+	$ip //= ip_batch() or exit 1;
 	# The MAC changes with the link up (virtio-net allows it) and after
 	# the new address is in place, so that its announcement is of the
 	# new address only: the old one is the source VM's.
