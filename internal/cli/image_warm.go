@@ -21,18 +21,20 @@ func (app *App) newImageWarmCommand() *cobra.Command {
 		Use:   "warm IMAGE",
 		Short: "Boot a template of an image once, so that vm create restores it",
 		Long: `Make the warm template of IMAGE for one shape (vCPUs, memory, work disk): a
-hidden VM booted once, left to finish its boot, and suspended. A later 'banger vm create' of the same
-image and shape restores it and gives it its own identity (address, MAC,
-hostname, machine-id, host key, entropy, clock) instead of booting, as
-'banger vm clone' does. A template that is current is kept; one whose image
+hidden VM booted once, left to finish its boot, given an identity agent
+(a process waiting for its clone's identity on port 222 of the template's
+address, behind a secret token), and suspended. A later 'banger vm create'
+of the same image and shape restores it and gives it its own identity
+(address, MAC, hostname, machine-id, host key, entropy, clock) through that
+agent instead of booting. A template that is current is kept; one whose image
 was rebuilt is made again here, skipped by vm create, and removed by
 'banger image prune' and 'banger image rm'. Templates are listed by
 'banger vm list -a' (suspended, their saved memory in MEM).
 
-Under QEMU's software emulation such a create takes 2-3 s to SSH, about a
-third of a cold boot (most of it the guest's first SSH handshakes, run
-with its code not yet translated); with KVM or Firecracker a fraction of
-that.`,
+Under QEMU's software emulation such a create takes about 1.4 s to SSH,
+under a sixth of a cold boot (most of it the guest's SSH handshake at its
+new address, run with its code not yet translated); with KVM or
+Firecracker a fraction of that.`,
 		Example: `  banger image warm base
   banger image warm base --cpus 2 --memory 1G --disk 8G`,
 		Args: cobra.ExactArgs(1),
