@@ -2,11 +2,15 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"banger/internal/api"
+	"banger/internal/daemon"
 	"banger/internal/vm"
 )
 
@@ -144,5 +148,67 @@ func TestStaleWarmTemplate(t *testing.T) {
 	}
 	if _, err := inst.Client.VM(ctx, tmpl.Name); err == nil {
 		t.Error("prune left the stale template")
+	}
+}
+
+// TestTemplateIdentityAgentFallsBack: the agent's token is the daemon's
+// alone (0600 beside the template's disks); a clone whose agent refuses
+// the connection (a template saved before agents) is re-identified over
+// SSH and says so, and so is one of a template without a token.
+func TestTemplateIdentityAgentFallsBack(t *testing.T) {
+	ctx := context.Background()
+	inst := suspendInstance(t)
+	tmpl, err := inst.Client.WarmImage(ctx, "base", api.WarmImageRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := inst.Daemon.Store().VM(ctx, tmpl.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(row.Dir, "identity-agent.token")
+	if st, err := os.Stat(token); err != nil || st.Mode().Perm() != 0o600 || st.Size() != 65 {
+		t.Fatalf("the agent's token file: %v, %v; want 64 hex digits and a newline, mode 0600", st, err)
+	}
+	create := func(name string) (calls, notes []string) {
+		t.Helper()
+		n := len(inst.Host.Calls())
+		v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: name, Image: "base", WaitSSH: true},
+			func(p api.Progress) { notes = append(notes, p.Message) })
+		if err != nil || v.State != "running" {
+			t.Fatalf("create %s: %+v, %v", name, v, err)
+		}
+		return callsSince(inst, n), notes
+	}
+	// The re-identification over SSH: the program with the new VM's
+	// hostname and domain among its arguments.
+	overSSH := func(calls []string, name string) bool {
+		return slices.ContainsFunc(calls, func(c string) bool {
+			return strings.HasPrefix(c, "exec sh -c") && strings.Contains(c, "\n "+name+" vm ")
+		})
+	}
+	short := func(calls []string) []string {
+		out := make([]string, len(calls))
+		for i, c := range calls {
+			out[i] = c[:min(len(c), 40)]
+		}
+		return out
+	}
+
+	inst.Host.FailNext("identity", fmt.Errorf("%w at 10.213.0.2:222", daemon.ErrNoAgent))
+	calls, notes := create("f1")
+	if !hasCall(calls, "restore-as f1") || !overSSH(calls, "f1") {
+		t.Errorf("create whose agent refused: calls %q, want a restore re-identified over SSH", short(calls))
+	}
+	if !slices.ContainsFunc(notes, func(m string) bool { return strings.Contains(m, "has no identity agent waiting; going over SSH") }) {
+		t.Errorf("create whose agent refused did not say so: %q", notes)
+	}
+
+	if err := os.Remove(token); err != nil {
+		t.Fatal(err)
+	}
+	calls, _ = create("f2")
+	if !hasCall(calls, "restore-as f2") || !overSSH(calls, "f2") || hasCall(calls, "identity") {
+		t.Errorf("create from a template without a token: calls %q, want a restore re-identified over SSH", short(calls))
 	}
 }
