@@ -25,7 +25,8 @@ var errVMMExited = errors.New("the VMM exited")
 // whileVMMRuns runs wait with a context that ends as soon as v's VMM
 // process exits, so a guest that died while booting (a kernel panic, a
 // killed VMM) fails the wait at once, quoting the console's last lines,
-// rather than at the wait's timeout.
+// rather than at the wait's timeout. A wait that times out with the VMM
+// running quotes them too.
 func (d *Daemon) whileVMMRuns(ctx context.Context, v *vm.VM, wait func(context.Context) error) error {
 	if d.deps.VMM == nil || v.Process.PID == 0 {
 		return wait(ctx)
@@ -48,10 +49,18 @@ func (d *Daemon) whileVMMRuns(ctx context.Context, v *vm.VM, wait func(context.C
 		}
 	}()
 	err := wait(ctx)
-	if err != nil && errors.Is(context.Cause(ctx), errVMMExited) {
+	switch {
+	case err == nil:
+	case errors.Is(context.Cause(ctx), errVMMExited):
 		err = fmt.Errorf("%w (vm %s, pid %d) while banger waited for its guest", errVMMExited, v.Name, v.Process.PID)
 		if tail := consoleTail(v.ConsoleLog(), consoleTailLines); tail != "" {
 			err = fmt.Errorf("%w; the console's last lines:\n%s", err, tail)
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The VMM runs but its guest never answered: how far it booted
+		// says why.
+		if tail := consoleTail(v.ConsoleLog(), consoleTailLines); tail != "" {
+			err = fmt.Errorf("%w; the console's last lines (%s):\n%s", err, v.ConsoleLog(), tail)
 		}
 	}
 	return err

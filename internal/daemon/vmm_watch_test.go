@@ -98,3 +98,32 @@ func TestCreateOnAFullDiskSaysSoAndLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A guest that never answers while its VMM runs fails the wait at its
+// timeout, quoting how far the console got.
+func TestWaitTimeoutQuotesTheConsole(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	inst.Host.SetConsole([]byte("[    3.0] banger-init: switching to the root file system\n[    9.9] systemd[1]: Reached target sysinit.target\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", WaitSSH: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	blocked := inst.Host.BlockNext("ssh")
+	done := make(chan error, 1)
+	go func() {
+		_, err := inst.Client.WaitVM(ctx, "dev", api.WaitVMRequest{TimeoutSeconds: 1})
+		done <- err
+	}()
+	<-blocked
+	err := <-done
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("wait on a guest that never answers: err = %v, ctx = %v", err, ctx.Err())
+	}
+	for _, want := range []string{"Reached target sysinit.target", "console.log"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the timed-out wait's error lacks %q:\n%v", want, err)
+		}
+	}
+}
