@@ -176,14 +176,15 @@ func (app *App) restartDaemon(ctx context.Context, c *api.Client) error {
 	// it go: through c's Reconnect it would start the new daemon early,
 	// and the wait for the old one to go would then never end.
 	ctx = api.WithoutReconnect(ctx)
-	if st, err := c.Status(ctx); err == nil && st.Service != "" {
+	st, err := c.Status(ctx)
+	if err == nil && st.Service != "" {
 		if err := systemctlUser(ctx, "restart", st.Service); err != nil {
 			return err
 		}
 		return waitAnswer(ctx, c, st.PID, "see `journalctl --user -u "+st.Service+"`")
 	}
-	pid := 0
-	if st, err := c.Status(ctx); err == nil {
+	pid := 0 // unknown: the daemon did not answer
+	if err == nil {
 		pid = st.PID
 	}
 	if err := c.Shutdown(ctx); err != nil && !api.IsDialError(err) {

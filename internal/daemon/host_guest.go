@@ -371,19 +371,24 @@ func (h *hostGuest) GiveIdentity(ctx context.Context, t *vm.VM, token string, id
 	addr := netip.AddrPortFrom(t.IP, guest.AgentPort).String()
 	ctx, cancel := context.WithTimeout(ctx, agentWait)
 	defer cancel()
-	var conn net.Conn
-	for connect := 100 * time.Millisecond; conn == nil; connect = min(2*connect, time.Second) {
+	for connect := 100 * time.Millisecond; ; connect = min(2*connect, time.Second) {
+		start := time.Now()
 		d := net.Dialer{Timeout: connect}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		conn, err := d.DialContext(ctx, "tcp", addr)
 		switch {
 		case err == nil:
-			conn = c
+			defer conn.Close()
+			return guest.GiveIdentity(ctx, conn, token, id, now)
 		case errors.Is(err, syscall.ECONNREFUSED):
 			return "", fmt.Errorf("%w at %s", ErrNoAgent, addr)
 		case ctx.Err() != nil:
 			return "", fmt.Errorf("waiting for the identity agent at %s: %w (last failure: %v)", addr, ctx.Err(), err)
 		}
+		// An attempt that failed at once (no route yet) waits out its
+		// slot rather than spinning.
+		select {
+		case <-ctx.Done():
+		case <-time.After(connect - time.Since(start)):
+		}
 	}
-	defer conn.Close()
-	return guest.GiveIdentity(ctx, conn, token, id, now)
 }
