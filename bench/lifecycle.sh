@@ -10,6 +10,8 @@
 #   - what the privilege boundary adds to it for an ordinary user: <= 20 ms
 #   - create-to-SSH through banger vs the bare VMM, side by side: ratio <= 1.10
 #   - vm ssh NAME -- true vs plain ssh with the same key: ratio <= 1.2
+#   - cold create --wait with Debian's kernel vs the microvm kernel, side by
+#     side (issue 17; the first run builds the microvm kernel, minutes)
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -26,3 +28,4 @@ run() {
 (cd internal/e2e && BENCH_RE='^BenchmarkCreateControlPlane$' run env)
 (cd internal/e2e && BENCH_RE='^BenchmarkCreatePrivilegeCrossing$' run env)
 (cd internal/e2e && BENCH_RE='^(BenchmarkCreateToSSHVersusBareVMM|BenchmarkSSHVersusPlainSSH)$' run env)
+(cd internal/e2e && BENCH_RE='^BenchmarkColdCreateByKernel$' run env)

@@ -247,8 +247,11 @@ type BootstrapImageRequest struct {
 	SizeBytes     int64    `json:"size_bytes,omitempty"`
 	Packages      []string `json:"packages,omitempty"`
 	KernelPackage string   `json:"kernel_package,omitempty"`
-	Mirror        string   `json:"mirror,omitempty"`
-	Refresh       bool     `json:"refresh,omitempty"`
+	// Kernel is "debian" (KernelPackage's kernel, the default) or
+	// "microvm" (built from linux-source, everything built in).
+	Kernel  string `json:"kernel,omitempty"`
+	Mirror  string `json:"mirror,omitempty"`
+	Refresh bool   `json:"refresh,omitempty"`
 }
 
 // BuildImageRequest asks the daemon to build an image by booting a

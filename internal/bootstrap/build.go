@@ -69,7 +69,9 @@ type Options struct {
 	Suite         string   // default DefaultSuite
 	SizeBytes     int64    // size of the sparse rootfs file, default DefaultSizeBytes
 	Packages      []string // installed in addition to the base packages
-	KernelPackage string   // default DefaultKernelPackage
+	KernelPackage string   // default DefaultKernelPackage; only for KernelDebian
+	// Kernel is KernelDebian (the default) or KernelMicrovm.
+	Kernel string
 	// Mirror is the Debian archive URL; default: the host's apt mirror, else DefaultMirror.
 	Mirror string
 	// OutDir receives the artifacts. It must not exist or be empty; it is
@@ -90,6 +92,8 @@ type Result struct {
 	Suite          string    `json:"suite"`
 	Mirror         string    `json:"mirror"`
 	KernelPackage  string    `json:"kernel_package"`
+	KernelFlavor   string    `json:"kernel_flavor,omitempty"` // KernelMicrovm, or empty for KernelDebian
+	KernelBuild    string    `json:"kernel_build,omitempty"`  // the cached microvm kernel's key
 	KernelVersion  string    `json:"kernel_version"`
 	Compression    string    `json:"kernel_compression"`
 	Kernel         string    `json:"kernel"`
@@ -145,8 +149,19 @@ func (o Options) withDefaults(deps Deps) (Options, error) {
 	if o.SizeBytes == 0 {
 		o.SizeBytes = DefaultSizeBytes
 	}
-	if o.KernelPackage == "" {
-		o.KernelPackage = DefaultKernelPackage
+	var errs []error
+	switch o.Kernel {
+	case "", KernelDebian:
+		o.Kernel = KernelDebian
+		if o.KernelPackage == "" {
+			o.KernelPackage = DefaultKernelPackage
+		}
+	case KernelMicrovm:
+		if o.KernelPackage != "" {
+			errs = append(errs, fmt.Errorf("kernel package %q: a kernel package is only used with the %s kernel; the %s kernel is built from linux-source", o.KernelPackage, KernelDebian, KernelMicrovm))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kernel %q: use %s (Debian's kernel package) or %s (built from linux-source for microVMs)", o.Kernel, KernelDebian, KernelMicrovm))
 	}
 	if o.Mirror == "" {
 		files := readAptSources
@@ -158,7 +173,6 @@ func (o Options) withDefaults(deps Deps) (Options, error) {
 			o.Mirror = DefaultMirror
 		}
 	}
-	var errs []error
 	if !namePattern.MatchString(o.Name) {
 		errs = append(errs, fmt.Errorf("image name %q: use lower-case letters, digits, '.', '_' and '-'", o.Name))
 	}
@@ -166,6 +180,9 @@ func (o Options) withDefaults(deps Deps) (Options, error) {
 		errs = append(errs, fmt.Errorf("image size %d bytes: at least %d (512M) is needed", o.SizeBytes, minSizeBytes))
 	}
 	for _, p := range append([]string{o.KernelPackage}, o.Packages...) {
+		if p == "" && o.Kernel == KernelMicrovm {
+			continue
+		}
 		if !packagePattern.MatchString(p) {
 			errs = append(errs, fmt.Errorf("package name %q is not a Debian package name", p))
 		}
@@ -198,9 +215,17 @@ func CacheKey(o Options) (string, error) {
 		Packages, Base, Modules       []string
 		Argv                          []string
 		Init, Guest                   string
-	}{recipeVersion, o.Suite, o.Mirror, o.KernelPackage, o.SizeBytes, pk, basePackages(), DefaultModules(),
-		mmdebstrapArgv(debootstrapPlan{Suite: "S", Mirror: "M", TreeDir: "T", DebCache: "D", GuestTar: "G"}),
-		SHA256Hex([]byte(init)), SHA256Hex(guest)}
+		// Only for the microvm kernel, so that the keys of images with
+		// Debian's kernel stay what they were.
+		Flavor       string `json:",omitempty"`
+		KernelRecipe string `json:",omitempty"`
+	}{Recipe: recipeVersion, Suite: o.Suite, Mirror: o.Mirror, Kernel: o.KernelPackage, Size: o.SizeBytes,
+		Packages: pk, Base: basePackages(), Modules: DefaultModules(),
+		Argv: mmdebstrapArgv(debootstrapPlan{Suite: "S", Mirror: "M", TreeDir: "T", DebCache: "D", GuestTar: "G"}),
+		Init: SHA256Hex([]byte(init)), Guest: SHA256Hex(guest)}
+	if o.Kernel == KernelMicrovm {
+		in.Flavor, in.KernelRecipe, in.Modules = KernelMicrovm, kernelRecipe(), nil
+	}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return "", err

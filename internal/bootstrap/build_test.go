@@ -25,7 +25,9 @@ const fakeKernelVersion = "6.1.0-99-cloud-amd64"
 type fakeHost struct {
 	t            *testing.T
 	onMmdebstrap func(tree string) error
-	debugfs      fakeDebugfs
+	// onKernel, when set, runs instead of a kernel build's build-kernel.sh.
+	onKernel func(in, out string) error
+	debugfs  fakeDebugfs
 }
 
 // withoutUserns strips the user namespace prefix of a rootless command.
@@ -41,6 +43,9 @@ func (h *fakeHost) runner() *system.Fake {
 		argv = withoutUserns(argv)
 		switch argv[0] {
 		case "mmdebstrap":
+			if slices.ContainsFunc(argv, func(a string) bool { return strings.HasPrefix(a, "--include=") && strings.Contains(a, "linux-source") }) {
+				return nil, h.buildKernel(argv)
+			}
 			if h.onMmdebstrap != nil {
 				return nil, h.onMmdebstrap(argv[len(argv)-2])
 			}
@@ -325,11 +330,13 @@ func TestBuildReportsMissingTools(t *testing.T) {
 
 func TestOptionsValidation(t *testing.T) {
 	for name, o := range map[string]Options{
-		"bad name":     {Name: "Bad Name", CacheDir: "/c"},
-		"tiny":         {Name: "x", CacheDir: "/c", SizeBytes: 1 << 20},
-		"bad package":  {Name: "x", CacheDir: "/c", Packages: []string{"rm -rf"}},
-		"no cache":     {Name: "x"},
-		"relative out": {Name: "x", CacheDir: "/c", OutDir: "out"},
+		"bad name":                      {Name: "Bad Name", CacheDir: "/c"},
+		"tiny":                          {Name: "x", CacheDir: "/c", SizeBytes: 1 << 20},
+		"bad package":                   {Name: "x", CacheDir: "/c", Packages: []string{"rm -rf"}},
+		"no cache":                      {Name: "x"},
+		"relative out":                  {Name: "x", CacheDir: "/c", OutDir: "out"},
+		"bad kernel":                    {Name: "x", CacheDir: "/c", Kernel: "linux"},
+		"microvm with a kernel package": {Name: "x", CacheDir: "/c", Kernel: KernelMicrovm, KernelPackage: "linux-image-amd64"},
 	} {
 		if _, err := o.withDefaults(fakeDeps(nil)); err == nil {
 			t.Errorf("%s: accepted", name)

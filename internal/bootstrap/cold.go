@@ -59,7 +59,17 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	if err := os.WriteFile(filepath.Join(work, "guest.tar"), guest, 0o644); err != nil {
 		return res, fmt.Errorf("writing guest files: %w", err)
 	}
-	pkgs := append(append(basePackages(), b.opts.KernelPackage), b.opts.Packages...)
+	microvm := b.opts.Kernel == KernelMicrovm
+	var kernel kernelBuild
+	if microvm {
+		if kernel, err = b.microvmKernel(ctx); err != nil {
+			return res, err
+		}
+	}
+	pkgs := append(basePackages(), b.opts.Packages...)
+	if !microvm {
+		pkgs = append(pkgs, b.opts.KernelPackage)
+	}
 	b.report(StepPackages, "installing %d packages from %s %s with mmdebstrap", len(pkgs), b.opts.Mirror, b.opts.Suite)
 	argv := mmdebstrapArgv(debootstrapPlan{
 		Suite: b.opts.Suite, Mirror: b.opts.Mirror, Packages: pkgs,
@@ -74,26 +84,25 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	}
 
 	res = Result{Suite: b.opts.Suite, Mirror: b.opts.Mirror, KernelPackage: b.opts.KernelPackage, CacheKey: b.key}
-	if res.KernelVersion, err = kernelVersion(tree); err != nil {
-		return res, err
-	}
-	b.report(StepKernel, "extracting vmlinux from kernel %s", res.KernelVersion)
-	bz, err := os.ReadFile(filepath.Join(tree, "boot", "vmlinuz-"+res.KernelVersion))
-	if err != nil {
-		return res, fmt.Errorf("reading kernel: %w", err)
-	}
-	vmlinux, comp, err := ExtractVmlinux(bz)
-	if err != nil {
-		return res, fmt.Errorf("kernel %s: %w", res.KernelVersion, err)
-	}
-	res.Compression = string(comp)
-	if err := writeFiles(work, map[string][]byte{KernelFile: bz, VmlinuxFile: vmlinux}); err != nil {
-		return res, err
-	}
-
-	b.report(StepInitramfs, "writing initramfs with the virtio modules of %s", res.KernelVersion)
-	if res.Modules, err = writeInitramfs(tree, res.KernelVersion, filepath.Join(work, InitrdFile)); err != nil {
-		return res, err
+	if microvm {
+		res.KernelVersion, res.KernelFlavor, res.KernelBuild = kernel.Release, KernelMicrovm, kernel.Key
+		for src, dst := range map[string]string{"bzImage": KernelFile, VmlinuxFile: VmlinuxFile} {
+			if err := CopyFile(ctx, kernel.path(src), filepath.Join(work, dst)); err != nil {
+				return res, err
+			}
+		}
+		b.report(StepInitramfs, "writing initramfs (the microvm kernel has its drivers built in)")
+		if _, err = writeInitramfs(tree, res.KernelVersion, filepath.Join(work, InitrdFile), false); err != nil {
+			return res, err
+		}
+	} else {
+		if err := b.debianKernel(tree, work, &res); err != nil {
+			return res, err
+		}
+		b.report(StepInitramfs, "writing initramfs with the virtio modules of %s", res.KernelVersion)
+		if res.Modules, err = writeInitramfs(tree, res.KernelVersion, filepath.Join(work, InitrdFile), true); err != nil {
+			return res, err
+		}
 	}
 
 	b.report(StepManifest, "writing package manifest")
@@ -149,6 +158,26 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 		return res, fmt.Errorf("storing image in cache: %w", err)
 	}
 	return res, nil
+}
+
+// debianKernel finds the kernel package's kernel in tree and writes its
+// bzImage and the vmlinux extracted from it into work.
+func (b *builder) debianKernel(tree, work string, res *Result) error {
+	var err error
+	if res.KernelVersion, err = kernelVersion(tree); err != nil {
+		return err
+	}
+	b.report(StepKernel, "extracting vmlinux from kernel %s", res.KernelVersion)
+	bz, err := os.ReadFile(filepath.Join(tree, "boot", "vmlinuz-"+res.KernelVersion))
+	if err != nil {
+		return fmt.Errorf("reading kernel: %w", err)
+	}
+	vmlinux, comp, err := ExtractVmlinux(bz)
+	if err != nil {
+		return fmt.Errorf("kernel %s: %w", res.KernelVersion, err)
+	}
+	res.Compression = string(comp)
+	return writeFiles(work, map[string][]byte{KernelFile: bz, VmlinuxFile: vmlinux})
 }
 
 // mkfsArgv makes an ext4 filesystem from tree inside the existing sparse file.
@@ -207,9 +236,37 @@ func kernelVersion(tree string) (string, error) {
 	return versions[0], nil
 }
 
-// writeInitramfs builds the initramfs from busybox and the modules in tree
-// and returns the names of the modules it loads, in order.
-func writeInitramfs(tree, version, out string) ([]string, error) {
+// writeInitramfs builds the initramfs from busybox and, with modules, the
+// modules of version in tree, and returns the names of the modules it
+// loads, in order.
+func writeInitramfs(tree, version, out string, modules bool) ([]string, error) {
+	busybox, err := os.ReadFile(filepath.Join(tree, "bin/busybox"))
+	if err != nil {
+		return nil, fmt.Errorf("reading busybox from the busybox-static package: %w", err)
+	}
+	spec := InitramfsSpec{KernelVersion: version, Busybox: busybox}
+	var names []string
+	if modules {
+		if spec.Modules, err = initramfsModules(tree, version); err != nil {
+			return nil, err
+		}
+		for _, m := range spec.Modules {
+			names = append(names, m.Name)
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteInitramfs(&buf, spec); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("writing initramfs: %w", err)
+	}
+	return names, nil
+}
+
+// initramfsModules reads DefaultModules and their dependencies from the
+// modules of version in tree, leaving out those built into the kernel.
+func initramfsModules(tree, version string) ([]ModuleFile, error) {
 	modDir := filepath.Join(tree, "lib/modules", version)
 	dep, err := os.ReadFile(filepath.Join(modDir, "modules.dep"))
 	if err != nil {
@@ -227,12 +284,7 @@ func writeInitramfs(tree, version, out string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", version, err)
 	}
-	busybox, err := os.ReadFile(filepath.Join(tree, "bin/busybox"))
-	if err != nil {
-		return nil, fmt.Errorf("reading busybox from the busybox-static package: %w", err)
-	}
-	spec := InitramfsSpec{KernelVersion: version, Busybox: busybox}
-	var names []string
+	var files []ModuleFile
 	for _, m := range mods {
 		raw, err := os.ReadFile(filepath.Join(modDir, m.Path))
 		if err != nil {
@@ -242,17 +294,9 @@ func writeInitramfs(tree, version, out string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("decompressing module %s: %w", m.Name, err)
 		}
-		spec.Modules = append(spec.Modules, ModuleFile{Name: m.Name, Data: data})
-		names = append(names, m.Name)
+		files = append(files, ModuleFile{Name: m.Name, Data: data})
 	}
-	var buf bytes.Buffer
-	if err := WriteInitramfs(&buf, spec); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		return nil, fmt.Errorf("writing initramfs: %w", err)
-	}
-	return names, nil
+	return files, nil
 }
 
 // removeTree removes a build tree without crossing into other filesystems.

@@ -21,7 +21,8 @@ type Removal struct {
 	Path  string
 	Bytes int64 // bytes on disk
 	// Why says what it was: "cached image no image uses", "incomplete
-	// cached image", "superseded package download".
+	// cached image", "cached kernel no cached image uses", "incomplete
+	// cached kernel", "superseded package download".
 	Why string
 }
 
@@ -30,6 +31,8 @@ type Removal struct {
 //   - each cached image whose manifest sha256 used reports false for (an
 //     image registered from it records that sha256), and each cached image
 //     left without a readable result;
+//   - each built microvm kernel that no cached image kept by this prune
+//     was made with, and each one left without a readable result;
 //   - each downloaded package (.deb) of which a more recent download of the
 //     same package and architecture exists: apt takes the newest version,
 //     so an older file is never installed again.
@@ -53,6 +56,7 @@ func PruneCache(dir string, used func(manifestSHA256 string) bool, dryRun bool) 
 		return nil, fmt.Errorf("locking the bootstrap cache: %w", err)
 	}
 	out := cachedImagesToPrune(filepath.Join(dir, "images"), used)
+	out = append(out, cachedKernelsToPrune(dir, out)...)
 	debs, _ := filepath.Glob(filepath.Join(dir, "debs", "*"))
 	for _, d := range debs {
 		out = append(out, supersededDebs(d)...)
@@ -91,6 +95,44 @@ func cachedImagesToPrune(imagesDir string, used func(string) bool) []Removal {
 			why = "incomplete cached image"
 		case !used(r.ManifestSHA256):
 			why = "cached image no image uses"
+		default:
+			continue
+		}
+		out = append(out, Removal{Path: p, Bytes: dirBytes(p), Why: why})
+	}
+	return out
+}
+
+// cachedKernelsToPrune lists the finished kernel builds in dir/kernels
+// that no cached image in dir/images outside removing was made with, and
+// those without a readable result.
+func cachedKernelsToPrune(dir string, removing []Removal) []Removal {
+	gone := map[string]bool{}
+	for _, r := range removing {
+		gone[r.Path] = true
+	}
+	used := map[string]bool{}
+	images, _ := filepath.Glob(filepath.Join(dir, "images", "*", resultFile))
+	for _, rf := range images {
+		var r Result
+		if b, err := os.ReadFile(rf); err == nil && json.Unmarshal(b, &r) == nil && !gone[filepath.Dir(rf)] {
+			used[r.KernelBuild] = true
+		}
+	}
+	kernelsDir := filepath.Join(dir, "kernels")
+	entries, _ := os.ReadDir(kernelsDir)
+	var out []Removal
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(kernelsDir, e.Name())
+		why := ""
+		switch k, err := loadKernel(p); {
+		case err != nil:
+			why = "incomplete cached kernel"
+		case !used[k.Key]:
+			why = "cached kernel no cached image uses"
 		default:
 			continue
 		}

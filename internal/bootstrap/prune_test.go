@@ -126,3 +126,63 @@ func TestPruneCacheLeavesABusyCacheAlone(t *testing.T) {
 		t.Errorf("a missing cache: %v, %v", rs, err)
 	}
 }
+
+// writeKernelEntry makes a finished kernel build in the cache.
+func writeKernelEntry(t *testing.T, dir, key string) string {
+	t.Helper()
+	p := filepath.Join(dir, "kernels", key)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(kernelBuild{Key: key, Release: "6.1-banger-microvm"})
+	for name, data := range map[string][]byte{resultFile: b, VmlinuxFile: make([]byte, 4096), "bzImage": []byte("b"), "config": []byte("c")} {
+		if err := os.WriteFile(filepath.Join(p, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// A built kernel goes with the last cached image made with it.
+func TestPruneCacheRemovesKernelsNoCachedImageUses(t *testing.T) {
+	dir := t.TempDir()
+	withKernel := func(key, sha, kernel string) {
+		p := writeCacheEntry(t, dir, key, sha)
+		b, _ := json.Marshal(Result{ManifestSHA256: sha, KernelBuild: kernel})
+		if err := os.WriteFile(filepath.Join(p, resultFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withKernel("aaa", "sha-used", "k-used")
+	withKernel("bbb", "sha-gone", "k-gone")
+	kept := writeKernelEntry(t, dir, "k-used")
+	gone := writeKernelEntry(t, dir, "k-gone")
+	orphan := writeKernelEntry(t, dir, "k-orphan")
+	incomplete := filepath.Join(dir, "kernels", "k-half")
+	os.MkdirAll(incomplete, 0o755)
+	work := filepath.Join(dir, "kernels", ".k-new.work-1")
+	os.MkdirAll(work, 0o755)
+
+	done, err := PruneCache(dir, func(sha string) bool { return sha == "sha-used" }, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := map[string]string{}
+	for _, r := range done {
+		why[r.Path] = r.Why
+	}
+	want := map[string]string{
+		filepath.Join(dir, "images", "bbb"): "cached image no image uses",
+		gone:                                "cached kernel no cached image uses",
+		orphan:                              "cached kernel no cached image uses",
+		incomplete:                          "incomplete cached kernel",
+	}
+	if diff := cmp.Diff(want, why); diff != "" {
+		t.Errorf("prune removed (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{kept, work} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("prune removed %s, which it must keep: %v", p, err)
+		}
+	}
+}

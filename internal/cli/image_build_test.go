@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,5 +76,33 @@ func TestImageBuildRefusesBadAptProxy(t *testing.T) {
 	}
 	if calls := inst.Host.Calls(); len(calls) != 0 {
 		t.Errorf("refused builds reached the host: %v", calls)
+	}
+}
+
+func TestImageBootstrapKernelFromFlagAndConfig(t *testing.T) {
+	inst := daemontest.Start(t, nil)
+	for _, tc := range []struct {
+		name, config string
+		args         []string
+		want         string
+	}{
+		{"plain", "", nil, "debian"},
+		{"flag", "", []string{"--kernel", "microvm"}, "microvm"},
+		{"config", "microvm", nil, "microvm"},
+		{"flagwins", "microvm", []string{"--kernel", "debian"}, "debian"},
+	} {
+		t.Setenv("BANGER_BOOTSTRAP_KERNEL", tc.config)
+		if tc.config == "" {
+			os.Unsetenv("BANGER_BOOTSTRAP_KERNEL")
+		}
+		calls := len(inst.Host.Calls())
+		args := append([]string{"image", "bootstrap", tc.name}, tc.args...)
+		if _, errOut, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		want := []string{"bootstrap " + tc.name + " kernel=" + tc.want}
+		if got := grepCalls(inst.Host.Calls()[calls:], "bootstrap "); !slices.Equal(got, want) {
+			t.Errorf("%v with bootstrap_kernel %q: daemon asked for %q, want %q", args, tc.config, got, want)
+		}
 	}
 }

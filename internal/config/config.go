@@ -30,6 +30,7 @@ type Config struct {
 	DefaultCPUs       int    `toml:"default_cpus" help:"vCPUs of a new VM"`
 	DefaultMemory     string `toml:"default_memory" help:"memory of a new VM"`
 	DefaultDisk       string `toml:"default_disk" help:"work disk size of a new VM"`
+	BootstrapKernel   string `toml:"bootstrap_kernel" help:"kernel of images made by image bootstrap without --kernel: debian or microvm"`
 	AptProxy          string `toml:"apt_proxy" help:"HTTP proxy for apt in image build VMs, e.g. http://192.168.1.10:3142 (empty: none)"`
 	StopTimeout       string `toml:"stop_timeout" help:"graceful shutdown time before SIGTERM/SIGKILL"`
 	ReconcileInterval string `toml:"reconcile_interval" help:"how often the daemon compares its database with the host"`
@@ -48,6 +49,7 @@ func Defaults() Config {
 		DefaultCPUs:       2,
 		DefaultMemory:     "1G",
 		DefaultDisk:       "8G",
+		BootstrapKernel:   "debian",
 		StopTimeout:       "10s",
 		ReconcileInterval: "1s",
 	}
@@ -227,6 +229,9 @@ func (c *Config) Validate() error {
 		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("config %s %q: use a duration such as 10s", key, s))
 		}
+	}
+	if c.BootstrapKernel != "debian" && c.BootstrapKernel != "microvm" {
+		errs = append(errs, fmt.Errorf("config bootstrap_kernel %q: use debian or microvm", c.BootstrapKernel))
 	}
 	if c.AptProxy != "" {
 		if _, err := image.ParseAptProxy(c.AptProxy); err != nil {

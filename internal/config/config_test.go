@@ -63,14 +63,15 @@ func TestLoadRejectsUnknownKeysAndBadValues(t *testing.T) {
 	p := isolate(t)
 	_ = os.MkdirAll(filepath.Dir(p.ConfigFile), 0o755)
 	cases := map[string]string{
-		"brige = \"x\"\n":              "unknown keys brige",
-		"subnet = \"10.0.0.0/30\"\n":   "config subnet",
-		"default_disk = \"8X\"\n":      "default_disk",
-		"log_level = \"loud\"\n":       "log_level",
-		"this is not toml":             "parsing config",
-		"stop_timeout = \"forever\"\n": "stop_timeout",
-		"dns_listen = \"localhost\"\n": "dns_listen",
-		"apt_proxy = \"cache:3142\"\n": "config apt_proxy",
+		"brige = \"x\"\n":                "unknown keys brige",
+		"subnet = \"10.0.0.0/30\"\n":     "config subnet",
+		"default_disk = \"8X\"\n":        "default_disk",
+		"log_level = \"loud\"\n":         "log_level",
+		"this is not toml":               "parsing config",
+		"stop_timeout = \"forever\"\n":   "stop_timeout",
+		"dns_listen = \"localhost\"\n":   "dns_listen",
+		"apt_proxy = \"cache:3142\"\n":   "config apt_proxy",
+		"bootstrap_kernel = \"linux\"\n": "config bootstrap_kernel",
 	}
 	for content, want := range cases {
 		if err := os.WriteFile(p.ConfigFile, []byte(content), 0o644); err != nil {

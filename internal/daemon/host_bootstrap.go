@@ -21,7 +21,7 @@ type hostBootstrap struct {
 func (h *hostBootstrap) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, log io.Writer, progress func(api.Progress)) (image.Image, error) {
 	res, err := bootstrap.Build(ctx, bootstrap.Deps{Log: h.log, Runner: system.Exec{Log: log}},
 		bootstrap.Options{Name: req.Name, Suite: req.Suite, SizeBytes: req.SizeBytes, Packages: req.Packages,
-			KernelPackage: req.KernelPackage, Mirror: req.Mirror, OutDir: outDir, CacheDir: h.cacheDir, Refresh: req.Refresh},
+			KernelPackage: req.KernelPackage, Kernel: req.Kernel, Mirror: req.Mirror, OutDir: outDir, CacheDir: h.cacheDir, Refresh: req.Refresh},
 		func(p bootstrap.Progress) {
 			progress(api.Progress{Step: string(p.Step), Message: p.Message, Seconds: p.Elapsed.Seconds()})
 		})

@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"banger/internal/bootstrap"
 	"banger/internal/disk"
 	"banger/internal/firecracker"
 	"banger/internal/system"
@@ -366,4 +368,61 @@ func stepDurations(b *testing.B, logPath string) (map[string][]time.Duration, []
 		steps[rec.Step] = append(steps[rec.Step], time.Duration(rec.US)*time.Microsecond)
 	}
 	return steps, order
+}
+
+// BenchmarkColdCreateByKernel is issue 17's side-by-side of the two guest
+// kernels: cold `vm create --wait` (whole CLI process, to SSH answered) of
+// an image with Debian's cloud kernel and of one with the microvm kernel
+// (image bootstrap --kernel microvm), rounds alternating in one run, with
+// the boot timeline's phase medians of each.
+func BenchmarkColdCreateByKernel(b *testing.B) {
+	benchGate(b)
+	testutil.GuestImageWithKernel(b, bootstrap.KernelDebian)
+	testutil.GuestImageWithKernel(b, bootstrap.KernelMicrovm)
+	e := newGuestEnv(b)
+	e.must("image", "bootstrap", "debian", "--kernel", bootstrap.KernelDebian)
+	e.must("image", "bootstrap", "micro", "--kernel", bootstrap.KernelMicrovm)
+	rounds := 5
+	if s := os.Getenv("BANGER_BENCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	kernels := []string{"debian", "micro"}
+	took := map[string][]time.Duration{}
+	phases := map[string]map[string][]time.Duration{}
+	var phaseOrder []string
+	for i := 0; i < rounds; i++ {
+		for _, img := range kernels {
+			name := fmt.Sprintf("%s%d", img, i)
+			start := time.Now()
+			e.must("vm", "create", name, "--image", img, "--wait", "--cpus", "2", "--memory", "512M", "--disk", "64M")
+			took[img] = append(took[img], time.Since(start))
+			if boot := e.vm(name).Boot; boot != nil {
+				if phases[img] == nil {
+					phases[img] = map[string][]time.Duration{}
+				}
+				for _, p := range boot.Phases {
+					if !slices.Contains(phaseOrder, p.Name) {
+						phaseOrder = append(phaseOrder, p.Name)
+					}
+					phases[img][p.Name] = append(phases[img][p.Name], time.Duration(p.DurationMS)*time.Millisecond)
+				}
+				phases[img]["total"] = append(phases[img]["total"], time.Duration(boot.TotalMS)*time.Millisecond)
+			}
+			e.must("vm", "rm", "-f", name)
+		}
+	}
+	md, mm := median(took["debian"]), median(took["micro"])
+	b.ReportMetric(float64(mm.Milliseconds()), "microvm-cold-create-p50-ms")
+	fmt.Printf("cold vm create --wait by kernel (whole CLI process, to SSH answered, %d rounds alternating): debian %s, microvm %s: ratio %.3f\n",
+		rounds, md.Round(time.Millisecond), mm.Round(time.Millisecond), float64(mm)/float64(md))
+	for _, img := range kernels {
+		var parts []string
+		for _, n := range append(phaseOrder, "total") {
+			if ds, ok := phases[img][n]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.2fs", n, median(ds).Seconds()))
+			}
+		}
+		fmt.Printf("  boot timeline medians, %s: %s\n  create --wait, %s: %v\n", img, strings.Join(parts, ", "), img, took[img])
+	}
+	fmt.Printf("  load average at the end: %s\n", loadAverage())
 }

@@ -62,6 +62,8 @@ func newEnv(t testing.TB) *env {
 		// namespace those on banger0 are the developer's VMs'.
 		"BANGER_BRIDGE=bgebr" + hex.EncodeToString(b[:]),
 		"NO_COLOR=1",
+		// `image bootstrap` makes the image testutil.GuestImage cached.
+		"BANGER_BOOTSTRAP_KERNEL=" + testutil.GuestKernel(),
 	}
 	t.Cleanup(func() {
 		e.stopDaemon()

@@ -706,7 +706,7 @@ type Bootstrapper struct{ h *Host }
 // Bootstrap implements daemon.Bootstrapper.
 func (f *Bootstrapper) Bootstrap(ctx context.Context, req api.BootstrapImageRequest, outDir string, log io.Writer, progress func(api.Progress)) (image.Image, error) {
 	fmt.Fprintf(log, "fake bootstrap of %s\n", req.Name)
-	if err := f.h.record("bootstrap", req.Name); err != nil {
+	if err := f.h.record("bootstrap", req.Name, "kernel="+req.Kernel); err != nil {
 		return image.Image{}, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
