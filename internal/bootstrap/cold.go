@@ -137,27 +137,35 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 	res = resultPaths(res, entry)
 	res.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	fillSizes(&res, work)
-	rj, err := json.MarshalIndent(res, "", "  ")
+	os.Remove(filepath.Join(work, "guest.tar"))
+	return res, storeWork(ctx, b.deps, res, tree, work, entry, "image")
+}
+
+// storeWork finishes a build in work: it writes result as the entry's
+// result file, removes the build tree and renames work to entry in the
+// cache, replacing an older entry (a Refresh). what names the build in
+// errors.
+func storeWork(ctx context.Context, deps Deps, result any, tree, work, entry, what string) error {
+	rj, err := json.MarshalIndent(result, "", "  ")
 	if err != nil {
-		return res, err
+		return err
 	}
 	if err := writeFiles(work, map[string][]byte{resultFile: rj}); err != nil {
-		return res, err
+		return err
 	}
-	if err := removeTree(ctx, b.deps, tree); err != nil {
-		return res, err
+	if err := removeTree(ctx, deps, tree); err != nil {
+		return err
 	}
-	os.Remove(filepath.Join(work, "guest.tar"))
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return err
 	}
-	if err := os.RemoveAll(entry); err != nil { // an older entry under Refresh
-		return res, fmt.Errorf("replacing cached image: %w", err)
+	if err := os.RemoveAll(entry); err != nil {
+		return fmt.Errorf("replacing cached %s: %w", what, err)
 	}
 	if err := os.Rename(work, entry); err != nil {
-		return res, fmt.Errorf("storing image in cache: %w", err)
+		return fmt.Errorf("storing %s in cache: %w", what, err)
 	}
-	return res, nil
+	return nil
 }
 
 // debianKernel finds the kernel package's kernel in tree and writes its

@@ -53,27 +53,18 @@ type kernelPlan struct {
 func kernelBuildArgv(p kernelPlan) []string {
 	pkgs := kernelBuildPackages()
 	sort.Strings(pkgs)
-	return []string{
-		"mmdebstrap",
-		"--mode=unshare",
-		"--variant=apt",
-		"--format=directory",
-		"--include=" + strings.Join(pkgs, ","),
-		"--dpkgopt=path-exclude=/usr/share/man/*",
-		"--dpkgopt=path-exclude=/usr/share/locale/*",
-		"--dpkgopt=path-exclude=/usr/share/doc/*",
-		"--skip=download/empty",
-		`--setup-hook=mkdir -p "$1/var/cache/apt/archives"`,
-		"--setup-hook=sync-in " + p.DebCache + " /var/cache/apt/archives/",
-		"--customize-hook=sync-out /var/cache/apt/archives " + p.DebCache,
+	argv := append(mmdebstrapHead(pkgs), "--skip=download/empty")
+	argv = append(argv, debCacheSyncIn(p.DebCache)...)
+	return append(argv,
+		debCacheSyncOut(p.DebCache),
 		`--customize-hook=mkdir -p "$1/banger"`,
-		"--customize-hook=sync-in " + p.InDir + " /banger",
+		"--customize-hook=sync-in "+p.InDir+" /banger",
 		`--customize-hook=chroot "$1" sh /banger/build-kernel.sh`,
-		"--customize-hook=sync-out /banger/out " + p.OutDir,
+		"--customize-hook=sync-out /banger/out "+p.OutDir,
 		p.Suite,
 		p.TreeDir,
 		p.Mirror,
-	}
+	)
 }
 
 // kernelBuild is a built microvm kernel in the cache.
@@ -176,24 +167,8 @@ func (b *builder) buildKernel(ctx context.Context, entry, key string) (k kernelB
 	}
 	os.RemoveAll(out)
 	os.RemoveAll(in)
-	kj, err := json.MarshalIndent(k, "", "  ")
-	if err != nil {
+	if err := storeWork(ctx, b.deps, k, tree, work, entry, "kernel"); err != nil {
 		return k, err
-	}
-	if err := writeFiles(work, map[string][]byte{resultFile: kj}); err != nil {
-		return k, err
-	}
-	if err := removeTree(ctx, b.deps, tree); err != nil {
-		return k, err
-	}
-	if err := ctx.Err(); err != nil {
-		return k, err
-	}
-	if err := os.RemoveAll(entry); err != nil {
-		return k, fmt.Errorf("replacing cached kernel: %w", err)
-	}
-	if err := os.Rename(work, entry); err != nil {
-		return k, fmt.Errorf("storing kernel in cache: %w", err)
 	}
 	k.dir = entry
 	return k, nil

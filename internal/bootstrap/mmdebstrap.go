@@ -42,6 +42,28 @@ type debootstrapPlan struct {
 func mmdebstrapArgv(p debootstrapPlan) []string {
 	pkgs := append([]string(nil), p.Packages...)
 	sort.Strings(pkgs)
+	argv := append(mmdebstrapHead(pkgs),
+		"--dpkgopt=path-include=/usr/share/doc/*/copyright",
+		"--skip=download/empty",
+		"--skip=essential/unlink")
+	argv = append(argv, debCacheSyncIn(p.DebCache)...)
+	return append(argv,
+		`--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true "$1/usr/sbin/update-initramfs"`,
+		debCacheSyncOut(p.DebCache),
+		`--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb`,
+		`--customize-hook=chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial`,
+		"--customize-hook=tar-in "+p.GuestTar+" /",
+		`--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1/etc/hostname" && : > "$1/etc/machine-id"`,
+		p.Suite,
+		p.TreeDir,
+		p.Mirror,
+	)
+}
+
+// mmdebstrapHead starts the mmdebstrap command of every build: unshare
+// mode, the apt variant with pkgs, a directory, and no manual pages,
+// translations or documentation.
+func mmdebstrapHead(pkgs []string) []string {
 	return []string{
 		"mmdebstrap",
 		"--mode=unshare",
@@ -51,21 +73,17 @@ func mmdebstrapArgv(p debootstrapPlan) []string {
 		"--dpkgopt=path-exclude=/usr/share/man/*",
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
 		"--dpkgopt=path-exclude=/usr/share/doc/*",
-		"--dpkgopt=path-include=/usr/share/doc/*/copyright",
-		"--skip=download/empty",
-		"--skip=essential/unlink",
-		`--setup-hook=mkdir -p "$1/var/cache/apt/archives"`,
-		"--setup-hook=sync-in " + p.DebCache + " /var/cache/apt/archives/",
-		`--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true "$1/usr/sbin/update-initramfs"`,
-		"--customize-hook=sync-out /var/cache/apt/archives " + p.DebCache,
-		`--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb`,
-		`--customize-hook=chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial`,
-		"--customize-hook=tar-in " + p.GuestTar + " /",
-		`--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1/etc/hostname" && : > "$1/etc/machine-id"`,
-		p.Suite,
-		p.TreeDir,
-		p.Mirror,
 	}
+}
+
+// debCacheSyncIn and debCacheSyncOut keep downloaded packages in dir,
+// mmdebstrap's documented sync-in/sync-out recipe.
+func debCacheSyncIn(dir string) []string {
+	return []string{`--setup-hook=mkdir -p "$1/var/cache/apt/archives"`, "--setup-hook=sync-in " + dir + " /var/cache/apt/archives/"}
+}
+
+func debCacheSyncOut(dir string) string {
+	return "--customize-hook=sync-out /var/cache/apt/archives " + dir
 }
 
 // DefaultMirror is used when the host's apt configuration names no Debian
