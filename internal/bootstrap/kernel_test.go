@@ -201,6 +201,14 @@ func TestMicrovmConfigBuildsInWhatTheInitramfsLoads(t *testing.T) {
 	if set["CONFIG_ACPI"] && !set["CONFIG_PCI"] {
 		t.Error("CONFIG_ACPI without CONFIG_PCI: the kernel cannot load the ACPI tables that describe the virtio devices")
 	}
+	// `vm stop` presses the ACPI power button, which logind reads from
+	// an input event device: without it the guest ignores the press and
+	// is killed after the stop timeout, losing what it had not written.
+	for _, o := range []string{"CONFIG_ACPI_BUTTON", "CONFIG_INPUT_EVDEV"} {
+		if !set[o] {
+			t.Errorf("%s is not set: the guest cannot hear vm stop's power button", o)
+		}
+	}
 	for _, o := range []string{"CONFIG_EXT4_FS", "CONFIG_BLK_DEV_INITRD", "CONFIG_RD_GZIP", "CONFIG_SERIAL_8250_CONSOLE", "CONFIG_DEVTMPFS", "CONFIG_PVH", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES", "CONFIG_PRINTK_TIME"} {
 		if !set[o] {
 			t.Errorf("%s is not set", o)

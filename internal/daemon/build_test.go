@@ -123,7 +123,7 @@ func TestBuildImageWithFakes(t *testing.T) {
 	if !sawOutput {
 		t.Error("the script's output was not streamed as progress")
 	}
-	wantOrder := []string{"vm", "connect", "copy-1", "upload-debs", "packages", "modules", "run-1", "tidy", "shutdown", "commit", "assemble", "cleanup", "register"}
+	wantOrder := []string{"vm", "connect", "copy-1", "upload-debs", "packages", "modules", "run-1", "tidy", "sync", "shutdown", "commit", "assemble", "cleanup", "register"}
 	if got := topLevel(steps); strings.Join(got, " ") != strings.Join(wantOrder, " ") {
 		t.Errorf("steps = %v\nwant %v", got, wantOrder)
 	}
@@ -145,6 +145,7 @@ func TestBuildImageWithFakes(t *testing.T) {
 		"guest-run set -e; m=/lib/modules/6.1.0-test;",
 		"guest-run mkdir -p " + imagebuild.WorkDir,
 		"guest-run rm -rf",
+		"guest-run sync",
 		"commitroot-move build-" + strings.TrimPrefix(filepath.Base(filepath.Dir(img.Rootfs)), "dev-"),
 	}
 	ok := len(guest) == len(want)
@@ -426,6 +427,7 @@ func TestBuildWithAptProxy(t *testing.T) {
 		"guest-run DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none apt-get install",
 		"guest-run apt-get clean",
 		"guest-run rm -rf " + imagebuild.AptProxyConf,
+		"guest-run sync",
 		"commitroot-move ",
 	}
 	ok := len(guest) == len(want)

@@ -218,7 +218,13 @@ func Steps(p Plan) ([]Step, error) {
 			},
 		})
 	}
-	return steps, nil
+	// The image is what reached the disk: flush it before the guest is
+	// asked to power off, so a guest that does not (and is then stopped
+	// by signal) still leaves every change of the build on its disk.
+	return append(steps, Step{
+		Name: "sync", Kind: KindBuilder, Message: "flushing the guest's writes to its disks",
+		Run: func(ctx context.Context, conn Conn, l *Log) error { return run(ctx, conn, l, "sync", "sync") },
+	}), nil
 }
 
 // safeName keeps a script's file name readable and harmless in a path.

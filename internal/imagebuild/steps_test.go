@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,7 +77,7 @@ func TestStepsOrderAndCommands(t *testing.T) {
 	for _, s := range steps {
 		names = append(names, s.Name+":"+s.Kind)
 	}
-	want := "copy-1:builder upload-debs:builder packages:packages modules:packages run-1:scripts run-2:scripts tidy:builder"
+	want := "copy-1:builder upload-debs:builder packages:packages modules:packages run-1:scripts run-2:scripts tidy:builder sync:builder"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("steps = %s\nwant   %s", got, want)
 	}
@@ -96,6 +97,7 @@ func TestStepsOrderAndCommands(t *testing.T) {
 		"run " + ScriptCommand(WorkDir+"/01-setup_me.sh", true),
 		"run " + ScriptCommand(WorkDir+"/02-plain", false),
 		"run rm -rf " + WorkDir,
+		"run sync",
 	}
 	if got, want := strings.Join(conn.calls, "\n"), strings.Join(wantCalls, "\n"); got != want {
 		t.Errorf("calls:\n%s\nwant:\n%s", got, want)
@@ -122,8 +124,8 @@ func TestStepsWithoutNamedPackagesSkipIndexUpdate(t *testing.T) {
 	if _, err := runAll(t, Plan{}, conn); err != nil {
 		t.Fatal(err)
 	}
-	if len(conn.calls) != 0 {
-		t.Errorf("an empty plan ran %v", conn.calls)
+	if !slices.Equal(conn.calls, []string{"run sync"}) {
+		t.Errorf("an empty plan ran %v, want only the flush", conn.calls)
 	}
 }
 
@@ -176,7 +178,7 @@ func TestAptProxyIsWrittenFirstAndRemovedLast(t *testing.T) {
 	for _, s := range steps {
 		names = append(names, s.Name)
 	}
-	if got, want := strings.Join(names, " "), "copy-1 apt-proxy packages run-1 tidy"; got != want {
+	if got, want := strings.Join(names, " "), "copy-1 apt-proxy packages run-1 tidy sync"; got != want {
 		t.Errorf("steps = %s, want %s", got, want)
 	}
 	conn := &fakeConn{}
@@ -191,6 +193,7 @@ func TestAptProxyIsWrittenFirstAndRemovedLast(t *testing.T) {
 		"run apt-get clean && rm -rf /var/lib/apt/lists/*",
 		"run " + ScriptCommand(WorkDir+"/01-s", false),
 		"run rm -rf " + WorkDir + " " + AptProxyConf,
+		"run sync",
 	}
 	if got, want := strings.Join(conn.calls, "\n"), strings.Join(wantCalls, "\n"); got != want {
 		t.Errorf("calls:\n%s\nwant:\n%s", got, want)
@@ -209,7 +212,8 @@ func TestAptProxyIsWrittenFirstAndRemovedLast(t *testing.T) {
 }
 
 // The image must not keep the proxy: whatever else the plan holds, the
-// last step that touches the guest removes the configuration.
+// last step that changes the guest removes the configuration (only the
+// flush of its disks follows).
 func TestAptProxyNeverOutlivesTheBuild(t *testing.T) {
 	for name, p := range map[string]Plan{
 		"packages": {Packages: PackageFile{Names: []string{"git"}}},
@@ -238,8 +242,11 @@ func TestAptProxyNeverOutlivesTheBuild(t *testing.T) {
 		if set < 0 || set > firstApt {
 			t.Errorf("%s: the proxy is not set before apt runs: %v", name, conn.calls)
 		}
-		last := conn.calls[len(conn.calls)-1]
-		if steps[len(steps)-1].Name != "tidy" || !strings.HasPrefix(last, "run rm -rf ") || !strings.HasSuffix(last, " "+AptProxyConf) {
+		if steps[len(steps)-1].Name != "sync" || conn.calls[len(conn.calls)-1] != "run sync" {
+			t.Errorf("%s: the build does not end by flushing the guest's disks: %v", name, conn.calls)
+		}
+		last := conn.calls[len(conn.calls)-2]
+		if steps[len(steps)-2].Name != "tidy" || !strings.HasPrefix(last, "run rm -rf ") || !strings.HasSuffix(last, " "+AptProxyConf) {
 			t.Errorf("%s: the last command %q does not remove %s", name, last, AptProxyConf)
 		}
 	}
@@ -250,7 +257,7 @@ func TestAptProxyUnusedOrMalformed(t *testing.T) {
 	if _, err := runAll(t, Plan{AptProxy: "http://cache.lan:3142", Copies: []Copy{{Src: "/a", Dest: "/b"}}}, conn); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(conn.calls, "\n"); got != "upload /a /b" {
+	if got := strings.Join(conn.calls, "\n"); got != "upload /a /b\nrun sync" {
 		t.Errorf("a build that runs no apt set the proxy:\n%s", got)
 	}
 	for _, bad := range []string{"cache.lan:3142", "http://h\";\nrm -rf /", "http://u:p@h"} {
