@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -392,5 +393,37 @@ func TestSSHConfigPrintsAndInstalls(t *testing.T) {
 	}
 	if out, _, _ := run(t, "ssh-config"); strings.Contains(out, "dev.vm") {
 		t.Errorf("ssh-config still names a removed vm:\n%s", out)
+	}
+}
+
+// A guest that ignores the power button is stopped by signal; the stop
+// succeeds but says what it cost, as does the stopped VM.
+func TestStopOfAGuestThatIgnoresThePowerButtonSaysSo(t *testing.T) {
+	t.Setenv("NO_COLOR", "1")
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	if _, errOut, code := run(t, "vm", "create", "dev", "--image", "base"); code != 0 {
+		t.Fatalf("create: %s", errOut)
+	}
+	inst.Host.FailNext("shutdown", fmt.Errorf("%w within 10s; its VMM was stopped with SIGTERM", daemon.ErrForcedStop))
+	_, errOut, code := run(t, "vm", "stop", "dev")
+	if code != 0 {
+		t.Fatalf("stop: exit %d: %s", code, errOut)
+	}
+	const note = "the guest did not power off within 10s; its VMM was stopped with SIGTERM; writes the guest had not flushed are lost"
+	if !strings.Contains(errOut, note) {
+		t.Errorf("stop's output does not say the guest was stopped by signal:\n%s", errOut)
+	}
+	out, _, _ := run(t, "vm", "show", "dev")
+	if !strings.Contains(out, "stopped") || !strings.Contains(out, note) {
+		t.Errorf("vm show after a forced stop:\n%s", out)
+	}
+	// The next clean stop clears it.
+	if _, errOut, code := run(t, "vm", "start", "dev"); code != 0 {
+		t.Fatalf("start: %s", errOut)
+	}
+	run(t, "vm", "stop", "dev")
+	if out, _, _ := run(t, "vm", "show", "dev"); strings.Contains(out, "power off") {
+		t.Errorf("vm show after a clean stop still has the forced stop's reason:\n%s", out)
 	}
 }

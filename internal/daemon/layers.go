@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/firecracker"
 	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/imagebuild"
@@ -14,13 +15,18 @@ import (
 	"banger/internal/vm"
 )
 
+// ErrForcedStop says a VMM was stopped by signal because its guest did
+// not power off in time.
+var ErrForcedStop = firecracker.ErrForcedStop
+
 // VMM launches and controls VMM processes (Firecracker or banger-vmm-qemu).
 type VMM interface {
 	// Start launches the VMM for v in its own session, configures and boots
 	// it, and returns the VMM's own process identity.
 	Start(ctx context.Context, v *vm.VM, img *image.Image, net NetInfo) (vm.Process, error)
 	// Shutdown asks the guest to power off, escalating to SIGTERM and
-	// SIGKILL after timeout.
+	// SIGKILL after timeout; then the VMM is gone and the error wraps
+	// ErrForcedStop.
 	Shutdown(ctx context.Context, v *vm.VM, timeout time.Duration) error
 	// Kill ends the VMM at once.
 	Kill(ctx context.Context, v *vm.VM) error

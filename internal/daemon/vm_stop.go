@@ -34,9 +34,13 @@ func (d *Daemon) stopVM(ctx context.Context, name string, kill bool, timeout tim
 
 // halting is one stop of a VM whose operation lock is held.
 type halting struct {
-	d       *Daemon
-	v       *vm.VM
-	timeout time.Duration
+	d        *Daemon
+	v        *vm.VM
+	timeout  time.Duration
+	progress func(api.Progress)
+	// forced says why the VMM had to be stopped by signal, for the
+	// stopped VM's reason.
+	forced string
 }
 
 // halt declares and runs vm stop (or vm kill): mark the VM stopping, end
@@ -47,7 +51,7 @@ func (d *Daemon) halt(ctx context.Context, v *vm.VM, kill bool, timeout time.Dur
 		timeout = d.stopTimeout
 	}
 	ctx = context.WithoutCancel(ctx)
-	h := &halting{d: d, v: v, timeout: timeout}
+	h := &halting{d: d, v: v, timeout: timeout, progress: progress}
 	hasVMM := d.deps.VMM != nil && v.Process.PID != 0
 	name := "vm stop"
 	if kill {
@@ -75,8 +79,20 @@ func (h *halting) markStopping(ctx context.Context) error {
 	return h.d.setState(ctx, h.v, vm.Stopping, "")
 }
 
+// shutdown asks the guest to power off. A guest that does not is stopped
+// by signal, which loses what it had not written to its disks: the stop
+// still succeeds, and says so in its progress and the stopped VM's reason.
 func (h *halting) shutdown(ctx context.Context) error {
-	return h.d.deps.VMM.Shutdown(ctx, h.v, h.timeout)
+	err := h.d.deps.VMM.Shutdown(ctx, h.v, h.timeout)
+	if !errors.Is(err, ErrForcedStop) {
+		return err
+	}
+	h.forced = err.Error() + "; writes the guest had not flushed are lost"
+	h.d.log.Warn("vm stopped by signal", "vm", h.v.Name, "reason", h.forced)
+	if h.progress != nil {
+		h.progress(api.Progress{Step: "shutdown", Message: h.forced})
+	}
+	return nil
 }
 
 func (h *halting) kill(ctx context.Context) error { return h.d.deps.VMM.Kill(ctx, h.v) }
@@ -88,7 +104,7 @@ func (h *halting) discard(context.Context) error { return removeSuspend(h.v) }
 // release frees what the VM held and records it stopped. What could not
 // be freed is named in the reason and left to reconcile's sweep.
 func (h *halting) release(ctx context.Context) error {
-	return h.d.markStopped(ctx, h.v, "")
+	return h.d.markStopped(ctx, h.v, h.forced)
 }
 
 // markStopped frees what a VM whose VMM is gone held on the host and

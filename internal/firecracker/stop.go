@@ -113,10 +113,16 @@ func (d *Driver) waitExit(ctx context.Context, p Process, timeout time.Duration)
 	return false, nil
 }
 
+// ErrForcedStop says Shutdown stopped the VMM by signal because the guest
+// did not power off within the timeout: what the guest had not yet written
+// to its disks is lost. The VMM is gone when Shutdown returns it.
+var ErrForcedStop = errors.New("the guest did not power off")
+
 // Shutdown stops the VMM: it asks the guest to shut down (SendCtrlAltDel),
 // waits up to timeout for the process to exit, then sends SIGTERM, waits
 // TermTimeout, then SIGKILL, waits KillTimeout. Each stage is logged. A VMM
-// that is already gone is not an error. The API socket is removed after the
+// that is already gone is not an error; one stopped by signal returns an
+// error wrapping ErrForcedStop. The API socket is removed after the
 // process has exited.
 func (d *Driver) Shutdown(ctx context.Context, p Process, timeout time.Duration) error {
 	log := d.log.With("vm", p.ID, "pid", p.PID)
@@ -142,13 +148,13 @@ func (d *Driver) Shutdown(ctx context.Context, p Process, timeout time.Duration)
 	} else if ok {
 		log.Info("vmm stopped after SIGTERM")
 		d.removeSocket(p)
-		return nil
+		return fmt.Errorf("%w within %s; its VMM was stopped with SIGTERM", ErrForcedStop, timeout)
 	}
 	log.Warn("vmm still running, sending SIGKILL", "timeout", d.killTimeout)
 	if err := d.Kill(ctx, p); err != nil {
 		return fmt.Errorf("stopping vmm of vm %s: %w", p.ID, err)
 	}
-	return nil
+	return fmt.Errorf("%w within %s; its VMM was killed", ErrForcedStop, timeout)
 }
 
 // ctrlAltDelEvery is how often Shutdown repeats its request while the
