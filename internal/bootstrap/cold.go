@@ -32,25 +32,11 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 			return res, err
 		}
 	}
-	work, err := os.MkdirTemp(filepath.Dir(entry), "."+b.key+".work-")
+	work, tree, finish, err := b.workDir(ctx, filepath.Dir(entry), b.key)
 	if err != nil {
-		return res, fmt.Errorf("creating work directory: %w", err)
-	}
-	if err := os.Chmod(work, 0o755); err != nil {
 		return res, err
 	}
-	tree := filepath.Join(work, "tree")
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if cerr := removeTree(cctx, b.deps, tree); cerr != nil && err == nil {
-			err = cerr
-		}
-		os.Remove(filepath.Join(work, "guest.tar"))
-		if err != nil {
-			os.RemoveAll(work)
-		}
-	}()
+	defer finish(&err)
 
 	guest, err := GuestTar(GuestFiles())
 	if err != nil {
@@ -186,6 +172,34 @@ func (b *builder) debianKernel(tree, work string, res *Result) error {
 	}
 	res.Compression = string(comp)
 	return writeFiles(work, map[string][]byte{KernelFile: bz, VmlinuxFile: vmlinux})
+}
+
+// workDir makes the hidden work directory of a build keyed key in dir, and
+// names the build tree inside it. finish, deferred with the build's error,
+// removes the tree (from inside the user namespace when rootless, where
+// only it may remove what the guest's system users own) and, when the
+// build failed or was interrupted, the whole directory.
+func (b *builder) workDir(ctx context.Context, dir, key string) (work, tree string, finish func(*error), err error) {
+	work, err = os.MkdirTemp(dir, "."+key+".work-")
+	if err != nil {
+		return "", "", nil, fmt.Errorf("creating work directory: %w", err)
+	}
+	if err := os.Chmod(work, 0o755); err != nil {
+		os.RemoveAll(work)
+		return "", "", nil, err
+	}
+	tree = filepath.Join(work, "tree")
+	finish = func(errp *error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if cerr := removeTree(cctx, b.deps, tree); cerr != nil && *errp == nil {
+			*errp = cerr
+		}
+		if *errp != nil {
+			os.RemoveAll(work)
+		}
+	}
+	return work, tree, finish, nil
 }
 
 // mkfsArgv makes an ext4 filesystem from tree inside the existing sparse file.

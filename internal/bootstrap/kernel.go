@@ -113,21 +113,11 @@ func (b *builder) microvmKernel(ctx context.Context) (kernelBuild, error) {
 // buildKernel builds the kernel in a work directory beside entry and
 // renames it to entry when complete, as build does with an image.
 func (b *builder) buildKernel(ctx context.Context, entry, key string) (k kernelBuild, err error) {
-	work, err := os.MkdirTemp(filepath.Dir(entry), "."+key+".work-")
+	work, tree, finish, err := b.workDir(ctx, filepath.Dir(entry), key)
 	if err != nil {
-		return k, fmt.Errorf("creating kernel work directory: %w", err)
+		return k, err
 	}
-	tree := filepath.Join(work, "tree")
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if cerr := removeTree(cctx, b.deps, tree); cerr != nil && err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.RemoveAll(work)
-		}
-	}()
+	defer finish(&err)
 	in, out := filepath.Join(work, "in"), filepath.Join(work, "out")
 	for _, d := range []string{in, out} {
 		if err := os.Mkdir(d, 0o755); err != nil {
