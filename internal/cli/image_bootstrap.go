@@ -25,15 +25,15 @@ func (app *App) newImageBootstrapCommand() *cobra.Command {
 file system made by mmdebstrap (systemd, udev, openssh-server, iproute2 and
 --packages) written into a sparse ext4 file without a loop device, the kernel
 of --kernel-package (bzImage plus an extracted ELF vmlinux for Firecracker),
-and a small initramfs that loads the virtio modules.
+and a small initramfs that loads the virtio modules. Each VM gets its own
+SSH host keys and machine-id at create time, so the image has none.
 
 --kernel microvm builds the guest kernel instead from Debian's linux-source
 package with banger's microVM configuration: virtio over MMIO, ext4,
 overlayfs and what systemd needs built in, no modules, nothing else. It
 boots faster than Debian's cloud kernel; the first build compiles it (a few
 minutes), later bootstraps take it from the cache. Containers and other
-uses that need kernel modules want the default kernel. Each VM gets its own
-SSH host keys and machine-id at create time, so the image has none.
+uses that need kernel modules want the default kernel.
 
 Downloads and results are cached by their inputs, so an identical second
 bootstrap takes seconds. Runs as you (mmdebstrap in a user namespace, with the
