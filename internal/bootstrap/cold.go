@@ -61,11 +61,7 @@ func (b *builder) build(ctx context.Context, entry string) (res Result, err erro
 		Suite: b.opts.Suite, Mirror: b.opts.Mirror, Packages: pkgs,
 		TreeDir: tree, DebCache: b.debDir, GuestTar: filepath.Join(work, "guest.tar"),
 	})
-	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
-	stopReaper := context.AfterFunc(ctx, func() { reapTreeProcesses(b.deps.Log, tree) })
-	err = b.deps.Runner.Run(ctx, b.deps.Mode.argv(argv...)...)
-	stopReaper()
-	if err != nil {
+	if err := b.mmdebstrap(ctx, tree, argv); err != nil {
 		return res, fmt.Errorf("installing packages with mmdebstrap (is %s reachable?): %w", b.opts.Mirror, err)
 	}
 
@@ -152,6 +148,15 @@ func storeWork(ctx context.Context, deps Deps, result any, tree, work, entry, wh
 		return fmt.Errorf("storing %s in cache: %w", what, err)
 	}
 	return nil
+}
+
+// mmdebstrap runs argv (in the user namespace when rootless); an
+// interrupted run has every process left in tree killed.
+func (b *builder) mmdebstrap(ctx context.Context, tree string, argv []string) error {
+	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
+	stopReaper := context.AfterFunc(ctx, func() { reapTreeProcesses(b.deps.Log, tree) })
+	defer stopReaper()
+	return b.deps.Runner.Run(ctx, b.deps.Mode.argv(argv...)...)
 }
 
 // debianKernel finds the kernel package's kernel in tree and writes its

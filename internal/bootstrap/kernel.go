@@ -132,11 +132,7 @@ func (b *builder) buildKernel(ctx context.Context, entry, key string) (k kernelB
 		return k, fmt.Errorf("creating bootstrap cache %s: %w", debDir, err)
 	}
 	argv := kernelBuildArgv(kernelPlan{Suite: b.opts.Suite, Mirror: b.opts.Mirror, TreeDir: tree, DebCache: debDir, InDir: in, OutDir: out})
-	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
-	stopReaper := context.AfterFunc(ctx, func() { reapTreeProcesses(b.deps.Log, tree) })
-	err = b.deps.Runner.Run(ctx, b.deps.Mode.argv(argv...)...)
-	stopReaper()
-	if err != nil {
+	if err := b.mmdebstrap(ctx, tree, argv); err != nil {
 		return k, fmt.Errorf("building the microvm kernel from linux-source (the build's output is in the bootstrap log): %w", err)
 	}
 	k = kernelBuild{Key: key, CreatedAt: time.Now().UTC().Truncate(time.Second)}

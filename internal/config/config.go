@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"banger/internal/bootstrap"
 	"banger/internal/image"
 	"banger/internal/network"
 	"banger/internal/vm"
@@ -49,7 +50,7 @@ func Defaults() Config {
 		DefaultCPUs:       2,
 		DefaultMemory:     "1G",
 		DefaultDisk:       "8G",
-		BootstrapKernel:   "debian",
+		BootstrapKernel:   bootstrap.KernelDebian,
 		StopTimeout:       "10s",
 		ReconcileInterval: "1s",
 	}
@@ -230,8 +231,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config %s %q: use a duration such as 10s", key, s))
 		}
 	}
-	if c.BootstrapKernel != "debian" && c.BootstrapKernel != "microvm" {
-		errs = append(errs, fmt.Errorf("config bootstrap_kernel %q: use debian or microvm", c.BootstrapKernel))
+	if c.BootstrapKernel != bootstrap.KernelDebian && c.BootstrapKernel != bootstrap.KernelMicrovm {
+		errs = append(errs, fmt.Errorf("config bootstrap_kernel %q: use %s or %s", c.BootstrapKernel, bootstrap.KernelDebian, bootstrap.KernelMicrovm))
 	}
 	if c.AptProxy != "" {
 		if _, err := image.ParseAptProxy(c.AptProxy); err != nil {
