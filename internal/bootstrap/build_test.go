@@ -371,3 +371,59 @@ func TestRootlessBuildWithoutSubIDsSaysHowToFixIt(t *testing.T) {
 		t.Errorf("work directories made before the probe: %v", leftovers)
 	}
 }
+
+// envRunner is the fake host with an environment, as system.Exec has one:
+// an mmdebstrap run leaves a GnuPG home in its $TMPDIR, as mmdebstrap 1.3
+// does after every run.
+type envRunner struct {
+	*system.Fake
+	env  []string
+	tmps *[]string
+}
+
+func (r envRunner) WithEnv(env ...string) system.Runner {
+	r.env = append(slices.Clip(r.env), env...)
+	return r
+}
+
+func (r envRunner) Run(ctx context.Context, argv ...string) error {
+	if withoutUserns(argv)[0] == "mmdebstrap" {
+		tmp := os.TempDir()
+		for _, kv := range r.env {
+			if v, ok := strings.CutPrefix(kv, "TMPDIR="); ok {
+				tmp = v
+			}
+		}
+		*r.tmps = append(*r.tmps, tmp)
+		if _, err := os.MkdirTemp(tmp, "mmdebstrap.gpghome."); err != nil {
+			return err
+		}
+	}
+	return r.Fake.Run(ctx, argv...)
+}
+
+func TestMmdebstrapLeavesNoTemporaryFiles(t *testing.T) {
+	for _, mode := range []Mode{ModeRoot, ModeRootless} {
+		t.Run(string(mode), func(t *testing.T) {
+			hostTmp := t.TempDir()
+			t.Setenv("TMPDIR", hostTmp)
+			host := &fakeHost{t: t}
+			var tmps []string
+			deps := fakeDeps(envRunner{Fake: host.runner(), tmps: &tmps})
+			deps.Mode = mode
+			cache := t.TempDir()
+			if _, err := Build(context.Background(), deps, Options{Name: "dev", CacheDir: cache, SizeBytes: 1 << 30}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if len(tmps) != 1 || !strings.HasPrefix(tmps[0], cache+string(filepath.Separator)) {
+				t.Fatalf("mmdebstrap's TMPDIR = %q, want one directory in the cache %s", tmps, cache)
+			}
+			if _, err := os.Stat(tmps[0]); !os.IsNotExist(err) {
+				t.Errorf("mmdebstrap's temporary directory %s is still there (%v)", tmps[0], err)
+			}
+			if left, _ := os.ReadDir(hostTmp); len(left) > 0 {
+				t.Errorf("left in the host's TMPDIR: %v", left)
+			}
+		})
+	}
+}

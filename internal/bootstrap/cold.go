@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"banger/internal/system"
 )
 
 // builder runs one uncached build.
@@ -151,12 +153,24 @@ func storeWork(ctx context.Context, deps Deps, result any, tree, work, entry, wh
 }
 
 // mmdebstrap runs argv (in the user namespace when rootless); an
-// interrupted run has every process left in tree killed.
+// interrupted run has every process left in tree killed. Its temporary
+// files go to a directory beside tree that is removed when it returns:
+// mmdebstrap 1.3 leaves the GnuPG home it makes in $TMPDIR behind after
+// every run (its forked child exits without File::Temp's cleanup).
 func (b *builder) mmdebstrap(ctx context.Context, tree string, argv []string) error {
 	b.deps.Log.Debug("running mmdebstrap", "argv", argv)
+	runner := b.deps.Runner
+	if er, ok := runner.(system.EnvRunner); ok {
+		tmp := filepath.Join(filepath.Dir(tree), "tmp")
+		if err := os.Mkdir(tmp, 0o700); err != nil {
+			return fmt.Errorf("creating mmdebstrap's temporary directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		runner = er.WithEnv("TMPDIR=" + tmp)
+	}
 	stopReaper := context.AfterFunc(ctx, func() { reapTreeProcesses(b.deps.Log, tree) })
 	defer stopReaper()
-	return b.deps.Runner.Run(ctx, b.deps.Mode.argv(argv...)...)
+	return runner.Run(ctx, b.deps.Mode.argv(argv...)...)
 }
 
 // debianKernel finds the kernel package's kernel in tree and writes its

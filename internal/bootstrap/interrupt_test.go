@@ -35,6 +35,8 @@ func TestBuildInterruptedForReal(t *testing.T) {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "img")
+	hostTmp := t.TempDir()
+	t.Setenv("TMPDIR", hostTmp)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -53,6 +55,9 @@ func TestBuildInterruptedForReal(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(cache, "images"))
 	for _, e := range entries {
 		t.Errorf("left in the cache: %s", e.Name())
+	}
+	if left, _ := os.ReadDir(hostTmp); len(left) > 0 {
+		t.Errorf("left in $TMPDIR: %v", left)
 	}
 	info, _ := os.ReadFile("/proc/self/mountinfo")
 	if m := bootstrap.MountsUnder(info, cache); len(m) > 0 {

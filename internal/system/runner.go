@@ -29,6 +29,13 @@ type InputRunner interface {
 	RunInput(ctx context.Context, in io.Reader, argv ...string) ([]byte, error)
 }
 
+// EnvRunner is a Runner that can also give its commands more environment.
+type EnvRunner interface {
+	Runner
+	// WithEnv returns a Runner whose commands also get env (KEY=VALUE).
+	WithEnv(env ...string) Runner
+}
+
 // CommandError reports a command that could not be started or exited non-zero.
 // Its message carries the argv and the command's standard error, so a user
 // reading it knows exactly what ran and what it said.
@@ -86,6 +93,12 @@ func (e Exec) Argv(argv []string) []string {
 		return append([]string{"sudo", "-n", "--"}, argv...)
 	}
 	return argv
+}
+
+// WithEnv implements EnvRunner.
+func (e Exec) WithEnv(env ...string) Runner {
+	e.Env = append(append([]string(nil), e.Env...), env...)
+	return e
 }
 
 // Run implements Runner.
