@@ -3,7 +3,9 @@ package vm
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -201,8 +203,8 @@ var markLabels = map[string]string{
 // Timeline combines the daemon's record of a boot with the marks of its
 // console. The guest clock is placed on the daemon's when both saw sshd
 // start: the kernel then started when the port opened less sshd's guest
-// time. Phases run between consecutive marks that are known; a missing
-// mark merges its two neighbours.
+// time. Phases run between consecutive marks that are known, in the order
+// they happened; a missing mark merges its two neighbours.
 func Timeline(rec BootRecord, marks ConsoleMarks) BootTimeline {
 	t := BootTimeline{VMMStart: rec.VMMStart, Origin: MarkKernel}
 	if !rec.SSHAnswered.IsZero() && !rec.VMMStart.IsZero() {
@@ -236,6 +238,16 @@ func Timeline(rec BootRecord, marks ConsoleMarks) BootTimeline {
 	}
 	if anchored {
 		pts = append(pts, point{MarkSSH, t.Total, ClockHost})
+	}
+	// The marks in the order they happened: banger's initramfs starts sshd
+	// before systemd runs, a guest whose sshd systemd starts the other way
+	// round.
+	// The timeline ends when SSH answered: a guest that answers while
+	// systemd boots may print systemd's banner after that.
+	slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.at, b.at) })
+	if anchored {
+		end := slices.IndexFunc(pts, func(p point) bool { return p.name == MarkSSH })
+		pts = pts[:end+1]
 	}
 	for i := 0; i+1 < len(pts); i++ {
 		from, to := pts[i], pts[i+1]

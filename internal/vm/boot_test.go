@@ -107,6 +107,26 @@ func TestTimelineOnTheDaemonsClock(t *testing.T) {
 	}
 }
 
+// banger's initramfs starts sshd before systemd: the phases follow the
+// marks in the order they happened, and end when SSH answered, whatever
+// the guest printed later (systemd's banner).
+func TestTimelineWithSSHDBeforeSystemd(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)
+	rec := BootRecord{VMMStart: t0, PortOpen: t0.Add(2500 * time.Millisecond), SSHAnswered: t0.Add(3200 * time.Millisecond)}
+	marks := ConsoleMarks{MarkKernel: 0, MarkInitramfs: ms(1200), MarkSSHD: ms(2200), MarkSwitchRoot: ms(2250), MarkSystemd: ms(3500)}
+	got := Timeline(rec, marks)
+	want := BootTimeline{VMMStart: t0, Origin: MarkVMM, Total: ms(3200), Phases: []BootPhase{
+		{Name: MarkVMM, From: "VMM start", To: "kernel start", Start: 0, Duration: ms(300), Clock: ClockEstimate},
+		{Name: MarkKernel, From: "kernel start", To: "/init running", Start: ms(300), Duration: ms(1200), Clock: ClockGuest},
+		{Name: MarkInitramfs, From: "/init running", To: "sshd accepting", Start: ms(1500), Duration: ms(1000), Clock: ClockGuest},
+		{Name: MarkSSHD, From: "sshd accepting", To: "switch_root", Start: ms(2500), Duration: ms(50), Clock: ClockGuest},
+		{Name: MarkSwitchRoot, From: "switch_root", To: "SSH answered", Start: ms(2550), Duration: ms(650), Clock: ClockHost},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
 // Without the port seen opening, the guest clock stays the guest's: the
 // phases count from the kernel's start, and the total is still known.
 func TestTimelineOnTheGuestsClock(t *testing.T) {
