@@ -83,22 +83,57 @@ UseDNS no
 MaxSessions 256
 `
 
-// sshdDropIn starts sshd as soon as systemd runs, beside the rest of the
-// boot rather than after it: it needs the root file system and the
-// network, which the initramfs set up, and the runtime directory systemd
-// makes for it. Logins that come before logind runs get no login session
-// (pam_systemd is optional). The configuration test before each start is
-// left out (sshd checks its configuration as it starts), and a boot marker
-// says when sshd accepts connections.
-const sshdDropIn = `# banger: sshd starts as soon as systemd runs, beside the rest of the boot.
+// sshdDropIn makes ssh.service adopt the sshd that banger's initramfs
+// started before systemd (sshdStart), or start sshd as soon as systemd
+// runs when there is none, beside the rest of the boot rather than after
+// it: it needs the root file system and the network, which the initramfs
+// set up, and the runtime directory systemd makes for it. Logins that come
+// before logind runs get no login session (pam_systemd is optional). The
+// configuration test before each start is left out (sshd checks its
+// configuration as it starts), and a boot marker says when sshd accepts
+// connections. sshd names itself in /run/sshd.pid, which is how systemd
+// learns an adopted sshd's pid.
+const sshdDropIn = `# banger: ssh.service adopts the sshd banger's initramfs started, or starts
+# sshd as soon as systemd runs, beside the rest of the boot.
 [Unit]
 DefaultDependencies=no
 Conflicts=shutdown.target
 Before=shutdown.target
 
 [Service]
+Type=forking
+PIDFile=/run/sshd.pid
 ExecStartPre=
+ExecStart=
+ExecStart=/usr/lib/banger/sshd-start $SSHD_OPTS
 ExecStartPost=-/bin/sh -c 'read -r up _ </proc/uptime; echo "<5>banger-boot: sshd $$up" >/dev/kmsg'
+`
+
+// sshdStart is ssh.service's start command. The first start of a boot
+// adopts the sshd banger's initramfs started (marked by
+// /run/banger-early-sshd) when it still listens: the process moves into
+// the service's cgroup, and systemd reads its pid from the PID file. Any
+// other start, or one that finds no such sshd, starts sshd as Debian does
+// (-D), in the background: sshd does not daemonize when its parent is
+// PID 1, so the script's exit is the forking, and systemd waits for the
+// PID file sshd writes once it listens.
+const sshdStart = `#!/bin/sh
+# banger: ssh.service's start; adopts the sshd started before systemd.
+if [ -e /run/banger-early-sshd ]; then
+	rm -f /run/banger-early-sshd
+	pid=$(cat /run/sshd.pid 2>/dev/null)
+	if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe")" = /usr/sbin/sshd ] &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '\[listener\]'; then
+		cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+		if [ -n "$cg" ] && echo "$pid" >"/sys/fs/cgroup$cg/cgroup.procs"; then
+			exit 0
+		fi
+		echo "banger: could not adopt the early sshd $pid; stopping it and starting another" >&2
+		kill "$pid"
+	fi
+fi
+rm -f /run/sshd.pid
+/usr/sbin/sshd -D "$@" &
 `
 
 const hostKeyUnit = `[Unit]
@@ -140,6 +175,7 @@ func GuestFiles() []GuestFile {
 		{Path: "/etc/systemd/system/ssh.service.wants/banger-ssh-hostkey.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/etc/systemd/system/banger-ssh-hostkey.service"},
 		{Path: "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/lib/systemd/system/serial-getty@.service"},
 		{Path: "/etc/systemd/system.conf.d/banger.conf", Mode: 0o644, Data: systemConf},
+		{Path: "/usr/lib/banger/sshd-start", Mode: 0o755, Data: sshdStart},
 		// Keep the kernel's interface names (eth0), which ip= refers to.
 		{Path: "/etc/systemd/network/99-default.link", Mode: fs.ModeSymlink | 0o777, Linkname: "/dev/null"},
 		{Path: "/work", Mode: fs.ModeDir | 0o755},

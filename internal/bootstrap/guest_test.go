@@ -183,17 +183,17 @@ func TestBootMarkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(init, `echo "<5>`+vm.BootMarkerPrefix+`$1 $up" >/dev/kmsg`) {
+	if !strings.Contains(init, "k=/dev/kmsg\n") || !strings.Contains(init, `echo "<5>`+vm.BootMarkerPrefix+`$1 $up" >$k`) {
 		t.Error("init's mark function does not print vm.BootMarkerPrefix through /dev/kmsg")
 	}
-	for _, m := range []string{vm.MarkInitramfs, vm.MarkSwitchRoot} {
-		if !strings.Contains(init, "\nmark "+m+"\n") {
+	for _, m := range []string{vm.MarkInitramfs, vm.MarkSwitchRoot, vm.MarkSSHD} {
+		if !strings.Contains(init, "\n"+"\tmark "+m+"\n") && !strings.Contains(init, "\nmark "+m+"\n") {
 			t.Errorf("init does not mark %s", m)
 		}
 	}
-	// switch-root is marked while /proc and /dev are still the initramfs's.
-	if strings.Index(init, "mark "+vm.MarkSwitchRoot) > strings.Index(init, "mount --move /dev") {
-		t.Error("init marks switch-root after moving /dev away")
+	// The marks need the initramfs's /proc: they come before it goes.
+	if strings.LastIndex(init, "mark "+vm.MarkSwitchRoot) > strings.Index(init, "umount /sys /proc") {
+		t.Error("init marks switch-root after unmounting /proc")
 	}
 	var sshd string
 	for _, f := range GuestFiles() {

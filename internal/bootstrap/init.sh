@@ -15,9 +15,12 @@ exec </dev/console >/dev/console 2>&1
 
 # mark NAME prints a boot marker for banger's boot timeline through the
 # kernel log, which stamps it with the kernel's clock (see vm.ParseConsole).
+# Once /dev has moved to the root, its kmsg is there.
 mark() {
+	k=/dev/kmsg
+	[ -e $k ] || k=/newroot/dev/kmsg
 	read -r up _ </proc/uptime
-	echo "<5>banger-boot: $1 $up" >/dev/kmsg
+	echo "<5>banger-boot: $1 $up" >$k
 }
 mark initramfs
 
@@ -152,8 +155,38 @@ if [ -n "$ip" ] && [ "$ip" != off ] && [ "$ip" != none ]; then
 	fi
 fi
 
+# early_sshd starts the root file system's sshd before systemd, so that SSH
+# answers while systemd boots the rest: it needs only the root, the
+# network, its host key (written into the VM's disk when it was created),
+# /proc, /dev/pts and a /run, which it gets here as systemd mounts them
+# (systemd keeps API file systems it finds mounted, as after dracut). The
+# sshd keeps running across switch_root, and ssh.service adopts it when
+# systemd starts the service (/usr/lib/banger/sshd-start). Without a host
+# key, or on a read-only root, systemd starts sshd as before.
+early_sshd() {
+	[ "$mode" = rw ] && [ -x /newroot/usr/sbin/sshd ] && [ -s /newroot/etc/ssh/ssh_host_ed25519_key ] || return 0
+	mkdir -p /newroot/dev/pts
+	if ! mount -t proc -o nosuid,nodev,noexec proc /newroot/proc ||
+		! mount -t devpts -o nosuid,noexec,mode=0620,gid=5 devpts /newroot/dev/pts ||
+		! mount -t tmpfs -o nosuid,nodev,strictatime,mode=0755,size=20%,nr_inodes=800k tmpfs /newroot/run ||
+		! mkdir -m 0755 /newroot/run/sshd; then
+		log "preparing sshd's early start failed; systemd starts sshd"
+		return 0
+	fi
+	: >/newroot/run/banger-early-sshd
+	chroot /newroot /usr/sbin/sshd || { log "sshd did not start early; systemd starts it"; return 0; }
+	# sshd writes its pid file once it listens.
+	i=0
+	while [ ! -s /newroot/run/sshd.pid ] && [ $i -lt 100 ]; do
+		sleep 0.02
+		i=$((i + 1))
+	done
+	mark sshd
+}
+
 [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found on the root filesystem"
-mark switch-root
 mount --move /dev /newroot/dev
+early_sshd
+mark switch-root
 umount /sys /proc
 exec switch_root /newroot "$init" "$@"

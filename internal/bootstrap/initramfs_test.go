@@ -189,47 +189,7 @@ ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1
 // initramfs links: a command it does not link fails the run ("not found").
 // It also checks the boot marks reach the kernel log.
 func TestInitRunsOnlyLinkedApplets(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("needs a POSIX shell")
-	}
-	script, err := RenderInit("6.1.0-test", DefaultModules())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, d := range []string{"bin", "proc", "dev", "sys/class/net/eth0", "newroot/sbin", "newroot/etc"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
-	cmdline := "console=ttyS0 root=LABEL=banger-root ro banger.layer=LABEL=banger-layer ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1"
-	os.WriteFile(filepath.Join(dir, "proc/cmdline"), []byte(cmdline+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "proc/uptime"), []byte("1.25 0.50\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "newroot/sbin/init"), nil, 0o755)
-	os.WriteFile(filepath.Join(dir, "dev/console"), nil, 0o644)
-	os.WriteFile(filepath.Join(dir, "dev/kmsg"), nil, 0o644)
-	calls := filepath.Join(dir, "calls")
-	for _, a := range initApplets() {
-		stub := "#!/bin/sh\necho \"" + a + " $*\" >>" + calls + "\n"
-		switch a {
-		case "cat":
-			stub += "exec /bin/cat \"$@\"\n"
-		case "findfs":
-			stub += "echo /dev/vd-${1#LABEL=}\n"
-		}
-		os.WriteFile(filepath.Join(dir, "bin", a), []byte(stub), 0o755)
-	}
-	// The script's absolute paths, moved into dir.
-	script = strings.NewReplacer("export PATH=/bin", "export PATH="+dir+"/bin", "/proc/", dir+"/proc/", "/dev/console", dir+"/dev/console",
-		">/dev/kmsg", ">>"+dir+"/dev/kmsg", "/sys/", dir+"/sys/", "/newroot", dir+"/newroot").Replace(script)
-	out, err := exec.Command(sh, "-c", script, "init", "kernel-arg").CombinedOutput()
-	console, _ := os.ReadFile(filepath.Join(dir, "dev/console"))
-	if err != nil {
-		t.Fatalf("init failed: %v\n%s%s", err, out, console)
-	}
-	if strings.Contains(string(console), "not found") {
-		t.Errorf("init ran a command the initramfs does not link:\n%s", console)
-	}
-	got, _ := os.ReadFile(calls)
+	dir, calls, kmsg := runInit(t, false)
 	for _, want := range []string{
 		"insmod /lib/modules/6.1.0-test/virtio_blk.ko",
 		"findfs LABEL=banger-root", "findfs LABEL=banger-layer",
@@ -239,12 +199,107 @@ func TestInitRunsOnlyLinkedApplets(t *testing.T) {
 		// /init's own arguments go on to the real init, untouched.
 		"switch_root " + dir + "/newroot /sbin/init kernel-arg",
 	} {
-		if !strings.Contains(string(got), want+"\n") {
-			t.Errorf("init did not run %q; it ran:\n%s", want, got)
+		if !strings.Contains(calls, want+"\n") {
+			t.Errorf("init did not run %q; it ran:\n%s", want, calls)
 		}
 	}
-	kmsg, _ := os.ReadFile(filepath.Join(dir, "dev/kmsg"))
-	if want := "<5>banger-boot: initramfs 1.25\n<5>banger-boot: switch-root 1.25\n"; string(kmsg) != want {
+	// Without a host key on the root, systemd starts sshd.
+	if strings.Contains(calls, "chroot") {
+		t.Errorf("init started sshd on a root without a host key:\n%s", calls)
+	}
+	if want := "<5>banger-boot: initramfs 1.25\n<5>banger-boot: switch-root 1.25\n"; kmsg != want {
 		t.Errorf("kernel log = %q, want %q", kmsg, want)
 	}
+}
+
+// TestInitStartsSSHDEarly: with a host key on the root, /init mounts what
+// sshd needs as systemd would, starts sshd in the root, marks it for
+// ssh.service to adopt, and marks the boot timeline when sshd listens.
+func TestInitStartsSSHDEarly(t *testing.T) {
+	dir, calls, kmsg := runInit(t, true)
+	root := dir + "/newroot"
+	last := -1
+	for _, want := range []string{
+		"mount --move /dev " + root + "/dev",
+		"mount -t proc -o nosuid,nodev,noexec proc " + root + "/proc",
+		"mount -t devpts -o nosuid,noexec,mode=0620,gid=5 devpts " + root + "/dev/pts",
+		"mount -t tmpfs -o nosuid,nodev,strictatime,mode=0755,size=20%,nr_inodes=800k tmpfs " + root + "/run",
+		"mkdir -m 0755 " + root + "/run/sshd",
+		"chroot " + root + " /usr/sbin/sshd",
+		"switch_root " + root + " /sbin/init kernel-arg",
+	} {
+		i := strings.Index(calls, want+"\n")
+		if i < 0 {
+			t.Errorf("init did not run %q; it ran:\n%s", want, calls)
+			continue
+		}
+		if i < last {
+			t.Errorf("init ran %q too early:\n%s", want, calls)
+		}
+		last = i
+	}
+	if _, err := os.Stat(filepath.Join(root, "run/banger-early-sshd")); err != nil {
+		t.Errorf("init left no mark for ssh.service to adopt its sshd: %v", err)
+	}
+	if want := "<5>banger-boot: initramfs 1.25\n<5>banger-boot: sshd 1.25\n<5>banger-boot: switch-root 1.25\n"; kmsg != want {
+		t.Errorf("kernel log = %q, want %q", kmsg, want)
+	}
+}
+
+// runInit runs the rendered /init with every applet a stub that records
+// its arguments, in a directory standing in for the initramfs, with a
+// root that has sshd and, when hostKey, its host key. It returns the
+// directory, the applet calls and what /init wrote to the kernel log.
+func runInit(t *testing.T, hostKey bool) (dir, calls, kmsg string) {
+	t.Helper()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs a POSIX shell")
+	}
+	script, err := RenderInit("6.1.0-test", DefaultModules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	for _, d := range []string{"bin", "proc", "dev", "sys/class/net/eth0", "newroot/sbin", "newroot/etc/ssh", "newroot/usr/sbin", "newroot/run"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	cmdline := "console=ttyS0 root=LABEL=banger-root ro banger.layer=LABEL=banger-layer ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1"
+	os.WriteFile(filepath.Join(dir, "proc/cmdline"), []byte(cmdline+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "proc/uptime"), []byte("1.25 0.50\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "newroot/sbin/init"), nil, 0o755)
+	os.WriteFile(filepath.Join(dir, "newroot/usr/sbin/sshd"), nil, 0o755)
+	if hostKey {
+		os.WriteFile(filepath.Join(dir, "newroot/etc/ssh/ssh_host_ed25519_key"), []byte("key"), 0o600)
+	}
+	os.WriteFile(filepath.Join(dir, "dev/console"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "dev/kmsg"), nil, 0o644)
+	callFile := filepath.Join(dir, "calls")
+	for _, a := range initApplets() {
+		stub := "#!/bin/sh\necho \"" + a + " $*\" >>" + callFile + "\n"
+		switch a {
+		case "cat":
+			stub += "exec /bin/cat \"$@\"\n"
+		case "findfs":
+			stub += "echo /dev/vd-${1#LABEL=}\n"
+		case "chroot":
+			// sshd writes its pid file once it listens.
+			stub += "echo 123 >" + dir + "/newroot/run/sshd.pid\n"
+		}
+		os.WriteFile(filepath.Join(dir, "bin", a), []byte(stub), 0o755)
+	}
+	// The script's absolute paths, moved into dir.
+	script = strings.NewReplacer("export PATH=/bin", "export PATH="+dir+"/bin", "/proc/", dir+"/proc/", "/dev/console", dir+"/dev/console",
+		"k=/dev/kmsg", "k="+dir+"/dev/kmsg", ">$k", ">>$k", "/sys/", dir+"/sys/", "/newroot", dir+"/newroot").Replace(script)
+	out, err := exec.Command(sh, "-c", script, "init", "kernel-arg").CombinedOutput()
+	console, _ := os.ReadFile(filepath.Join(dir, "dev/console"))
+	if err != nil {
+		t.Fatalf("init failed: %v\n%s%s", err, out, console)
+	}
+	if strings.Contains(string(console), "not found") {
+		t.Errorf("init ran a command the initramfs does not link:\n%s", console)
+	}
+	got, _ := os.ReadFile(callFile)
+	k, _ := os.ReadFile(filepath.Join(dir, "dev/kmsg"))
+	return dir, string(got), string(k)
 }
