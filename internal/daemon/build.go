@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/imagebuild"
 	"banger/internal/preflight"
@@ -225,7 +227,17 @@ func (j *imageJob) connect(ctx context.Context) error {
 	return j.d.whileVMMRuns(ctx, j.v, func(ctx context.Context) error {
 		c, err := j.d.deps.Guest.Connect(ctx, j.v)
 		j.conn = c
-		return err
+		if err != nil {
+			return err
+		}
+		// Package scripts start services: wait for systemd, which starts
+		// after sshd (guest.InitReadyScript).
+		var stderr bytes.Buffer
+		if err := c.Run(ctx, guest.Command{Line: guest.InitReadyScript, Stderr: &stderr}); err != nil && ctx.Err() == nil {
+			j.d.log.Warn("waiting for the build vm's init", "vm", j.v.Name, "err", err, "stderr", stderr.String())
+			note(j.sub("connect"), "init", "the build vm's init does not accept commands yet: "+strings.TrimSpace(stderr.String()))
+		}
+		return ctx.Err()
 	})
 }
 

@@ -11,12 +11,18 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/daemon/daemontest"
+	"banger/internal/guest"
 	"banger/internal/imagebuild"
 	"banger/internal/vm"
 )
 
 // buildInputs writes a package file naming a package and a local .deb, a
 // file to copy, and returns a request using them.
+
+// initReadyRun is the builder's first guest command: the wait for the
+// build VM's systemd, which starts after sshd.
+var initReadyRun = "guest-run " + strings.TrimSpace(guest.InitReadyScript)
+
 func buildInputs(t *testing.T, name string) api.BuildImageRequest {
 	t.Helper()
 	dir := t.TempDir()
@@ -137,6 +143,7 @@ func TestBuildImageWithFakes(t *testing.T) {
 		}
 	}
 	want := []string{
+		initReadyRun, // connect waits for systemd
 		"upload " + req.Copies[0].Src + " /etc/motd",
 		"upload " + filepath.Join(filepath.Dir(req.PackagesPath), "hello_1.0_all.deb") + " " + imagebuild.WorkDir + "/debs/hello_1.0_all.deb",
 		"guest-run DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none", // apt-get update
@@ -187,7 +194,7 @@ func TestBuildFailureAtEachStepLeavesNothing(t *testing.T) {
 		{"boot", "vm"},
 		{"connect", "connect"},
 		{"upload", "copy-1"},
-		{"guest-run", "packages"},
+		{"guest-run DEBIAN_FRONTEND=noninteractive", "packages"},
 		{"shutdown", "shutdown"},
 		{"commitroot-move", "commit"},
 	} {
@@ -422,6 +429,7 @@ func TestBuildWithAptProxy(t *testing.T) {
 		}
 	}
 	want := []string{
+		initReadyRun,
 		"guest-run mkdir -p /etc/apt/apt.conf.d && cat > " + imagebuild.AptProxyConf,
 		"guest-run DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none apt-get update",
 		"guest-run DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none apt-get install",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestLifecycleThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"record", "dirs", "workdisk", "layer", "identity", "starting", "network", "tap", "boot", "forwards", "ssh"}
+	wantSteps := []string{"record", "dirs", "workdisk", "layer", "identity", "starting", "network", "tap", "boot", "forwards", "ssh", "init"}
 	if diff := cmp.Diff(wantSteps, dedupe(steps)); diff != "" {
 		t.Errorf("progress steps (-want +got):\n%s", diff)
 	}
@@ -590,5 +591,33 @@ func TestDNSSetupIsRecordedAndReappliedWithTheBridge(t *testing.T) {
 	}
 	if got := resolverCalls(inst.Host); len(got) != 3 {
 		t.Errorf("setup re-applied after teardown: %v", got)
+	}
+}
+
+// A guest whose init never accepts commands after SSH answered (the wait
+// in the guest fails) is reported in the create's progress, not failed:
+// the VM runs and answers SSH.
+func TestCreateReportsAnInitThatDoesNotAnswer(t *testing.T) {
+	ctx := context.Background()
+	inst := daemontest.Start(t, nil)
+	inst.AddImage(t, "base")
+	inst.Host.FailNext("exec sh", errors.New("injected: systemd did not start"))
+	var notes []string
+	v, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Image: "base", WaitSSH: true}, func(p api.Progress) {
+		if p.Step == "init" && !p.Finished {
+			notes = append(notes, p.Message)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.State != "running" {
+		t.Errorf("state = %s, want running", v.State)
+	}
+	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "injected: systemd did not start") }) {
+		t.Errorf("init progress %q does not report the failed wait", notes)
+	}
+	if !slices.ContainsFunc(inst.Host.Calls(), func(c string) bool { return strings.HasPrefix(c, "exec sh -c # banger: return once the guest's init") }) {
+		t.Errorf("the create did not wait for the guest's init: %q", inst.Host.Calls())
 	}
 }

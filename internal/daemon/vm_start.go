@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/preflight"
 	"banger/internal/vm"
@@ -73,6 +75,7 @@ func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func
 		{name: "resume", message: "resuming the guest", do: b.resumeRestored, skip: !resume},
 		{name: "forwards", message: "starting the port forwards", do: b.startForwards},
 		{name: "ssh", message: "waiting for SSH on " + v.IP.String(), do: b.waitSSH, skip: noSSH},
+		{name: "init", message: "waiting for the guest's init to accept commands", do: b.waitInit, skip: resume || noSSH},
 		{name: "clock", message: "setting the guest's clock to the host's", do: b.syncClock, skip: !resume || noSSH},
 	}}, progress)
 	if err == nil && resume && noSSH {
@@ -162,6 +165,23 @@ func (b *booting) startForwards(ctx context.Context) error {
 			b.progress(api.Progress{Step: "forwards", Message: "not all forwards started: " + err.Error()})
 		}
 	}
+	return nil
+}
+
+// waitInit waits, after a cold boot, until the guest's init accepts
+// commands (guest.InitReadyScript): sshd starts before systemd. A guest
+// whose init never does is reported, not failed: SSH answers, and the
+// guest is as usable as its init lets it be.
+func (b *booting) waitInit(ctx context.Context) error {
+	req := guest.ExecRequest{Argv: []string{"sh", "-c", guest.InitReadyScript}}
+	err := b.d.whileVMMRuns(ctx, b.v, func(ctx context.Context) error {
+		return b.d.runInGuest(ctx, b.v, req, nil, io.Discard)
+	})
+	if err == nil || ctx.Err() != nil || errors.Is(err, errVMMExited) {
+		return err
+	}
+	b.d.log.Warn("waiting for the guest's init", "vm", b.v.Name, "err", err)
+	note(b.progress, "init", "the guest's init does not accept commands yet ("+err.Error()+"); its console log says how far it booted")
 	return nil
 }
 

@@ -645,8 +645,9 @@ func (f *Guest) WaitSSH(ctx context.Context, v *vm.VM) (guest.Readiness, error) 
 
 // Connect implements daemon.Guest with a connection that records the
 // commands and uploads it is given ("guest-run LINE", "upload SRC DEST").
-// FailNext("guest-run") fails the next command; FailNext("connect") the
-// connection itself.
+// FailNext("guest-run") fails the next command, FailNext("guest-run WORD")
+// the next that starts with WORD; FailNext("connect") the connection
+// itself.
 func (f *Guest) Connect(ctx context.Context, v *vm.VM) (daemon.GuestConn, error) {
 	if err := f.h.record("connect", v.Name); err != nil {
 		return nil, err
@@ -660,7 +661,9 @@ type GuestConn struct{ h *Host }
 // Run implements daemon.GuestConn. A command blocks while the host is
 // paused (see Pause), so tests can interrupt a build in the middle.
 func (c *GuestConn) Run(ctx context.Context, cmd guest.Command) error {
-	if err := c.h.record("guest-run", cmd.Line); err != nil {
+	// FailNext("guest-run WORD") fails only a command line that starts
+	// with WORD.
+	if err := c.h.record("guest-run", strings.SplitN(cmd.Line, " ", 2)...); err != nil {
 		return err
 	}
 	c.h.mu.Lock()
