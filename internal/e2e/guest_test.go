@@ -174,6 +174,30 @@ func TestGuestLifecycle(t *testing.T) {
 			t.Errorf("hostname = %q, want dev", got)
 		}
 	})
+	t.Run("sshd starts before systemd, which adopts it", func(t *testing.T) {
+		e := e.with(t)
+		// The initramfs marks sshd listening before systemd's banner.
+		kmsg := e.ssh("dev", "dmesg")
+		sshd, systemd := strings.Index(kmsg, "banger-boot: sshd"), strings.Index(kmsg, "running in system mode")
+		if sshd < 0 || systemd < 0 || sshd > systemd {
+			t.Errorf("sshd mark at %d, systemd banner at %d in the guest's kernel log; want sshd first:\n%s", sshd, systemd, kmsg)
+		}
+		// Once systemd has finished, ssh.service's main process is that
+		// sshd (started without -D), in the service's cgroup.
+		got := e.ssh("dev", `systemctl is-system-running --wait >/dev/null; p=$(cat /run/sshd.pid); echo "$(systemctl show -p MainPID --value ssh) $p $(cat /proc/$p/cgroup) $(tr '\0' ' ' </proc/$p/cmdline)"`)
+		f := strings.Fields(got)
+		if len(f) < 4 || f[0] != f[1] || f[2] != "0::/system.slice/ssh.service" || strings.Contains(got, " -D ") {
+			t.Errorf("main pid, sshd.pid, cgroup, command line = %q; want the early sshd adopted by ssh.service", got)
+		}
+		// A restart starts a new sshd the usual way, and SSH still answers.
+		after := e.ssh("dev", "systemctl restart ssh && systemctl is-active ssh && systemctl show -p MainPID --value ssh")
+		if a := strings.Fields(after); len(a) != 2 || a[0] != "active" || len(f) == 0 || a[1] == f[0] || a[1] == "0" {
+			t.Errorf("after systemctl restart ssh: %q (before: main pid %v)", after, f)
+		}
+		if got := e.ssh("dev", "echo answered"); got != "answered" {
+			t.Errorf("ssh after the restart: %q", got)
+		}
+	})
 	t.Run("dns from host and guest", func(t *testing.T) {
 		e := e.with(t)
 		if ip, _ := e.resolve("dev"); ip != dev.IP {
