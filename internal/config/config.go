@@ -34,6 +34,7 @@ type Config struct {
 	BootstrapKernel   string `toml:"bootstrap_kernel" help:"kernel of images made by image bootstrap without --kernel: debian or microvm"`
 	AptProxy          string `toml:"apt_proxy" help:"HTTP proxy for apt in image build VMs, e.g. http://192.168.1.10:3142 (empty: none)"`
 	StopTimeout       string `toml:"stop_timeout" help:"graceful shutdown time before SIGTERM/SIGKILL"`
+	BootStallTimeout  string `toml:"boot_stall_timeout" help:"a cold boot whose guest console prints nothing this long before SSH answers is stopped and booted once more"`
 	ReconcileInterval string `toml:"reconcile_interval" help:"how often the daemon compares its database with the host"`
 }
 
@@ -52,6 +53,7 @@ func Defaults() Config {
 		DefaultDisk:       "8G",
 		BootstrapKernel:   bootstrap.KernelDebian,
 		StopTimeout:       "10s",
+		BootStallTimeout:  "60s",
 		ReconcileInterval: "1s",
 	}
 }
@@ -226,7 +228,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config %s: %w", key, err))
 		}
 	}
-	for key, s := range map[string]string{"stop_timeout": c.StopTimeout, "reconcile_interval": c.ReconcileInterval} {
+	for key, s := range map[string]string{"stop_timeout": c.StopTimeout, "boot_stall_timeout": c.BootStallTimeout, "reconcile_interval": c.ReconcileInterval} {
 		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("config %s %q: use a duration such as 10s", key, s))
 		}

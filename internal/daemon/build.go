@@ -224,7 +224,7 @@ func (j *imageJob) bootVM(ctx context.Context, create api.CreateVMRequest) error
 
 func (j *imageJob) connect(ctx context.Context) error {
 	// A build VM that dies while booting ends the wait at once.
-	return j.d.whileVMMRuns(ctx, j.v, func(ctx context.Context) error {
+	return j.d.whileBooting(ctx, j.v, func(ctx context.Context) error {
 		c, err := j.d.deps.Guest.Connect(ctx, j.v)
 		j.conn = c
 		if err != nil {

@@ -63,6 +63,7 @@ type Daemon struct {
 	started time.Time
 
 	stopTimeout time.Duration
+	bootStall   time.Duration
 	interval    time.Duration
 
 	allocMu sync.Mutex // serializes address allocation with row insertion
@@ -106,6 +107,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 		events:      newBroker(),
 		started:     deps.Now(),
 		stopTimeout: config.MustDuration(cfg.StopTimeout),
+		bootStall:   config.MustDuration(cfg.BootStallTimeout),
 		interval:    config.MustDuration(cfg.ReconcileInterval),
 		locks:       newLocks(),
 		fwd:         forwards{byVM: map[string]*forward.Forwarder{}},

@@ -84,7 +84,7 @@ func (d *Daemon) cloneVM(ctx context.Context, srcName, name string, progress fun
 		CreatedAt: d.deps.Now().UTC(), Layout: src.LayoutOrClone(), Base: src.Base,
 	}
 	c := &cloning{d: d, src: src, v: v, img: &img, progress: progress,
-		boot: &booting{d: d, v: v, progress: progress}, state: src.SuspendState(), mem: src.SuspendMemory()}
+		boot: &booting{d: d, v: v, progress: progress, restored: true}, state: src.SuspendState(), mem: src.SuspendMemory()}
 	c.token = agentToken(src)
 	identity := "giving the clone the host's time and its own address, names and keys"
 	if c.token != "" {

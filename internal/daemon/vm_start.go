@@ -54,6 +54,9 @@ type booting struct {
 	d        *Daemon
 	v        *vm.VM
 	progress func(api.Progress)
+	// restored says the guest comes from saved state, not a cold boot:
+	// its console stays quiet.
+	restored bool
 }
 
 // boot declares and runs vm start: mark the VM starting, make sure the
@@ -62,8 +65,19 @@ type booting struct {
 // publish its name and (when asked) wait for SSH. A failure leaves the VM
 // stopped with the reason, or suspended while its saved state is intact.
 func (d *Daemon) boot(ctx context.Context, v *vm.VM, waitSSH bool, progress func(api.Progress)) error {
-	b := &booting{d: d, v: v, progress: progress}
+	err := d.bootOnce(ctx, v, waitSSH, progress)
+	if errors.Is(err, errBootStalled) && ctx.Err() == nil {
+		// The failed boot was undone (VMM, TAP) and the VM is stopped.
+		d.log.Warn("guest stalled while booting; booting it once more", "vm", v.Name, "err", err)
+		note(progress, "boot", fmt.Sprintf("the guest stopped booting (its console printed nothing for %s); stopped it, booting it once more", d.bootStall))
+		err = d.bootOnce(ctx, v, waitSSH, progress)
+	}
+	return err
+}
+
+func (d *Daemon) bootOnce(ctx context.Context, v *vm.VM, waitSSH bool, progress func(api.Progress)) error {
 	resume := v.State == vm.Suspended
+	b := &booting{d: d, v: v, progress: progress, restored: resume}
 	noSSH := !waitSSH || d.deps.Guest == nil
 	err := d.run(ctx, operation{name: "vm start", target: v.Name, logs: d.vmLogs(v), steps: []step{
 		{name: "starting", message: "marking the vm starting", do: b.markStarting},
@@ -186,7 +200,11 @@ func (b *booting) waitInit(ctx context.Context) error {
 }
 
 func (b *booting) waitSSH(ctx context.Context) error {
-	return b.d.whileVMMRuns(ctx, b.v, func(ctx context.Context) error {
+	watch := b.d.whileBooting
+	if b.restored {
+		watch = b.d.whileVMMRuns // a restored guest prints nothing
+	}
+	return watch(ctx, b.v, func(ctx context.Context) error {
 		ready, err := b.d.deps.Guest.WaitSSH(ctx, b.v)
 		if err != nil {
 			return err

@@ -22,6 +22,12 @@ const consoleTailLines = 15
 
 var errVMMExited = errors.New("the VMM exited")
 
+// errBootStalled ends the wait of a cold boot whose guest console printed
+// nothing for the boot stall timeout: under emulation a guest kernel has
+// been seen to hang in its early boot, where it would otherwise hold the
+// wait for SSH's whole timeout.
+var errBootStalled = errors.New("the guest stopped booting")
+
 // whileVMMRuns runs wait with a context that ends as soon as v's VMM
 // process exits, so a guest that died while booting (a kernel panic, a
 // killed VMM) fails the wait at once, quoting the console's last lines,
@@ -64,6 +70,46 @@ func (d *Daemon) whileVMMRuns(ctx context.Context, v *vm.VM, wait func(context.C
 		}
 	}
 	return err
+}
+
+// whileBooting is whileVMMRuns for a cold boot: the wait also ends, with
+// errBootStalled and the console's last lines, once the guest's console
+// has not grown for the boot stall timeout.
+func (d *Daemon) whileBooting(ctx context.Context, v *vm.VM, wait func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go watchConsole(ctx, v.ConsoleLog(), d.bootStall, func() { cancel(errBootStalled) })
+	err := d.whileVMMRuns(ctx, v, wait)
+	if err != nil && errors.Is(context.Cause(ctx), errBootStalled) {
+		err = fmt.Errorf("%w: its console printed nothing for %s; the console's last lines (%s):\n%s",
+			errBootStalled, d.bootStall, v.ConsoleLog(), consoleTail(v.ConsoleLog(), consoleTailLines))
+	}
+	return err
+}
+
+// watchConsole calls stalled once the file at path has kept its size for
+// stall, and returns then or when ctx ends.
+func watchConsole(ctx context.Context, path string, stall time.Duration, stalled func()) {
+	t := time.NewTicker(min(time.Second, stall/4))
+	defer t.Stop()
+	size, since := int64(-1), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var n int64
+			if st, err := os.Stat(path); err == nil {
+				n = st.Size()
+			}
+			if n != size {
+				size, since = n, now
+			} else if now.Sub(since) >= stall {
+				stalled()
+				return
+			}
+		}
+	}
 }
 
 // consoleTail returns the last n lines of the log at path, or "" when it

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
 )
 
@@ -125,5 +128,81 @@ func TestWaitTimeoutQuotesTheConsole(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the timed-out wait's error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// A guest whose console stops while vm create waits for SSH (a kernel hung
+// under emulation) is stopped and booted once more; a second stall fails
+// the create with the console's last lines, leaving nothing running.
+func TestStalledBootIsBootedOnceMore(t *testing.T) {
+	inst := daemontest.Start(t, func(cfg *daemon.Config, _ *daemon.Deps) { cfg.Loaded.BootStallTimeout = "300ms" })
+	inst.AddImage(t, "base")
+	inst.Host.SetConsole([]byte("[    0.715713] sched_clock: Marking stable (693467373, 21045851)->(1001629423, -287116199)\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	create := func(name string, stalls int) (error, []string) {
+		var notes []string
+		var mu sync.Mutex
+		blocked := inst.Host.BlockNext("ssh")
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := inst.Client.CreateVM(ctx, api.CreateVMRequest{Name: name, Image: "base", WaitSSH: true}, func(p api.Progress) {
+				mu.Lock()
+				defer mu.Unlock()
+				notes = append(notes, p.Message)
+			})
+			done <- err
+		}()
+		for i := 1; i < stalls; i++ {
+			<-blocked
+			blocked = inst.Host.BlockNext("ssh")
+		}
+		err := <-done
+		mu.Lock()
+		defer mu.Unlock()
+		return err, notes
+	}
+	boots := func() int {
+		n := 0
+		for _, c := range inst.Host.Calls() {
+			if strings.HasPrefix(c, "boot ") {
+				n++
+			}
+		}
+		return n
+	}
+
+	err, notes := create("once", 1)
+	if err != nil {
+		t.Fatalf("create after one stall: %v", err)
+	}
+	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "stopped booting") }) {
+		t.Errorf("the create's progress does not say the boot stalled: %q", notes)
+	}
+	if n := boots(); n != 2 {
+		t.Errorf("%d boots, want 2 (the stalled one and the next)", n)
+	}
+	if state := inst.Host.State(); strings.Count(state, "vmm ") != 1 {
+		t.Errorf("host after the second boot, want one VMM:\n%s", state)
+	}
+
+	err, _ = create("twice", 2)
+	if err == nil {
+		t.Fatal("create after two stalls succeeded")
+	}
+	for _, want := range []string{"the guest stopped booting", "printed nothing for 300ms", "sched_clock: Marking stable", "console.log"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("create's error lacks %q:\n%v", want, err)
+		}
+	}
+	if n := boots(); n != 4 {
+		t.Errorf("%d boots in all, want 4", n)
+	}
+	if v, err := inst.Client.VM(ctx, "twice"); err != nil || v.State != "stopped" {
+		t.Errorf("vm after two stalls: %+v, %v", v, err)
+	}
+	if state := inst.Host.State(); strings.Count(state, "vmm ") != 1 {
+		t.Errorf("host after the failed create, want only the first vm's VMM:\n%s", state)
 	}
 }
