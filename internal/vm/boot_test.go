@@ -82,48 +82,54 @@ func TestParseConsoleWithoutABoot(t *testing.T) {
 	}
 }
 
+// On the daemon's clock (the port seen opening): the phases run between
+// the marks in the order they happened and add up to the total. With
+// sshd started by the initramfs before systemd, they end when SSH
+// answered, whatever the guest printed later (systemd's banner).
 func TestTimelineOnTheDaemonsClock(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
-	rec := BootRecord{VMMStart: t0, PortOpen: t0.Add(5 * time.Second), SSHAnswered: t0.Add(5600 * time.Millisecond)}
-	marks := ConsoleMarks{MarkKernel: 0, MarkInitramfs: ms(1200), MarkSwitchRoot: ms(1500), MarkSystemd: ms(2000), MarkSSHD: ms(4500)}
-	got := Timeline(rec, marks)
-	want := BootTimeline{VMMStart: t0, Origin: MarkVMM, Total: ms(5600), Phases: []BootPhase{
-		{Name: MarkVMM, From: "VMM start", To: "kernel start", Start: 0, Duration: ms(500), Clock: ClockEstimate},
-		{Name: MarkKernel, From: "kernel start", To: "/init running", Start: ms(500), Duration: ms(1200), Clock: ClockGuest},
-		{Name: MarkInitramfs, From: "/init running", To: "switch_root", Start: ms(1700), Duration: ms(300), Clock: ClockGuest},
-		{Name: MarkSwitchRoot, From: "switch_root", To: "systemd running", Start: ms(2000), Duration: ms(500), Clock: ClockGuest},
-		{Name: MarkSystemd, From: "systemd running", To: "sshd accepting", Start: ms(2500), Duration: ms(2500), Clock: ClockGuest},
-		{Name: MarkSSHD, From: "sshd accepting", To: "SSH answered", Start: ms(5000), Duration: ms(600), Clock: ClockHost},
-	}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("timeline (-want +got):\n%s", diff)
-	}
-	var sum time.Duration
-	for _, p := range got.Phases {
-		sum += p.Duration
-	}
-	if sum != got.Total {
-		t.Errorf("phases add up to %v, total %v", sum, got.Total)
-	}
-}
-
-// banger's initramfs starts sshd before systemd: the phases follow the
-// marks in the order they happened, and end when SSH answered, whatever
-// the guest printed later (systemd's banner).
-func TestTimelineWithSSHDBeforeSystemd(t *testing.T) {
-	t0 := time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)
-	rec := BootRecord{VMMStart: t0, PortOpen: t0.Add(2500 * time.Millisecond), SSHAnswered: t0.Add(3200 * time.Millisecond)}
-	marks := ConsoleMarks{MarkKernel: 0, MarkInitramfs: ms(1200), MarkSSHD: ms(2200), MarkSwitchRoot: ms(2250), MarkSystemd: ms(3500)}
-	got := Timeline(rec, marks)
-	want := BootTimeline{VMMStart: t0, Origin: MarkVMM, Total: ms(3200), Phases: []BootPhase{
-		{Name: MarkVMM, From: "VMM start", To: "kernel start", Start: 0, Duration: ms(300), Clock: ClockEstimate},
-		{Name: MarkKernel, From: "kernel start", To: "/init running", Start: ms(300), Duration: ms(1200), Clock: ClockGuest},
-		{Name: MarkInitramfs, From: "/init running", To: "sshd accepting", Start: ms(1500), Duration: ms(1000), Clock: ClockGuest},
-		{Name: MarkSSHD, From: "sshd accepting", To: "switch_root", Start: ms(2500), Duration: ms(50), Clock: ClockGuest},
-		{Name: MarkSwitchRoot, From: "switch_root", To: "SSH answered", Start: ms(2550), Duration: ms(650), Clock: ClockHost},
-	}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("timeline (-want +got):\n%s", diff)
+	for _, tc := range []struct {
+		name             string
+		portOpen, answer time.Duration
+		marks            ConsoleMarks
+		want             []BootPhase
+	}{{
+		name: "systemd starts sshd", portOpen: ms(5000), answer: ms(5600),
+		marks: ConsoleMarks{MarkKernel: 0, MarkInitramfs: ms(1200), MarkSwitchRoot: ms(1500), MarkSystemd: ms(2000), MarkSSHD: ms(4500)},
+		want: []BootPhase{
+			{Name: MarkVMM, From: "VMM start", To: "kernel start", Start: 0, Duration: ms(500), Clock: ClockEstimate},
+			{Name: MarkKernel, From: "kernel start", To: "/init running", Start: ms(500), Duration: ms(1200), Clock: ClockGuest},
+			{Name: MarkInitramfs, From: "/init running", To: "switch_root", Start: ms(1700), Duration: ms(300), Clock: ClockGuest},
+			{Name: MarkSwitchRoot, From: "switch_root", To: "systemd running", Start: ms(2000), Duration: ms(500), Clock: ClockGuest},
+			{Name: MarkSystemd, From: "systemd running", To: "sshd accepting", Start: ms(2500), Duration: ms(2500), Clock: ClockGuest},
+			{Name: MarkSSHD, From: "sshd accepting", To: "SSH answered", Start: ms(5000), Duration: ms(600), Clock: ClockHost},
+		},
+	}, {
+		name: "the initramfs starts sshd", portOpen: ms(2500), answer: ms(3200),
+		marks: ConsoleMarks{MarkKernel: 0, MarkInitramfs: ms(1200), MarkSSHD: ms(2200), MarkSwitchRoot: ms(2250), MarkSystemd: ms(3500)},
+		want: []BootPhase{
+			{Name: MarkVMM, From: "VMM start", To: "kernel start", Start: 0, Duration: ms(300), Clock: ClockEstimate},
+			{Name: MarkKernel, From: "kernel start", To: "/init running", Start: ms(300), Duration: ms(1200), Clock: ClockGuest},
+			{Name: MarkInitramfs, From: "/init running", To: "sshd accepting", Start: ms(1500), Duration: ms(1000), Clock: ClockGuest},
+			{Name: MarkSSHD, From: "sshd accepting", To: "switch_root", Start: ms(2500), Duration: ms(50), Clock: ClockGuest},
+			{Name: MarkSwitchRoot, From: "switch_root", To: "SSH answered", Start: ms(2550), Duration: ms(650), Clock: ClockHost},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := BootRecord{VMMStart: t0, PortOpen: t0.Add(tc.portOpen), SSHAnswered: t0.Add(tc.answer)}
+			got := Timeline(rec, tc.marks)
+			want := BootTimeline{VMMStart: t0, Origin: MarkVMM, Total: tc.answer, Phases: tc.want}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("timeline (-want +got):\n%s", diff)
+			}
+			var sum time.Duration
+			for _, p := range got.Phases {
+				sum += p.Duration
+			}
+			if sum != got.Total {
+				t.Errorf("phases add up to %v, total %v", sum, got.Total)
+			}
+		})
 	}
 }
 
