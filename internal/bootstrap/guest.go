@@ -136,6 +136,14 @@ rm -f /run/sshd.pid
 /usr/sbin/sshd -D "$@" &
 `
 
+// tmpConf replaces Debian's "D /tmp" (empty /tmp at boot): banger's
+// initramfs empties /tmp before sshd starts, and systemd-tmpfiles, which
+// runs seconds after SSH answers, must not empty it under a command.
+const tmpConf = `# banger: the initramfs empties /tmp at every boot, before SSH answers;
+# here /tmp is only made sure to exist.
+d /tmp 1777 root root -
+`
+
 const hostKeyUnit = `[Unit]
 Description=Generate an SSH host key when none was injected (banger)
 DefaultDependencies=no
@@ -176,6 +184,7 @@ func GuestFiles() []GuestFile {
 		{Path: "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", Mode: fs.ModeSymlink | 0o777, Linkname: "/lib/systemd/system/serial-getty@.service"},
 		{Path: "/etc/systemd/system.conf.d/banger.conf", Mode: 0o644, Data: systemConf},
 		{Path: "/usr/lib/banger/sshd-start", Mode: 0o755, Data: sshdStart},
+		{Path: "/etc/tmpfiles.d/tmp.conf", Mode: 0o644, Data: tmpConf},
 		// Keep the kernel's interface names (eth0), which ip= refers to.
 		{Path: "/etc/systemd/network/99-default.link", Mode: fs.ModeSymlink | 0o777, Linkname: "/dev/null"},
 		{Path: "/work", Mode: fs.ModeDir | 0o755},

@@ -155,10 +155,21 @@ if [ -n "$ip" ] && [ "$ip" != off ] && [ "$ip" != none ]; then
 	fi
 fi
 
+# /tmp is emptied at every boot here, before anything runs in the root:
+# emptied by systemd-tmpfiles later in the boot (Debian's "D /tmp"), it
+# would lose what a command that came in over SSH, which answers before
+# systemd runs, had just put there. The guest's tmpfiles.d only makes sure
+# /tmp exists.
+empty_tmp() {
+	[ "$mode" = rw ] && [ -d /newroot/tmp ] && [ ! -L /newroot/tmp ] || return 0
+	rm -rf /newroot/tmp && mkdir -m 1777 /newroot/tmp || log "emptying /tmp failed"
+}
+
 # early_sshd starts the root file system's sshd before systemd, so that SSH
 # answers while systemd boots the rest: it needs only the root, the
 # network, its host key (written into the VM's disk when it was created),
-# /proc, /dev/pts and a /run, which it gets here as systemd mounts them
+# /proc, /dev/pts and a /run (with /run/lock), which it gets here as
+# systemd mounts them
 # (systemd keeps API file systems it finds mounted, as after dracut). The
 # sshd keeps running across switch_root, and ssh.service adopts it when
 # systemd starts the service (/usr/lib/banger/sshd-start). Without a host
@@ -169,7 +180,8 @@ early_sshd() {
 	if ! mount -t proc -o nosuid,nodev,noexec proc /newroot/proc ||
 		! mount -t devpts -o nosuid,noexec,mode=0620,gid=5 devpts /newroot/dev/pts ||
 		! mount -t tmpfs -o nosuid,nodev,strictatime,mode=0755,size=20%,nr_inodes=800k tmpfs /newroot/run ||
-		! mkdir -m 0755 /newroot/run/sshd; then
+		! mkdir -m 0755 /newroot/run/sshd ||
+		! mkdir -m 1777 /newroot/run/lock; then
 		log "preparing sshd's early start failed; systemd starts sshd"
 		return 0
 	fi
@@ -186,6 +198,7 @@ early_sshd() {
 
 [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found on the root filesystem"
 mount --move /dev /newroot/dev
+empty_tmp
 early_sshd
 mark switch-root
 umount /sys /proc

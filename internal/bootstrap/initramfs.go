@@ -125,7 +125,7 @@ var initTemplateText string
 // 0.1–0.3 s of it under software emulation. The debug shell installs the
 // rest.
 func initApplets() []string {
-	return []string{"cat", "chroot", "findfs", "hostname", "ifconfig", "insmod", "mkdir", "mount", "route", "sleep", "switch_root", "umount"}
+	return []string{"cat", "chroot", "findfs", "hostname", "ifconfig", "insmod", "mkdir", "mount", "rm", "route", "sleep", "switch_root", "umount"}
 }
 
 // InitramfsSpec is everything that goes into the initramfs.

@@ -196,6 +196,7 @@ func TestInitRunsOnlyLinkedApplets(t *testing.T) {
 		"mount -t overlay overlay -o lowerdir=/base,upperdir=/layer/upper,workdir=/layer/work,redirect_dir=off,metacopy=off,index=off " + dir + "/newroot",
 		"mount -t ext4 -o rw,noatime /dev/vd-banger-work " + dir + "/newroot/work",
 		"ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up",
+		"rm -rf " + dir + "/newroot/tmp", "mkdir -m 1777 " + dir + "/newroot/tmp",
 		// /init's own arguments go on to the real init, untouched.
 		"switch_root " + dir + "/newroot /sbin/init kernel-arg",
 	} {
@@ -221,10 +222,12 @@ func TestInitStartsSSHDEarly(t *testing.T) {
 	last := -1
 	for _, want := range []string{
 		"mount --move /dev " + root + "/dev",
+		"rm -rf " + root + "/tmp",
 		"mount -t proc -o nosuid,nodev,noexec proc " + root + "/proc",
 		"mount -t devpts -o nosuid,noexec,mode=0620,gid=5 devpts " + root + "/dev/pts",
 		"mount -t tmpfs -o nosuid,nodev,strictatime,mode=0755,size=20%,nr_inodes=800k tmpfs " + root + "/run",
 		"mkdir -m 0755 " + root + "/run/sshd",
+		"mkdir -m 1777 " + root + "/run/lock",
 		"chroot " + root + " /usr/sbin/sshd",
 		"switch_root " + root + " /sbin/init kernel-arg",
 	} {
@@ -261,7 +264,7 @@ func runInit(t *testing.T, hostKey bool) (dir, calls, kmsg string) {
 		t.Fatal(err)
 	}
 	dir = t.TempDir()
-	for _, d := range []string{"bin", "proc", "dev", "sys/class/net/eth0", "newroot/sbin", "newroot/etc/ssh", "newroot/usr/sbin", "newroot/run"} {
+	for _, d := range []string{"bin", "proc", "dev", "sys/class/net/eth0", "newroot/sbin", "newroot/etc/ssh", "newroot/usr/sbin", "newroot/run", "newroot/tmp"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	cmdline := "console=ttyS0 root=LABEL=banger-root ro banger.layer=LABEL=banger-layer ip=10.0.0.2::10.0.0.1:255.255.255.0:dev:eth0:off:10.0.0.1"
