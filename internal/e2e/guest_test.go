@@ -167,6 +167,13 @@ func TestGuestLifecycle(t *testing.T) {
 		t.Errorf("create output = %q", out)
 	}
 	dev := e.vm("dev")
+	// Right after create, while systemd still boots: a file put in /tmp
+	// now must outlive the boot's clean-up.
+	early := filepath.Join(t.TempDir(), "early")
+	if err := os.WriteFile(early, []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.must("vm", "cp", early, "dev:/tmp/early")
 
 	t.Run("ssh and identity", func(t *testing.T) {
 		e := e.with(t)
@@ -188,6 +195,9 @@ func TestGuestLifecycle(t *testing.T) {
 		f := strings.Fields(got)
 		if len(f) < 4 || f[0] != f[1] || f[2] != "0::/system.slice/ssh.service" || strings.Contains(got, " -D ") {
 			t.Errorf("main pid, sshd.pid, cgroup, command line = %q; want the early sshd adopted by ssh.service", got)
+		}
+		if got := e.ssh("dev", "cat /tmp/early"); got != "kept" {
+			t.Errorf("/tmp/early, copied in right after create, reads %q once the boot finished; want kept", got)
 		}
 		// A restart starts a new sshd the usual way, and SSH still answers.
 		after := e.ssh("dev", "systemctl restart ssh && systemctl is-active ssh && systemctl show -p MainPID --value ssh")
