@@ -46,7 +46,7 @@ func (d *Daemon) noteSSH(v *vm.VM, ready guest.Readiness) {
 		return
 	}
 	rec.SSHAnswered = ready.Answered
-	if ready.Refused {
+	if portOpenKnown(ready) {
 		rec.PortOpen = ready.Connected
 	}
 	if err := writeBootRecord(v, rec); err != nil {
@@ -126,4 +126,18 @@ func writeBootRecord(v *vm.VM, rec vm.BootRecord) error {
 		return fmt.Errorf("writing %s: %w", v.BootFile(), err)
 	}
 	return nil
+}
+
+// portOpenBound is how long before the connection an attempt that failed
+// (unanswered: the guest had no address yet) may have been made for the
+// connection to stand for sshd starting to listen. banger's initramfs
+// configures the address before it starts sshd, so a guest that was not
+// reachable then was not listening either.
+const portOpenBound = 500 * time.Millisecond
+
+// portOpenKnown reports whether ready's connection time stands for the
+// moment the guest's sshd started listening: an earlier attempt found the
+// port closed, or failed shortly before.
+func portOpenKnown(ready guest.Readiness) bool {
+	return ready.Refused || (!ready.LastFailed.IsZero() && ready.Connected.Sub(ready.LastFailed) <= portOpenBound)
 }

@@ -99,6 +99,11 @@ type Readiness struct {
 	// (connection refused): the SSH server started listening between that
 	// attempt and Connected.
 	Refused bool
+	// LastFailed is when the last attempt before the connection that was
+	// made started, zero when the first attempt connected. An attempt
+	// refused or unanswered shortly before Connected bounds when the
+	// server started listening as Refused does.
+	LastFailed time.Time
 	// Connected is when the TCP connection was made.
 	Connected time.Time
 	// Answered is when the SSH handshake completed.
@@ -206,13 +211,16 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	var last error // the last failure not caused by ctx ending
 	refused := false
 	connect, timeouts := firstConnectTimeout, 0
+	var lastFailed time.Time
 	for attempt := 1; ; attempt++ {
+		tried := time.Now()
 		c, err := dialWithin(ctx, addr, cfg, connect)
 		if err == nil {
-			c.ready.Attempts, c.ready.Refused = attempt, refused
+			c.ready.Attempts, c.ready.Refused, c.ready.LastFailed = attempt, refused, lastFailed
 			log.Debug("ssh ready", "addr", addr, "attempts", attempt, "elapsed", time.Since(start))
 			return c, nil
 		}
+		lastFailed = tried
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			refused = true
 		}

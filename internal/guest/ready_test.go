@@ -109,7 +109,12 @@ func TestWaitReadyFirstAttemptIsNotRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if got := c.Readiness(); got.Refused || got.Attempts != 3 {
+	got := c.Readiness()
+	if got.Refused || got.Attempts != 3 {
 		t.Errorf("readiness = %+v, want 3 attempts, none refused", got)
+	}
+	// The failed attempts still say when the last one was made.
+	if got.LastFailed.IsZero() || !got.LastFailed.Before(got.Connected) {
+		t.Errorf("last failed attempt at %v, connected %v: want a failure before the connection", got.LastFailed, got.Connected)
 	}
 }

@@ -138,8 +138,9 @@ type BootRecord struct {
 	// follows it.
 	ConsoleOffset int64 `json:"console_offset"`
 	// PortOpen is when the daemon's SSH client connected to a port it had
-	// found closed before (so within one poll interval of sshd starting
-	// to listen); zero when it never saw the port closed.
+	// found closed, or could not reach, just before (so within one poll
+	// interval of sshd starting to listen); zero when nothing says when
+	// sshd started (the first attempt connected).
 	PortOpen time.Time `json:"port_open,omitzero"`
 	// SSHAnswered is when the daemon's SSH client first completed a
 	// handshake with the guest; zero until then.
