@@ -235,7 +235,8 @@ func (j *imageJob) connect(ctx context.Context) error {
 		var stderr bytes.Buffer
 		if err := c.Run(ctx, guest.Command{Line: guest.InitReadyScript, Stderr: &stderr}); err != nil && ctx.Err() == nil {
 			j.d.log.Warn("waiting for the build vm's init", "vm", j.v.Name, "err", err, "stderr", stderr.String())
-			note(j.sub("connect"), "init", "the build vm's init does not accept commands yet: "+strings.TrimSpace(stderr.String()))
+			note(j.sub("connect"), "init", fmt.Sprintf("the build vm answers SSH but its init does not accept commands yet (%v: %s); package scripts that start services may fail; its console log %s says how far it booted",
+				err, strings.TrimSpace(stderr.String()), j.v.ConsoleLog()))
 		}
 		return ctx.Err()
 	})

@@ -614,8 +614,10 @@ func TestCreateReportsAnInitThatDoesNotAnswer(t *testing.T) {
 	if v.State != "running" {
 		t.Errorf("state = %s, want running", v.State)
 	}
-	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "injected: systemd did not start") }) {
-		t.Errorf("init progress %q does not report the failed wait", notes)
+	if !slices.ContainsFunc(notes, func(n string) bool {
+		return strings.Contains(n, "injected: systemd did not start") && strings.Contains(n, "console.log")
+	}) {
+		t.Errorf("init progress %q does not report the failed wait and the console log to read", notes)
 	}
 	if !slices.ContainsFunc(inst.Host.Calls(), func(c string) bool { return strings.HasPrefix(c, "exec sh -c # banger: return once the guest's init") }) {
 		t.Errorf("the create did not wait for the guest's init: %q", inst.Host.Calls())

@@ -195,7 +195,7 @@ func (b *booting) waitInit(ctx context.Context) error {
 		return err
 	}
 	b.d.log.Warn("waiting for the guest's init", "vm", b.v.Name, "err", err)
-	note(b.progress, "init", "the guest's init does not accept commands yet ("+err.Error()+"); its console log says how far it booted")
+	note(b.progress, "init", fmt.Sprintf("the guest answers SSH but its init does not accept commands yet (%v); its console log %s says how far it booted", err, b.v.ConsoleLog()))
 	return nil
 }
 
