@@ -186,15 +186,28 @@ func isHostKeyError(err error) bool {
 }
 
 // A connection attempt of WaitReady that nothing answers is given up
-// after firstConnectTimeout, quickConnects times, then twice as long each
-// time up to maxConnectTimeout. The kernel resends an unanswered SYN only after a
-// second: a guest that takes its address a moment after the first SYN
-// (a clone moving to its own) answers the next attempt at once instead.
+// after firstConnectTimeout for the first quickConnectFor of the wait, then
+// after twice as long each time up to maxConnectTimeout. The kernel resends
+// an unanswered SYN only after a second: a guest that takes its address a
+// moment after one attempt's SYN (a clone moving to its own, a booting
+// guest's initramfs) answers the next attempt at once instead. Quick
+// attempts through a whole boot also keep the connection close to when the
+// guest's sshd started listening, which anchors the boot timeline; a guest
+// that has not answered for quickConnectFor may be one that answers slowly.
 const (
 	firstConnectTimeout = 100 * time.Millisecond
-	quickConnects       = 8
+	quickConnectFor     = 15 * time.Second
 	maxConnectTimeout   = 8 * time.Second
 )
+
+// nextConnectTimeout is the connect timeout of the attempt after one that
+// nothing answered within cur, waited into the wait.
+func nextConnectTimeout(cur, waited time.Duration) time.Duration {
+	if waited < quickConnectFor {
+		return firstConnectTimeout
+	}
+	return min(2*cur, maxConnectTimeout)
+}
 
 // WaitReady polls addr until the guest's SSH server completes a handshake,
 // and returns that connection. It retries refused, reset and timed-out
@@ -210,7 +223,7 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	start := time.Now()
 	var last error // the last failure not caused by ctx ending
 	refused := false
-	connect, timeouts := firstConnectTimeout, 0
+	connect := firstConnectTimeout
 	var lastFailed time.Time
 	for attempt := 1; ; attempt++ {
 		tried := time.Now()
@@ -225,11 +238,7 @@ func WaitReady(ctx context.Context, addr string, cfg Config) (*Client, error) {
 			refused = true
 		}
 		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !ctxEnded(ctx) {
-			// Nothing answered the SYN in time: after a few such
-			// attempts, give each next one longer.
-			if timeouts++; timeouts >= quickConnects {
-				connect = min(2*connect, maxConnectTimeout)
-			}
+			connect = nextConnectTimeout(connect, time.Since(start))
 		}
 		if isHostKeyError(err) {
 			return nil, fmt.Errorf("waiting for ssh: the guest at %s presented a host key banger did not pin for it (was the VM re-created outside banger?): %w", addr, err)

@@ -118,3 +118,23 @@ func TestWaitReadyFirstAttemptIsNotRefused(t *testing.T) {
 		t.Errorf("last failed attempt at %v, connected %v: want a failure before the connection", got.LastFailed, got.Connected)
 	}
 }
+
+// TestConnectTimeoutStaysQuickThroughABoot: unanswered attempts stay
+// quick for quickConnectFor, so the connection is made within one attempt
+// of the guest listening, then back off to maxConnectTimeout.
+func TestConnectTimeoutStaysQuickThroughABoot(t *testing.T) {
+	connect := firstConnectTimeout
+	for waited := time.Duration(0); waited < quickConnectFor; waited += firstConnectTimeout {
+		if connect = nextConnectTimeout(connect, waited); connect != firstConnectTimeout {
+			t.Fatalf("after %s of waiting the connect timeout is %s, want %s", waited, connect, firstConnectTimeout)
+		}
+	}
+	var got []time.Duration
+	for range 10 {
+		connect = nextConnectTimeout(connect, quickConnectFor)
+		got = append(got, connect)
+	}
+	if got[0] != 2*firstConnectTimeout || got[len(got)-1] != maxConnectTimeout {
+		t.Errorf("connect timeouts after %s: %v, want doubling from %s up to %s", quickConnectFor, got, 2*firstConnectTimeout, maxConnectTimeout)
+	}
+}
