@@ -390,7 +390,13 @@ func (c *Client) ResizeVM(ctx context.Context, name string, req ResizeVMRequest,
 
 // RemoveVM deletes a VM and everything banger made for it.
 func (c *Client) RemoveVM(ctx context.Context, name string, req RemoveVMRequest) error {
-	_, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/remove", req, nil)
+	return c.RemoveVMWithProgress(ctx, name, req, nil)
+}
+
+// RemoveVMWithProgress is RemoveVM reporting its steps, and the wait of a
+// forced removal for an operation in progress on the VM, to onProgress.
+func (c *Client) RemoveVMWithProgress(ctx context.Context, name string, req RemoveVMRequest, onProgress func(Progress)) error {
+	_, err := c.stream(ctx, http.MethodPost, "/vms/"+esc(name)+"/remove", req, onProgress)
 	return err
 }
 

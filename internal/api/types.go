@@ -228,6 +228,10 @@ type Progress struct {
 	Seconds  float64 `json:"seconds,omitempty"`
 }
 
+// StepWait is the progress step of an operation waiting for another that
+// holds the same VM.
+const StepWait = "wait"
+
 // StreamLine is one line of an NDJSON operation stream: exactly one of
 // Progress, Result or Error is set. The last line carries Result or Error.
 type StreamLine struct {

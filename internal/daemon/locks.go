@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"banger/internal/api"
 )
@@ -26,28 +28,74 @@ func imageKey(name string) lockKey { return lockKey{lockImage, name} }
 func buildKey(op string) lockKey   { return lockKey{lockBuild, op} }
 
 // locks serializes operations: one at a time per key. A second operation
-// fails fast with a conflict that names what holds the lock.
+// fails fast with a conflict that names what holds the lock, or waits for
+// it (await).
 type locks struct {
 	mu   sync.Mutex
-	held map[lockKey]string // key → the operation holding it
+	held map[lockKey]*hold
 }
 
-func newLocks() *locks { return &locks{held: map[lockKey]string{}} }
+// hold is one operation holding a lock; done is closed when it lets go.
+type hold struct {
+	op   string
+	done chan struct{}
+}
+
+func newLocks() *locks { return &locks{held: map[lockKey]*hold{}} }
 
 // take locks k for the operation what and returns the unlock function.
 func (l *locks) take(k lockKey, what string) (func(), error) {
+	unlock, h := l.tryTake(k, what)
+	if h != nil {
+		return nil, busyError(k, h.op)
+	}
+	return unlock, nil
+}
+
+// tryTake locks k for what, or returns what holds it.
+func (l *locks) tryTake(k lockKey, what string) (func(), *hold) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if op, ok := l.held[k]; ok {
-		return nil, api.Errorf(api.CodeConflict, "%s %s is busy: %s is in progress", k.kind, k.name, op).
-			WithHint("wait for it to finish, then retry")
+	if h, ok := l.held[k]; ok {
+		return nil, h
 	}
-	l.held[k] = what
+	h := &hold{op: what, done: make(chan struct{})}
+	l.held[k] = h
 	return func() {
 		l.mu.Lock()
 		delete(l.held, k)
 		l.mu.Unlock()
+		close(h.done)
 	}, nil
+}
+
+// await locks k for what, waiting up to wait for the operations that hold
+// it to let go; waiting is called with each one it waits for. It fails
+// with the conflict take gives when wait passes, or when ctx ends.
+func (l *locks) await(ctx context.Context, k lockKey, what string, wait time.Duration, waiting func(op string)) (func(), error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		unlock, h := l.tryTake(k, what)
+		if h == nil {
+			return unlock, nil
+		}
+		if waiting != nil {
+			waiting(h.op)
+		}
+		select {
+		case <-h.done:
+		case <-timer.C:
+			return nil, busyError(k, h.op)
+		case <-ctx.Done():
+			return nil, busyError(k, h.op)
+		}
+	}
+}
+
+func busyError(k lockKey, op string) error {
+	return api.Errorf(api.CodeConflict, "%s %s is busy: %s is in progress", k.kind, k.name, op).
+		WithHint("wait for it to finish, then retry")
 }
 
 // busy reports whether an operation holds k.

@@ -120,14 +120,23 @@ func (d *Daemon) lockAndLoad(ctx context.Context, name string, op vm.Op) (v *vm.
 	if err != nil {
 		return nil, nil, false, err
 	}
+	if v, noop, err = d.loadLocked(ctx, name, op, unlock); err != nil {
+		return nil, nil, false, err
+	}
+	return v, unlock, noop, nil
+}
+
+// loadLocked loads the VM called name, whose lock the caller took for op,
+// and admits op; on failure it unlocks.
+func (d *Daemon) loadLocked(ctx context.Context, name string, op vm.Op, unlock func()) (v *vm.VM, noop bool, err error) {
 	if v, err = d.loadVM(ctx, name); err == nil {
 		noop, err = admit(op, v)
 	}
 	if err != nil {
 		unlock()
-		return nil, nil, false, err
+		return nil, false, err
 	}
-	return v, unlock, noop, nil
+	return v, noop, nil
 }
 
 // loadVM reads the VM called name.

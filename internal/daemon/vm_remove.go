@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"banger/internal/api"
 	"banger/internal/vm"
@@ -23,6 +24,29 @@ func (d *Daemon) removeVM(ctx context.Context, name string, force bool, progress
 	}
 	defer unlock()
 	return d.removeLocked(ctx, v, force, progress)
+}
+
+// forceRemoveWait bounds how long vm rm --force waits for an operation
+// that holds the VM: one a client that went away left running (a suspend,
+// a stop) ends on its own within it.
+const forceRemoveWait = 2 * time.Minute
+
+// forceRemoveVM is vm rm --force: it waits for an operation that holds the
+// VM to end (up to forceRemoveWait), then removes the VM whatever its
+// state.
+func (d *Daemon) forceRemoveVM(ctx context.Context, name string, progress func(api.Progress)) error {
+	unlock, err := d.locks.await(ctx, vmKey(name), string(vm.OpForceRemove), forceRemoveWait, func(op string) {
+		note(progress, api.StepWait, fmt.Sprintf("waiting for the %s in progress on vm %s to end", op, name))
+	})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	v, _, err := d.loadLocked(ctx, name, vm.OpForceRemove, func() {})
+	if err != nil {
+		return err
+	}
+	return d.removeLocked(ctx, v, true, progress)
 }
 
 // removal is one vm rm of a VM whose operation lock is held.

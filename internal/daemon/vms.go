@@ -215,7 +215,10 @@ func (d *Daemon) handleRemoveVM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.streamOp(w, func(progress func(api.Progress)) (*vm.VM, []string, error) {
-		return nil, nil, d.removeVM(r.Context(), r.PathValue("name"), req.Force, progress)
+		if req.Force {
+			return nil, nil, d.forceRemoveVM(r.Context(), r.PathValue("name"), progress)
+		}
+		return nil, nil, d.removeVM(r.Context(), r.PathValue("name"), false, progress)
 	})
 }
 
