@@ -47,7 +47,7 @@ func newLocks() *locks { return &locks{held: map[lockKey]*hold{}} }
 func (l *locks) take(k lockKey, what string) (func(), error) {
 	unlock, h := l.tryTake(k, what)
 	if h != nil {
-		return nil, busyError(k, h.op)
+		return nil, busyError(k, h.op, 0)
 	}
 	return unlock, nil
 }
@@ -61,11 +61,14 @@ func (l *locks) tryTake(k lockKey, what string) (func(), *hold) {
 	}
 	h := &hold{op: what, done: make(chan struct{})}
 	l.held[k] = h
+	var once sync.Once
 	return func() {
-		l.mu.Lock()
-		delete(l.held, k)
-		l.mu.Unlock()
-		close(h.done)
+		once.Do(func() {
+			l.mu.Lock()
+			delete(l.held, k)
+			l.mu.Unlock()
+			close(h.done)
+		})
 	}, nil
 }
 
@@ -86,15 +89,21 @@ func (l *locks) await(ctx context.Context, k lockKey, what string, wait time.Dur
 		select {
 		case <-h.done:
 		case <-timer.C:
-			return nil, busyError(k, h.op)
+			return nil, busyError(k, h.op, wait)
 		case <-ctx.Done():
-			return nil, busyError(k, h.op)
+			return nil, busyError(k, h.op, 0)
 		}
 	}
 }
 
-func busyError(k lockKey, op string) error {
-	return api.Errorf(api.CodeConflict, "%s %s is busy: %s is in progress", k.kind, k.name, op).
+// busyError is the conflict of an operation that found k held by op,
+// after waiting for it when waited is not zero.
+func busyError(k lockKey, op string, waited time.Duration) error {
+	still := ""
+	if waited > 0 {
+		still = " still, after waiting " + waited.String()
+	}
+	return api.Errorf(api.CodeConflict, "%s %s is busy: %s is in progress%s", k.kind, k.name, op, still).
 		WithHint("wait for it to finish, then retry")
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +20,8 @@ func TestAwaitGivesUpOrTakesTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	var waitedFor []string
-	if _, err := l.await(context.Background(), k, "rm", 20*time.Millisecond, func(op string) { waitedFor = append(waitedFor, op) }); !errors.Is(err, api.ErrConflict) {
-		t.Errorf("await past the wait: %v, want a conflict", err)
+	if _, err := l.await(context.Background(), k, "rm", 20*time.Millisecond, func(op string) { waitedFor = append(waitedFor, op) }); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "suspend is in progress still, after waiting 20ms") {
+		t.Errorf("await past the wait: %v, want a conflict naming the suspend and the wait", err)
 	}
 	if len(waitedFor) != 1 || waitedFor[0] != "suspend" {
 		t.Errorf("await waited for %q, want the suspend once", waitedFor)
@@ -49,5 +50,26 @@ func TestAwaitGivesUpOrTakesTheLock(t *testing.T) {
 	}
 	if l.busy(k) {
 		t.Error("the lock is still held after await's unlock")
+	}
+}
+
+// An unlock called twice (a failure path and a deferred one, say) lets go
+// once: it neither panics nor releases the next holder's lock.
+func TestUnlockTwiceLetsGoOnce(t *testing.T) {
+	l := newLocks()
+	k := vmKey("dev")
+	first, err := l.take(k, "stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first()
+	second, err := l.take(k, "start")
+	if err != nil {
+		t.Fatalf("take after unlock: %v", err)
+	}
+	defer second()
+	first()
+	if _, err := l.take(k, "rm"); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "start is in progress") {
+		t.Errorf("take while the start holds the lock, after the stop's second unlock: %v, want a conflict naming the start", err)
 	}
 }

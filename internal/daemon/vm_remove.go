@@ -41,11 +41,11 @@ func (d *Daemon) forceRemoveVM(ctx context.Context, name string, progress func(a
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	v, _, err := d.loadLocked(ctx, name, vm.OpForceRemove, func() {})
+	v, _, err := d.loadLocked(ctx, name, vm.OpForceRemove, unlock)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	return d.removeLocked(ctx, v, true, progress)
 }
 
